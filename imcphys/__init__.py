@@ -1,0 +1,34 @@
+"""imcphys: differentiable compact physics models of in-memory-computing memory cells, in JAX.
+
+The library never switches JAX to float64 by itself; entry points (tests, CLI, notebooks, experiments) do.
+"""
+
+from . import constants, stimulus
+from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
+from .models import StanfordReRAM
+from .simulate import Solution, apply_pulse, simulate, solve_pulse
+from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstractDevice",
+    "PiecewiseLinear",
+    "Pulse",
+    "PulseResult",
+    "Solution",
+    "StanfordReRAM",
+    "apply_pulse",
+    "constants",
+    "hold",
+    "parameter_units",
+    "parameters",
+    "pulse",
+    "pulse_train",
+    "ramp",
+    "replace",
+    "simulate",
+    "solve_pulse",
+    "stimulus",
+    "triangle_sweep",
+]
