@@ -3,13 +3,22 @@
 The library never switches JAX to float64 by itself; entry points (tests, CLI, notebooks, experiments) do.
 """
 
-from . import constants, stimulus
+from pathlib import Path
+
+from . import constants, population, stimulus
+from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
 from .models import StanfordReRAM
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
 
 __version__ = "0.1.0"
+
+
+def cards_dir() -> Path:
+    """The ``devices/`` folder of parameter cards shipped with the source tree."""
+    return Path(__file__).resolve().parents[1] / "devices"
+
 
 __all__ = [
     "AbstractDevice",
@@ -19,6 +28,11 @@ __all__ = [
     "Solution",
     "StanfordReRAM",
     "apply_pulse",
+    "cards_dir",
+    "load_card",
+    "population",
+    "read_card",
+    "save_card",
     "constants",
     "hold",
     "parameter_units",

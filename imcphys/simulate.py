@@ -111,13 +111,15 @@ def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps,
 
 
 def _crossings(stimulus: AbstractStimulus) -> Array:
-    """Times where the (piecewise-linear) drive changes sign between breakpoints; the left corner elsewhere."""
+    """Times where a (piecewise-linear) drive component changes sign between breakpoints; the left corner
+    elsewhere. Vector-valued drives give one candidate per component and interval."""
     tb = stimulus.breakpoints
-    vb = jax.vmap(stimulus)(tb)
-    v0, v1, t0, t1 = vb[:-1], vb[1:], tb[:-1], tb[1:]
+    vb = jax.vmap(stimulus)(tb).reshape(tb.shape[0], -1)
+    v0, v1 = vb[:-1], vb[1:]
+    t0, t1 = tb[:-1, None], tb[1:, None]
     flips = (v0 * v1 < 0) & (t1 > t0)
     frac = jnp.where(flips, v0 / jnp.where(flips, v0 - v1, 1.0), 0.0)
-    return t0 + frac * (t1 - t0)
+    return (t0 + frac * (t1 - t0)).ravel()
 
 
 def _adaptive(sys: _Scaled, stimulus: AbstractStimulus, y0, ts, **kw):

@@ -1,0 +1,23 @@
+"""``imcphys demo``: the tour of every device family, written as one HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .report import write_report
+from .studies import Section, reram, run_study
+
+#: The demo's sections, in order: each a study module with ``run(out, *, quick, key) -> Section``.
+SECTIONS = [reram]
+
+
+def run_demo(out: Path, *, quick: bool = True, seed: int = 0) -> tuple[Path, list[Section]]:
+    """Run every section into ``out`` and write ``index.html`` and ``summary.json``."""
+    sections = []
+    with tqdm(SECTIONS, desc="imcphys demo", unit="section") as bar:
+        for module in bar:
+            bar.set_postfix_str(module.__name__.rsplit(".", 1)[-1])
+            sections.append(run_study(module.run, out, quick=quick, seed=seed))
+    return write_report(sections, out), sections

@@ -1,0 +1,29 @@
+"""Test configuration: float64 on (the library never switches it itself), shared helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("IMCPHYS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data, skipping the test cleanly when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"measured data not available: {path}")
+    return path
+
+
+def central_difference(f, x: float, rel: float = 1e-6, abs_step: float = 1e-9) -> float:
+    """(f(x + h) − f(x − h)) / 2h with h = rel·|x| (``abs_step`` when x = 0)."""
+    h = rel * abs(x) if x != 0 else abs_step
+    return (float(f(x + h)) - float(f(x - h))) / (2 * h)
