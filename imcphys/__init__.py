@@ -7,7 +7,10 @@ from pathlib import Path
 
 from . import constants, population, stimulus
 from .cards import load_card, read_card, save_card
+from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
+from .fit import (Absolute, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from, fit,
+                  pulse_response, trace)
 from .models import StanfordReRAM
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
@@ -21,7 +24,20 @@ def cards_dir() -> Path:
 
 
 __all__ = [
+    "Absolute",
     "AbstractDevice",
+    "Dataset",
+    "Experiment",
+    "FitResult",
+    "Free",
+    "LogAbs",
+    "Relative",
+    "dc_sweep",
+    "experiment_from",
+    "fit",
+    "load_csv",
+    "pulse_response",
+    "trace",
     "PiecewiseLinear",
     "Pulse",
     "PulseResult",

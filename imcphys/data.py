@@ -93,6 +93,11 @@ class Dataset:
         self._known(name)
         return f"{name} [{self.si_units[name]}]"
 
+    def where(self, name: str, index: int) -> str:
+        """``"file, row R, column 'name [unit]'"`` for the value ``self[name][index]`` (error messages)."""
+        self._known(name)
+        return f"{self.source}, row {int(self.rows[index])}, column '{name} [{self.units[name]}]'"
+
     def require(self, *names: str) -> None:
         """Raise a ``ValueError`` naming the file and the missing column(s) unless all ``names`` are present."""
         missing = [n for n in names if n not in self.columns]

@@ -326,8 +326,7 @@ def pulse_response(
     w = data[width]
     if np.any(w <= 0):
         k = int(np.flatnonzero(w <= 0)[0])
-        raise ValueError(f"{data.source}, row {data.rows[k]}, column {width!r}: pulse width must be > 0 s; "
-                         f"got {w[k]!r}")
+        raise ValueError(f"{data.where(width, k)}: pulse width must be > 0 s; got {w[k]!r} s")
     inputs: dict[str, Any] = {"amplitude": jnp.asarray(data[amplitude]), "width": jnp.asarray(w),
                               "rise": jnp.asarray(float(rise)), "fall": jnp.asarray(float(fall))}
     if not isinstance(initial, str):
@@ -341,13 +340,14 @@ def _name(data: Dataset, kind: str) -> str:
     return f"{kind}: {data.path.name}" if data.path else kind
 
 
-def experiment_from(data: Dataset, **kwargs: Any) -> Experiment:
+def experiment_from(data: Dataset, *, floor: float = 0.0) -> Experiment:
     """The ready-made experiment a dataset's columns call for: :func:`pulse_response` if it has ``amplitude``
-    and ``width`` columns, :func:`dc_sweep` if it has ``t``, ``V`` and ``I``."""
+    and ``width`` columns, :func:`dc_sweep` if it has ``t``, ``V`` and ``I``; currents at or below ``floor``
+    [A] are left out."""
     if "amplitude" in data and "width" in data:
-        return pulse_response(data, **kwargs)
+        return pulse_response(data, residual=LogAbs(float(floor)))
     if all(n in data for n in ("t", "V", "I")):
-        return dc_sweep(data, **kwargs)
+        return dc_sweep(data, floor=floor)
     raise ValueError(f"{data.source}: cannot tell the kind of measurement from the columns {data.names}; expected "
                      "'t [s], V [V], I [A]' (DC sweep) or 'amplitude [V], width [s], I [A]' (pulse response); "
                      "build an Experiment for anything else")
@@ -573,6 +573,12 @@ def _descend(problem: _Problem, thetas: Array, opt_state: PyTree, best: tuple[Ar
 
 
 @eqx.filter_jit
+def _screen(problem: _Problem, thetas: Array) -> Array:
+    """½Σr² at each θ (forward pass only)."""
+    return jax.vmap(lambda th: 0.5 * jnp.sum(problem.evaluate(th)[0] ** 2))(thetas)
+
+
+@eqx.filter_jit
 def _evaluate(problem: _Problem, thetas: Array) -> tuple[PyTree, PyTree]:
     return jax.vmap(lambda th: _linearise(problem, th))(thetas)
 
@@ -773,6 +779,7 @@ def fit(
     free: Sequence[str | Free],
     key: PRNGKeyArray,
     starts: int = 8,
+    candidates: int = 64,
     spread: float = 2.0,
     solver: optx.AbstractLeastSquaresSolver | optax.GradientTransformation | None = None,
     max_steps: int = 64,
@@ -783,10 +790,15 @@ def fit(
     """Fit the parameters ``free`` of ``device`` to ``experiments``.
 
     ``experiments``: one or more :class:`Experiment` (a :class:`~imcphys.data.Dataset` is turned into one by
-    :func:`experiment_from`). ``free``: parameter names or :class:`Free` specs (bounds, scale). ``key`` draws the
-    starts: the first start is ``device`` itself, the other ``starts − 1`` are drawn uniformly within a factor
-    ``spread`` of it (log-scale parameters; linear ones within ±(spread − 1)·|value|), clipped into any bounds.
-    ``solver``: an optimistix least-squares solver (default Levenberg–Marquardt, rtol = atol = 1e-6) run for at
+    :func:`experiment_from`). ``free``: parameter names or :class:`Free` specs (bounds, scale).
+
+    Multi-start: ``key`` draws ``candidates`` points uniformly within a factor ``spread`` of ``device``'s values
+    (log-scale parameters; linear ones within ±(spread − 1)·|value|; clipped into any bounds), their cost is
+    evaluated (one vmapped forward pass), and the solver starts from ``device`` itself and the ``starts − 1`` best
+    candidates. The screening matters: switching models are flat wherever a pulse does nothing or everything
+    (e.g. a ReRAM activation energy 40 % off), and a local solver started there cannot move.
+
+    ``solver``: an optimistix least-squares solver (default Levenberg–Marquardt, rtol = atol = 1e-5) run for at
     most ``max_steps`` iterations, or an optax optimiser run for exactly ``max_steps`` steps on ½Σr². Starts run
     ``batch`` at a time as one vmapped solve (a progress bar counts them when ``progress``). ``card`` (the card
     ``device`` came from) gives the units of the summary and the template of :meth:`FitResult.save_card`.
@@ -796,15 +808,22 @@ def fit(
                  for e in ((experiments,) if isinstance(experiments, (Experiment, Dataset)) else experiments))
     if not exps or not all(isinstance(e, Experiment) for e in exps):
         raise TypeError("experiments must be one or more imcphys.fit.Experiment (or Dataset)")
-    if not (isinstance(starts, int) and starts >= 1) or not (isinstance(batch, int) and batch >= 1):
-        raise ValueError(f"starts and batch must be positive integers; got starts={starts!r}, batch={batch!r}")
+    for label, value, least in (("starts", starts, 1), ("candidates", candidates, 0), ("batch", batch, 1)):
+        if not (isinstance(value, int) and value >= least):
+            raise ValueError(f"{label} must be an integer >= {least}; got {value!r}")
     if not spread > 1:
         raise ValueError(f"spread must be > 1; got {spread!r}")
     transform = _make_transform(device, free)
     problem = _Problem(device, exps, transform)
     p0 = np.array([float(getattr(device, n)) for n in transform.names])
-    thetas = _draw_starts(transform, p0, starts, spread, key=key)
-    solver = solver if solver is not None else optx.LevenbergMarquardt(rtol=1e-6, atol=1e-6)
+    thetas = _draw_starts(transform, p0, max(starts, candidates + 1), spread, key=key)
+    if candidates and len(thetas) > starts:
+        with _progress(len(thetas) - 1, "screening start candidates", progress) as bar:
+            cost = np.asarray(_screen(problem, jnp.asarray(thetas[1:])))
+            bar.update(len(thetas) - 1)
+        order = np.argsort(np.where(np.isfinite(cost), cost, np.inf), kind="stable")
+        thetas = np.concatenate([thetas[:1], thetas[1:][order[:starts - 1]]])
+    solver = solver if solver is not None else optx.LevenbergMarquardt(rtol=1e-5, atol=1e-5)
     if isinstance(solver, optax.GradientTransformation):
         outcome = _run_optax(problem, thetas, solver, max_steps, progress)
         solver_name = f"optax ({max_steps} steps)"
