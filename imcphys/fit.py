@@ -412,14 +412,31 @@ class _Transform(eqx.Module):
                 out[i] = np.log(f) - np.log1p(-f)
         return out
 
-    def pinned(self, theta: np.ndarray) -> list[str | None]:
-        """``"lower"``/``"upper"`` for each parameter whose transform is saturated at that bound, else None."""
+    def pinned(self, theta: np.ndarray, jac: np.ndarray | None = None,
+               residuals: np.ndarray | None = None) -> list[str | None]:
+        """``"lower"``/``"upper"`` for each parameter held at that bound, else None.
+
+        Held means the transform is saturated there, or — given the Jacobian (in θ) and the residuals at θ — the
+        Gauss–Newton step in the bounded coordinate u would cross the bound: the optimum lies beyond it. (The
+        solver only creeps towards a bound, as the transform's slope vanishes there.)
+        """
+        theta = np.asarray(theta, dtype=float)
+        target = np.full(theta.shape, np.nan)
+        if jac is not None and residuals is not None:
+            u = np.asarray(self.u_of_theta(jnp.asarray(theta)))
+            slope = np.asarray(jax.jvp(self.u_of_theta, (jnp.asarray(theta),), (jnp.ones_like(theta),))[1])
+            live = slope > 0
+            step = np.linalg.lstsq(jac[:, live] / slope[live], -residuals, rcond=None)[0]
+            target[live] = u[live] + step
+        lo, hi = np.asarray(self.lower), np.asarray(self.upper)
         out: list[str | None] = []
         for i, kind in enumerate(self.kind):
             th = float(theta[i])
             frac_lo = {_LOWER: _softplus(th), _BOTH: _sigmoid(th)}.get(kind, np.inf)
             frac_hi = {_UPPER: _softplus(-th), _BOTH: _sigmoid(-th)}.get(kind, np.inf)
-            out.append("lower" if frac_lo < PIN_FRACTION else "upper" if frac_hi < PIN_FRACTION else None)
+            at_lo = frac_lo < PIN_FRACTION or (kind in (_LOWER, _BOTH) and target[i] <= lo[i])
+            at_hi = frac_hi < PIN_FRACTION or (kind in (_UPPER, _BOTH) and target[i] >= hi[i])
+            out.append("lower" if at_lo else "upper" if at_hi else None)
         return out
 
 
@@ -904,7 +921,7 @@ def _result(problem: _Problem, thetas: np.ndarray, out: _Outcome, solver: str, s
     best = int(np.argmin(cost))
     theta, f, jac = np.asarray(out.theta[best]), np.asarray(out.residuals[best]), np.asarray(out.jacobian[best])
     points = sum(e.points for e in problem.experiments)
-    pinned = tr.pinned(theta)
+    pinned = tr.pinned(theta, jac, f)
     active = np.array([p is None for p in pinned])
     dof = points - int(active.sum())
     if dof <= 0:
