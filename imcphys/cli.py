@@ -49,9 +49,9 @@ def fit_command(
     """
     import jax
 
-    from . import fit as fitting
     from .cards import read_card
     from .data import load_csv
+    from .fit import experiment_from, fit
     from .plot import save
 
     stray = [a for a in ctx.args if a.startswith("-")]
@@ -60,9 +60,9 @@ def fit_command(
     names = list(free) + list(ctx.args)
     try:
         template = read_card(card)
-        experiments = [fitting.experiment_from(load_csv(path), floor=floor) for path in data]
-        result = fitting.fit(template.device(), experiments, free=names, key=jax.random.key(seed), starts=starts,
-                             candidates=candidates, card=template, progress=not quiet)
+        experiments = [experiment_from(load_csv(path), floor=floor) for path in data]
+        result = fit(template.device(), experiments, free=names, key=jax.random.key(seed), starts=starts,
+                     candidates=candidates, card=template, progress=not quiet)
     except (ValueError, FileNotFoundError) as err:  # bad card, data or names: the message says where
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

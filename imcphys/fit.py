@@ -178,9 +178,31 @@ class Experiment(eqx.Module):
 
     def predict(self, device: AbstractDevice) -> Array:
         """The model's predictions for ``device`` (checked to have the shape of ``observed``)."""
+        return self.core().predict(device, self.name)
+
+    def core(self) -> _Core:
+        """What the solver needs, without the labels: fits of experiments that differ only in names and labels
+        share one compilation."""
+        return _Core(self.model, self.inputs, self.observed, self.residual, self.mask, self.sigma)
+
+    @property
+    def points(self) -> int:
+        """Number of points taking part."""
+        return int(np.sum(np.asarray(self.mask)))
+
+
+class _Core(eqx.Module):
+    model: Callable[[AbstractDevice, PyTree], Array]
+    inputs: PyTree
+    observed: Array
+    residual: AbstractResidual
+    mask: Array
+    sigma: float = eqx.field(static=True)
+
+    def predict(self, device: AbstractDevice, name: str = "experiment") -> Array:
         out = jnp.asarray(self.model(device, self.inputs))
-        if out.shape != self.observed.shape:  # checked while tracing; a silent broadcast would be wrong
-            raise ValueError(f"{self.name}: the model returns shape {out.shape}, the data have shape "
+        if out.shape != self.observed.shape:  # checked while tracing: a silent broadcast would be wrong
+            raise ValueError(f"{name}: the model returns shape {out.shape}, the data have shape "
                              f"{self.observed.shape}")
         return out
 
@@ -189,11 +211,6 @@ class Experiment(eqx.Module):
         r = self.residual(predicted, self.observed) / self.sigma
         r = jnp.where(jnp.isfinite(r), r, PENALTY)
         return jnp.where(self.mask, r, 0.0).ravel()
-
-    @property
-    def points(self) -> int:
-        """Number of points taking part."""
-        return int(np.sum(np.asarray(self.mask)))
 
 
 def _initial_state(device: AbstractDevice, initial: str | Array):
@@ -497,7 +514,7 @@ def _make_transform(device: AbstractDevice, free: Sequence[str | Free]) -> _Tran
 # ------------------------------------------------------------------------------------------------- problem
 class _Problem(eqx.Module):
     device: AbstractDevice
-    experiments: tuple[Experiment, ...]
+    experiments: tuple[_Core, ...]
     transform: _Transform
 
     def device_at(self, theta: Array) -> AbstractDevice:
@@ -831,7 +848,10 @@ def fit(
     if not spread > 1:
         raise ValueError(f"spread must be > 1; got {spread!r}")
     transform = _make_transform(device, free)
-    problem = _Problem(device, exps, transform)
+    # strong dtypes throughout: a weakly typed leaf (a parameter set from a Python float) would otherwise make
+    # the same problem compile again
+    problem = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)) if eqx.is_array(x) else x,
+                                     _Problem(device, tuple(e.core() for e in exps), transform))
     p0 = np.array([float(getattr(device, n)) for n in transform.names])
     thetas = _draw_starts(transform, p0, max(starts, candidates + 1), spread, key=key)
     if candidates and len(thetas) > starts:
@@ -849,7 +869,7 @@ def fit(
         solver_name = type(solver).__name__
     else:
         raise TypeError(f"solver must be an optimistix least-squares solver or an optax optimiser; got {solver!r}")
-    return _result(problem, thetas, outcome, solver_name, time.perf_counter() - t_start, card)
+    return _result(problem, exps, thetas, outcome, solver_name, time.perf_counter() - t_start, card)
 
 
 def _draw_starts(transform: _Transform, p0: np.ndarray, starts: int, spread: float, *,
@@ -913,14 +933,14 @@ def _cost(residuals: np.ndarray) -> np.ndarray:
     return 0.5 * np.sum(np.asarray(residuals) ** 2, axis=-1)
 
 
-def _result(problem: _Problem, thetas: np.ndarray, out: _Outcome, solver: str, seconds: float,
-            card: Card | None) -> FitResult:
+def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.ndarray, out: _Outcome,
+            solver: str, seconds: float, card: Card | None) -> FitResult:
     tr = problem.transform
     cost = _cost(out.residuals)
     cost = np.where(np.isfinite(cost), cost, np.inf)
     best = int(np.argmin(cost))
     theta, f, jac = np.asarray(out.theta[best]), np.asarray(out.residuals[best]), np.asarray(out.jacobian[best])
-    points = sum(e.points for e in problem.experiments)
+    points = sum(e.points for e in experiments)
     pinned = tr.pinned(theta, jac, f)
     active = np.array([p is None for p in pinned])
     dof = points - int(active.sum())
@@ -960,7 +980,7 @@ def _result(problem: _Problem, thetas: np.ndarray, out: _Outcome, solver: str, s
                    for i, p in enumerate(pinned))
     device = problem.device_at(jnp.asarray(theta))
     predictions, residuals, rms = [], [], []
-    for e, pred in zip(problem.experiments, out.predictions):
+    for e, pred in zip(experiments, out.predictions):
         pred = np.asarray(pred[best])
         r = np.asarray(e.residual(jnp.asarray(pred), e.observed))
         mask = np.asarray(e.mask)
@@ -975,7 +995,7 @@ def _result(problem: _Problem, thetas: np.ndarray, out: _Outcome, solver: str, s
     units = parameter_units(problem.device)
     return FitResult(device=device, initial_device=problem.device, names=tr.names,
                      units=tuple(units[n] for n in tr.names), values=values, std_errors=se, covariance=cov,
-                     correlation=corr, status=status, experiments=problem.experiments,
+                     correlation=corr, status=status, experiments=experiments,
                      predictions=tuple(predictions), residuals=tuple(residuals), rms=tuple(rms),
                      cost=float(cost[best]), dof=dof, noise=float(np.sqrt(s2)), starts=starts, solver=solver,
                      seconds=seconds, card=card)
