@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,7 +41,9 @@ def truth():
 def dc_clean(truth):
     """The official DC test: triangle 0 → 2 V → 0 → −2 V → 0 with 4 ms ramps, 201 samples, from RESET."""
     ts = np.linspace(0.0, 16e-3, 201)
-    sol = imcphys.simulate(truth, truth.gap_max, imcphys.triangle_sweep(2.0, 4e-3), ts, rtol=1e-8, atol=1e-10)
+    solve = eqx.filter_jit(lambda d, t: imcphys.simulate(d, d.gap_max, imcphys.triangle_sweep(2.0, 4e-3), t,
+                                                         rtol=1e-8, atol=1e-10))
+    sol = solve(truth, ts)
     return ts, np.asarray(sol.drive), np.asarray(sol.observed)
 
 
@@ -171,15 +174,6 @@ def test_unconstrained_and_pinned_parameters_are_flagged(truth, static_iv):
 
 
 # ---------------------------------------------------------------------------------------------- DC sweep
-def test_dc_sweep_model_matches_the_reference_solve(truth, dc_clean):
-    ts, v, i = dc_clean
-    data = Dataset.from_arrays({"t": (ts, "s"), "V": (v, "V"), "I": (i, "A")})
-    pred = np.asarray(imcphys.dc_sweep(data).predict(truth))
-    ok = i != 0
-    # the fit's loose adaptive tolerances (rtol 1e-3) against the rtol 1e-8 reference, in decades of current
-    assert np.max(np.abs(np.log10(np.abs(pred[ok])) - np.log10(np.abs(i[ok])))) < 1e-3
-
-
 @pytest.fixture(scope="module")
 def dc_round_trips(truth, dc_clean):
     results = []
@@ -187,8 +181,9 @@ def dc_round_trips(truth, dc_clean):
         rng = np.random.default_rng(100 + seed)
         data = dc_data(dc_clean, rng)
         start = perturbed(truth, DC_FREE, rng)
+        # the DC landscape of these parameters is benign: the start and one random draw, no screening
         results.append(imcphys.fit(start, imcphys.dc_sweep(data), free=DC_FREE, key=jax.random.key(seed),
-                                   starts=2, batch=2, candidates=32, progress=False))
+                                   starts=2, batch=2, candidates=0, progress=False))
     return results
 
 
@@ -212,11 +207,15 @@ def spread_fits_dc(truth, dc_clean):
     return fits
 
 
-def test_dc_sweep_standard_errors_match_spread_over_noise_realisations(spread_fits_dc):
+def test_dc_sweep_standard_errors_match_spread_over_noise_realisations(truth, spread_fits_dc):
     values = np.array([f.values for f in spread_fits_dc])
     reported = np.median([f.std_errors for f in spread_fits_dc], axis=0)
     ratio = values.std(axis=0, ddof=1) / reported
     assert np.all((ratio > 1 / 1.5) & (ratio < 1.5)), ratio
+    # no bias: the mean of the fits lies within 3 standard errors of the mean of the truth. This also bounds
+    # the error of the fit's loose solver tolerances (rtol 1e-3) against the rtol 1e-8 data.
+    mean_error = np.abs(values.mean(axis=0) - true_values(truth, DC_FREE))
+    assert np.all(mean_error < 3 * reported / np.sqrt(len(values))), mean_error / reported
 
 
 # ---------------------------------------------------------------------------------------- pulse response
@@ -331,5 +330,8 @@ def test_fit_notebook_runs(tmp_path):
     path = REPO / "notebooks" / "fit_measured_data.ipynb"
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "activation_energy" in text and "decades" in text and "row" in text
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    # the summary table, the malformed-file message and the card written at the end
+    assert "± std error" in text and "decades" in text and "row 4, column 'I [uA]'" in text
+    assert "[parameters.activation_energy]" in text and 'status = "fitted"' in text
