@@ -4,8 +4,8 @@ How a run is laid out::
 
     key ─┬─ fold_in(key, 0): parameters of cell i from fold_in(·, i)      (population.sample_cells)
          └─ fold_in(key, 1): noise key of cell i, fold_in(·, i)            (population.cell_keys)
-    chunk c = cells [c·C, (c+1)·C)  ──shard_map over a 1-D mesh "cell" of every local device──▶
-        study.run(population, keys) → per-cell outputs, and integer counts summed over the chunk's cells
+    chunk c = cells [c·C, (c+1)·C), laid out with NamedSharding over a 1-D mesh "cell" of every local device
+    ──▶ on each device, its shard:  study.run(population, keys) → per-cell outputs and integer counts
     ──▶ sampled parameters checked ──▶ OUT/chunks/chunk_000c.nc written atomically (checksum, run fingerprint)
     ──▶ OUT/result.nc: counts summed over chunks, coordinates, the run's settings
 
@@ -26,7 +26,9 @@ own devices (no traffic between hosts: chunks are independent); all meet at a ba
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -76,7 +78,7 @@ class Output:
     per_cell: bool = True
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: compiled chunk kernels are cached per study
 class Study:
     """A Monte Carlo study: a device, its variability, and a pure function of (population, keys).
 
@@ -268,14 +270,20 @@ def _varied(specs: Spec) -> list[str]:
     return names
 
 
-def _chunk_function(study: Study, key: PRNGKeyArray, mesh: Mesh) -> Callable[[Array, Array], tuple]:
-    """jit(shard_map(...)) of one chunk: (cell indices, end of the chunk) -> (per-cell, counts, sampled)."""
+def _chunk_function(study: Study, key: PRNGKeyArray) -> Callable[[Array, Array], tuple]:
+    """The jitted kernel of one block of cells: (cell indices, end of the chunk) -> (per-cell, counts, sampled)."""
+    return _cached_chunk_function(study, tuple(_key_data(key)), str(jr.key_impl(key)))
+
+
+@functools.lru_cache(maxsize=8)  # a resumed or repeated run in the same process reuses the compiled kernel
+def _cached_chunk_function(study: Study, key_data: tuple[int, ...], impl: str) -> Callable:
+    key = jr.wrap_key_data(np.asarray(key_data, dtype=np.uint32), impl=impl)
     k_pop, k_noise = jr.fold_in(key, 0), jr.fold_in(key, 1)
     varied = _varied(study.specs)
     per_cell = [k for k, o in study.outputs.items() if o.per_cell]
     counted = [k for k, o in study.outputs.items() if not o.per_cell]
 
-    def local(cells, stop):
+    def block(cells, stop):
         pop = sample_cells(study.device, study.specs, cells, key=k_pop)
         raw = study.run(pop, cell_keys(k_noise, cells))
         valid = cells < stop  # padding cells (beyond the chunk) are computed, never counted or kept
@@ -283,14 +291,10 @@ def _chunk_function(study: Study, key: PRNGKeyArray, mesh: Mesh) -> Callable[[Ar
         for name in counted:
             x = jnp.asarray(raw[name]).astype(_int())
             mask = valid.reshape(valid.shape + (1,) * (x.ndim - 1))
-            counts[name] = jax.lax.psum(jnp.sum(jnp.where(mask, x, 0), axis=0), "cell")
+            counts[name] = jnp.sum(jnp.where(mask, x, 0), axis=0)
         return ({k: raw[k] for k in per_cell}, counts, {k: getattr(pop, k) for k in varied})
 
-    spec = PartitionSpec("cell")
-    # check_vma=False: the study's scans (fixed-step pulses) carry keys, which the varying-axes check rejects
-    mapped = jax.shard_map(local, mesh=mesh, in_specs=(spec, PartitionSpec()),
-                           out_specs=(spec, PartitionSpec(), spec), check_vma=False)
-    return jax.jit(mapped)
+    return jax.jit(block)
 
 
 def _mesh(devices: Sequence[jax.Device] | None) -> Mesh:
@@ -302,22 +306,39 @@ def _padded(n: int, ndev: int) -> int:
     return -(-n // ndev) * ndev
 
 
-def bytes_per_cell(study: Study, key: PRNGKeyArray, *, devices: Sequence[jax.Device] | None = None,
-                   probe_cells: int = 1024) -> float:
+def _launch(fn: Callable, cells: jax.Array, stop: int) -> list[tuple[int, tuple]]:
+    """Run ``fn`` on every addressable shard of the sharded ``cells``, each on its own device (asynchronously).
+
+    Why not shard_map (SPMD): XLA optimises the partitioned program differently from the single-device one
+    (measured: 4-device results differed from 1-device ones by 2e-16 relative; pmap too), which would break
+    bit-identity across device counts. The same single-device kernel on every shard cannot differ. Its price:
+    one compilation per device; threads let those compilations (the first chunk) run side by side.
+    """
+    stop_arr = np.asarray(stop, dtype=_int())
+    shards = cells.addressable_shards
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(shards)) as pool:
+        outs = list(pool.map(lambda shard: fn(shard.data, stop_arr), shards))
+    return sorted(((shard.index[0].start or 0, out) for shard, out in zip(shards, outs)), key=lambda t: t[0])
+
+
+def _gather(launched: list[tuple[int, tuple]]) -> tuple[dict, dict, dict]:
+    """Per-cell outputs concatenated in cell order, counts summed (exact integers), sampled values."""
+    parts = [jax.device_get(out) for _, out in launched]
+    cat = lambda i: {k: np.concatenate([p[i][k] for p in parts]) for k in parts[0][i]}  # noqa: E731
+    counts = {k: np.sum([p[1][k] for p in parts], axis=0) for k in parts[0][1]}
+    return cat(0), counts, cat(2)
+
+
+def bytes_per_cell(study: Study, key: PRNGKeyArray, *, probe_cells: int = 1024) -> float:
     """Peak memory per cell of a chunk [bytes]: XLA's own count (arguments, outputs, temporaries) for a probe
-    chunk, plus the host copies of the outputs made while a chunk is written (about two)."""
-    mesh = _mesh(devices)
-    n = _padded(probe_cells, mesh.size)
-    fn = _chunk_function(study, key, mesh)
-    cells = jax.ShapeDtypeStruct((n,), _int(), sharding=NamedSharding(mesh, PartitionSpec("cell")))
-    compiled = fn.lower(cells, jax.ShapeDtypeStruct((), _int())).compile()
+    block, plus the host copies of the outputs made while a chunk is written (about two)."""
+    compiled = _chunk_function(study, key).lower(jax.ShapeDtypeStruct((probe_cells,), _int()),
+                                                 jax.ShapeDtypeStruct((), _int())).compile()
     stats = compiled.memory_analysis()
-    # memory_analysis is per device: every device holds n/ndev cells
-    device_bytes = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
-    per_cell_device = device_bytes * mesh.size / n
+    device_bytes = stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
     out_bytes = sum(np.dtype(x.dtype).itemsize * math.prod(x.shape[1:])
                     for x in jax.tree_util.tree_leaves((compiled.out_info[0], compiled.out_info[2])))
-    return per_cell_device + 2.0 * out_bytes
+    return device_bytes / probe_cells + 2.0 * out_bytes
 
 
 # -------------------------------------------------------------------------------------------- the result
@@ -399,7 +420,7 @@ class MonteCarloResult:
 # ------------------------------------------------------------------------------------------- the runner
 def _choose_chunk(study: Study, key: PRNGKeyArray, cells: int, memory_budget: float, mesh: Mesh) -> int:
     # two chunks are alive at once (the next computes while the last is written)
-    per_cell = 2.0 * bytes_per_cell(study, key, devices=list(mesh.devices.flat))
+    per_cell = 2.0 * bytes_per_cell(study, key)
     chunk = int(memory_budget // per_cell)
     if chunk < mesh.size:
         raise ValueError(f"memory_budget = {memory_budget:.3g} bytes holds fewer than {mesh.size} cells "
@@ -480,7 +501,7 @@ def montecarlo(
         os.replace(tmp, manifest_path)
     (out / "chunks").mkdir(parents=True, exist_ok=True)
 
-    fn = _chunk_function(study, key, mesh)
+    fn = _chunk_function(study, key)
     width = _padded(chunk_cells, mesh.size)  # one shape for every chunk: one compilation
     sharding = NamedSharding(mesh, PartitionSpec("cell"))
     mine = [c for c in range(n_chunks) if c % jax.process_count() == jax.process_index()]
@@ -496,7 +517,7 @@ def montecarlo(
 
     def finish(c: int, pending: tuple) -> None:
         start, stop = bounds(c)
-        per_cell, counts, sampled = jax.device_get(pending)
+        per_cell, counts, sampled = _gather(pending)
         n = stop - start
         values = {k: v[:n] for k, v in sampled.items()}
         if values:
@@ -524,7 +545,7 @@ def montecarlo(
         for c in todo:
             start, stop = bounds(c)
             cell_ids = jax.device_put(np.arange(start, start + width, dtype=_int()), sharding)
-            launched = (c, fn(cell_ids, np.asarray(stop, dtype=_int())))  # asynchronous: computes while the last is written
+            launched = (c, _launch(fn, cell_ids, stop))  # asynchronous: computes while the last is written
             if pending is not None:
                 finish(*pending)
                 bar.update(bounds(pending[0])[1] - bounds(pending[0])[0])
