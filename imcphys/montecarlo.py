@@ -144,6 +144,17 @@ def get_study(name: str, *, card: Card | str | Path, **options: Any) -> Study:
         raise ValueError(f"study {name!r}: bad options {sorted(options)} ({err})") from None
 
 
+def population_key(key: PRNGKeyArray) -> PRNGKeyArray:
+    """The key a run with ``key`` samples its population from: the run's cells are exactly
+    ``population.sample(study.device, study.specs, cells, key=population_key(key))``."""
+    return jr.fold_in(key, 0)
+
+
+def noise_key(key: PRNGKeyArray) -> PRNGKeyArray:
+    """The key of a run's noise: cell i's key is ``fold_in(noise_key(key), i)`` (``population.cell_keys``)."""
+    return jr.fold_in(key, 1)
+
+
 # ------------------------------------------------------------------------------------------ fingerprint
 def _source_digest() -> str:
     """sha256 of the library's own source files: a resumed run must be computed by the same code."""
@@ -278,7 +289,7 @@ def _chunk_function(study: Study, key: PRNGKeyArray) -> Callable[[Array, Array],
 @functools.lru_cache(maxsize=8)  # a resumed or repeated run in the same process reuses the compiled kernel
 def _cached_chunk_function(study: Study, key_data: tuple[int, ...], impl: str) -> Callable:
     key = jr.wrap_key_data(np.asarray(key_data, dtype=np.uint32), impl=impl)
-    k_pop, k_noise = jr.fold_in(key, 0), jr.fold_in(key, 1)
+    k_pop, k_noise = population_key(key), noise_key(key)
     varied = _varied(study.specs)
     per_cell = [k for k, o in study.outputs.items() if o.per_cell]
     counted = [k for k, o in study.outputs.items() if not o.per_cell]
@@ -521,8 +532,11 @@ def montecarlo(
         n = stop - start
         values = {k: v[:n] for k, v in sampled.items()}
         if values:
-            check_sampled(eqx.tree_at(lambda d: [getattr(d, k) for k in values], study.device,
-                                      list(values.values())), specs=study.specs, first_cell=start)
+            # the rest broadcast as views: checking costs no copy of the unvaried parameters
+            full = {k: values.get(k, np.broadcast_to(np.asarray(v), (n, *np.shape(v))))
+                    for k, v in parameters(study.device).items()}
+            check_sampled(eqx.tree_at(lambda d: [getattr(d, k) for k in full], study.device, list(full.values())),
+                          specs=study.specs, first_cell=start)
         data = {**{k: np.asarray(v[:n]) for k, v in per_cell.items()}, **{k: np.asarray(v) for k, v in
                                                                           counts.items()}}
         _write_chunk(_chunk_path(out, c), study, data, first_cell=start, fingerprint=fingerprint, index=c)
