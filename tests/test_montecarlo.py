@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 import imcphys
 import imcphys.cli
-from imcphys import montecarlo as mc
+from imcphys.montecarlo import (ChunkRecomputed, MonteCarloResult, Output, Study, bytes_per_cell, get_study,
+                                montecarlo, population_key)
 from imcphys.population import (Correlated, LogNormal, Normal, TruncatedNormal, Uniform, correlation, pulse_keys,
                                 sample, specs_from_table, summary)
 
@@ -56,14 +57,14 @@ def _call(chunk: int, out: Path) -> str:
             f"out={str(out)!r}, chunk_cells={chunk}, progress=False, **{OPTIONS!r})\n")
 
 
-def _assert_identical(a: mc.MonteCarloResult, b: mc.MonteCarloResult) -> None:
+def _assert_identical(a: MonteCarloResult, b: MonteCarloResult) -> None:
     da, db = a.dataset(), b.dataset()
     for name in ("g_set", "g_reset", "bit_errors", "cell"):
         np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=name)
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> mc.MonteCarloResult:
+def reference(tmp_path_factory) -> MonteCarloResult:
     """The reference run, through the CLI: 2e4 cells in chunks of 1e4 on one device."""
     out = tmp_path_factory.mktemp("mc") / "reference"
     args = ["mc", "--card", str(CARD), "--study", "reram_pulse_read", "--cells", str(CELLS), "--out", str(out),
@@ -71,7 +72,7 @@ def reference(tmp_path_factory) -> mc.MonteCarloResult:
             "--set", "temperatures=[298.15, 398.15]", "--set", "fixed_steps=8"]
     result = CliRunner().invoke(imcphys.cli.app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
-    return mc.MonteCarloResult(out)
+    return MonteCarloResult(out)
 
 
 def test_reference_run_is_complete_and_self_consistent(reference):
@@ -89,7 +90,7 @@ def test_reference_run_is_complete_and_self_consistent(reference):
 
 
 def test_identical_for_chunks_of_1e3_and_1e4(reference, tmp_path):
-    run = mc.montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED),
+    run = montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED),
                         out=tmp_path / "small", chunk_cells=1000, progress=False, **OPTIONS)
     assert run.manifest["chunks"] == 20
     _assert_identical(run, reference)
@@ -99,7 +100,7 @@ def test_identical_on_four_host_devices(reference, tmp_path):
     proc = _run_script(tmp_path, 4, _call(10_000, tmp_path / "four"))
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    _assert_identical(mc.MonteCarloResult(tmp_path / "four"), reference)
+    _assert_identical(MonteCarloResult(tmp_path / "four"), reference)
 
 
 def test_killed_run_resumes_to_identical_results(reference, tmp_path):
@@ -116,12 +117,12 @@ def test_killed_run_resumes_to_identical_results(reference, tmp_path):
     done = len(list(chunks.glob("chunk_*.nc")))
     assert 3 <= done < 40 and not (out / "result.nc").exists()
     with pytest.raises(FileExistsError, match="resume=True"):
-        mc.montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
+        montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
                       chunk_cells=500, progress=False, **OPTIONS)
     with pytest.raises(ValueError, match="differs in: key"):
-        mc.montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED + 1), out=out,
+        montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED + 1), out=out,
                       chunk_cells=500, progress=False, resume=True, **OPTIONS)
-    resumed = mc.montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
+    resumed = montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
                             progress=False, resume=True, **OPTIONS)  # chunk size taken from the run
     _assert_identical(resumed, reference)
 
@@ -139,11 +140,11 @@ def test_corrupted_and_foreign_chunks_are_recomputed(reference, tmp_path):
     raw[at:at + 8] = np.float64(1.0).tobytes()
     first.write_bytes(bytes(raw))
     # a chunk of another run (another key) in the place of chunk 1
-    other = mc.montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED + 1),
+    other = montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED + 1),
                           out=tmp_path / "other", chunk_cells=10_000, progress=False, **OPTIONS)
     shutil.copy(other.chunk_files()[1], second)
-    with pytest.warns(mc.ChunkRecomputed) as record:
-        repaired = mc.montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
+    with pytest.warns(ChunkRecomputed) as record:
+        repaired = montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
                                  progress=False, resume=True, **OPTIONS)
     messages = " | ".join(str(w.message) for w in record)
     assert "checksum" in messages and "another run" in messages
@@ -255,7 +256,7 @@ def test_bad_variability_table_names_the_entry(table, message):
 
 
 # ------------------------------------------------------------------------------- errors and custom studies
-def _read_study(specs) -> mc.Study:
+def _read_study(specs) -> Study:
     """A cheap custom study: each cell's read conductance at g_max, and a count of cells above 9 µS."""
     dev = imcphys.StanfordReRAM()
 
@@ -264,21 +265,21 @@ def _read_study(specs) -> mc.Study:
         g = jax.vmap(lambda d: d.read(d.gap_max) / d.read_voltage)(pop)
         return {"g_read": g, "high": g > 9e-6}
 
-    return mc.Study("read_only", dev, specs, run, {"g_read": mc.Output((), "S", "read conductance"),
-                                                  "high": mc.Output((), "1", "cells above 9 uS", per_cell=False)},
+    return Study("read_only", dev, specs, run, {"g_read": Output((), "S", "read conductance"),
+                                                  "high": Output((), "1", "cells above 9 uS", per_cell=False)},
                     {}, {"read_at": "gap_max"})
 
 
 def test_out_of_range_sample_names_the_cell_and_keeps_finished_chunks(tmp_path):
     specs = {"oxide_thickness": Normal(std=0.25, relative=True)}  # a few cells below gap_max = 1.7 nm
     with pytest.raises(ValueError, match=r"cell (\d+)") as err:  # the run's own population, sampled eagerly
-        sample(imcphys.StanfordReRAM(), specs, 20_000, key=mc.population_key(jax.random.key(5)))
+        sample(imcphys.StanfordReRAM(), specs, 20_000, key=population_key(jax.random.key(5)))
     bad = int(err.value.args[0].split("cell ")[1].split(" ")[0])
     assert "oxide_thickness" in str(err.value)
     chunk = 1000
     assert bad >= chunk, "choose a key whose first bad cell is past the first chunk"
     with pytest.raises(ValueError, match=f"cell {bad} ") as run_err:
-        mc.montecarlo(_read_study(specs), cells=20_000, key=jax.random.key(5), out=tmp_path / "bad",
+        montecarlo(_read_study(specs), cells=20_000, key=jax.random.key(5), out=tmp_path / "bad",
                       chunk_cells=chunk, progress=False)
     assert any("resume=True" in note for note in run_err.value.__notes__)
     kept = sorted((tmp_path / "bad" / "chunks").glob("chunk_*.nc"))
@@ -287,9 +288,9 @@ def test_out_of_range_sample_names_the_cell_and_keeps_finished_chunks(tmp_path):
 
 def test_custom_study_counts_and_bounded_chunks(tmp_path):
     specs = {"gap_decay_length": LogNormal(sigma=0.1)}
-    run = mc.montecarlo(_read_study(specs), cells=5000, key=jax.random.key(2), out=tmp_path / "custom",
+    run = montecarlo(_read_study(specs), cells=5000, key=jax.random.key(2), out=tmp_path / "custom",
                         memory_budget=2e5, progress=False)
-    per_cell = 2 * mc.bytes_per_cell(_read_study(specs), jax.random.key(2))
+    per_cell = 2 * bytes_per_cell(_read_study(specs), jax.random.key(2))
     chunk = run.manifest["identity"]["chunk_cells"]
     assert chunk == int(2e5 // per_cell) and run.manifest["chunks"] == math.ceil(5000 / chunk) > 1
     ds = run.dataset()
@@ -311,9 +312,9 @@ def test_bad_arguments_are_named(tmp_path, kwargs, error, message):
     args = {"cells": 100, "key": jax.random.key(0), "out": tmp_path / "x", "card": CARD, "progress": False,
             **kwargs}
     with pytest.raises(error, match=message):
-        mc.montecarlo("reram_pulse_read", **args)
+        montecarlo("reram_pulse_read", **args)
 
 
 def test_unknown_study_lists_the_registered_ones():
     with pytest.raises(ValueError, match="reram_pulse_read"):
-        mc.get_study("no_such_study", card=CARD)
+        get_study("no_such_study", card=CARD)
