@@ -45,7 +45,7 @@ def _parse_options(pairs: list[str]) -> dict:
 
 
 @app.command()
-def mc(card: Path = typer.Option(..., help="device card (TOML) with a [variability] table"),
+def mc(card: Path = typer.Option(..., help="device card (TOML) with a \\[variability] table"),
        study: str = typer.Option(..., help="registered Monte Carlo study, e.g. reram_pulse_read"),
        cells: int = typer.Option(..., help="number of cells"),
        out: Path = typer.Option(..., help="run directory (chunks, run.json, result.nc)"),
