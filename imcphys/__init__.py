@@ -9,6 +9,7 @@ from . import constants, population, stimulus
 from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
 from .models import StanfordReRAM
+from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
 
@@ -29,7 +30,14 @@ __all__ = [
     "StanfordReRAM",
     "apply_pulse",
     "cards_dir",
+    "MonteCarloResult",
+    "Output",
+    "Study",
+    "get_study",
     "load_card",
+    "montecarlo",
+    "register_study",
+    "study_names",
     "population",
     "read_card",
     "save_card",
