@@ -12,6 +12,7 @@ from .device import AbstractDevice, PulseResult, parameter_units, parameters, re
 from .fit import (Absolute, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from, fit,
                   pulse_response, trace)
 from .models import StanfordReRAM
+from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
 
@@ -45,7 +46,14 @@ __all__ = [
     "StanfordReRAM",
     "apply_pulse",
     "cards_dir",
+    "MonteCarloResult",
+    "Output",
+    "Study",
+    "get_study",
     "load_card",
+    "montecarlo",
+    "register_study",
+    "study_names",
     "population",
     "read_card",
     "save_card",
