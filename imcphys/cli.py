@@ -72,6 +72,7 @@ def mc(card: Path = typer.Option(..., help="device card (TOML) with a \\[variabi
     if result.manifest["ber"] is not None:
         typer.echo(result.ber().to_series().to_string())
 
+
 @app.command("fit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def fit_command(
     ctx: typer.Context,
