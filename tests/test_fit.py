@@ -181,9 +181,10 @@ def dc_round_trips(truth, dc_clean):
         rng = np.random.default_rng(100 + seed)
         data = dc_data(dc_clean, rng)
         start = perturbed(truth, DC_FREE, rng)
-        # the DC landscape of these parameters is benign: the start and one random draw, no screening
+        # the DC landscape of these parameters is benign: the start and one random draw, no screening; one start
+        # at a time, like the spread fits below (one compilation)
         results.append(imcphys.fit(start, imcphys.dc_sweep(data), free=DC_FREE, key=jax.random.key(seed),
-                                   starts=2, batch=2, candidates=0, progress=False))
+                                   starts=2, batch=1, candidates=0, progress=False))
     return results
 
 
@@ -201,9 +202,8 @@ def spread_fits_dc(truth, dc_clean):
     fits = []
     for seed in range(20):
         data = dc_data(dc_clean, np.random.default_rng(200 + seed))
-        # one start from the truth, in a batch of 2 like the round trips: no second compilation
         fits.append(imcphys.fit(truth, imcphys.dc_sweep(data), free=DC_FREE, key=jax.random.key(seed), starts=1,
-                                batch=2, candidates=0, progress=False))
+                                batch=1, candidates=0, progress=False))
     return fits
 
 
