@@ -16,14 +16,16 @@ The free parameters are fitted in an unconstrained coordinate θ: a positive par
 (u = ln p), others linearly (u = p/|p_start|); bounds through a sigmoid (both) or a softplus (one), as in jaxley's
 ``optimize.transforms``. The default solver is Levenberg–Marquardt (``optimistix``), whose Jacobian comes from
 forward-mode differentiation through diffrax (``diffrax.ForwardMode``); an ``optax`` optimiser can be passed
-instead for problems too large or too rough for it. Several starts (the device's own values and draws around
-them) run as one ``vmap``-ed batch per chunk, with a progress bar; the best is kept.
+instead for problems too large or too rough for it. Multi-start: random candidates around the device's values
+are screened by their cost (one vmapped forward pass), and the solver runs from the device itself and the best
+candidates, ``batch`` starts per ``vmap``-ed chunk, with a progress bar; the best optimum is kept.
 
 Uncertainty: the covariance of θ is s²(JᵀJ)⁻¹ at the optimum, J the Jacobian of the weighted residuals and
 s² = Σr²/(m − n) the residual variance (the noise level is estimated from the fit, as ``scipy.optimize.curve_fit``
 does by default), carried to the parameters by the slope of the transform (delta method). A parameter pinned at a
-bound (the transform saturated) is flagged and left out of the covariance; one the data do not determine (relative
-standard error above 1, or a null direction of J) is flagged ``unconstrained``.
+bound (the transform saturated, or the Gauss–Newton step pointing beyond the bound) is flagged and left out of the
+covariance; one the data do not determine (relative standard error above 1, or a null direction of J) is flagged
+``unconstrained``.
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ class Relative(AbstractResidual):
 
 
 class Absolute(AbstractResidual):
-    """predicted − observed, in the observable's SI unit ``unit`` (e.g. a pump's output voltage in V)."""
+    """predicted − observed, in the observable's SI unit ``observable_unit`` (e.g. a pump's output in ``"V"``);
+    give the experiment a ``sigma`` of the order of the measurement noise so that residuals are of order 1."""
 
     observable_unit: str = eqx.field(static=True, default="1")
 
@@ -620,8 +623,9 @@ def _evaluate(problem: _Problem, thetas: Array) -> tuple[PyTree, PyTree]:
 # ------------------------------------------------------------------------------------------------- results
 @dataclasses.dataclass
 class Starts:
-    """What the multi-start did: per start, its θ, final cost ½Σr², whether the solver reported success, its
-    steps, and whether it reached the best optimum (within the joint 1-σ region: 2Δcost/s² < 1)."""
+    """What the multi-start did: per start, its start and final values, final cost ½Σr², whether the solver
+    reported success, its steps, and whether it reached the best optimum (within the joint 1-σ region:
+    2Δcost/s² < 1)."""
 
     initial: np.ndarray  #: start parameter values [SI], one row per start
     final: np.ndarray  #: parameter values reached [SI]
