@@ -1,10 +1,10 @@
 """Fitting speed: a 200-point DC I–V sweep of the Stanford ReRAM, 4 free parameters, Levenberg–Marquardt.
 
 imcphys (``imcphys.fit``: optimistix LM, forward-mode Jacobian through the diffrax solve, one start) against
-``scipy.optimize.least_squares`` (MINPACK LM, finite-difference Jacobian) on a numpy/scipy implementation of the
-same model and sweep (``solve_ivp`` LSODA per monotone leg of the triangle), both in the same log-scale parameters
-from the same start (30–50 % off), on the same noisy data. Reports the time to fit after compilation, the
-compilation time, the fitted values of both and how far apart they are in standard errors.
+``scipy.optimize.least_squares`` (MINPACK LM, finite-difference Jacobian) on a numpy/scipy implementation of
+the same model and sweep (``solve_ivp`` LSODA per monotone leg of the triangle), both in the same log-scale
+parameters from the same start (30–50 % off), on the same noisy data. Reports the time to fit after
+compilation, the compilation time, the fitted values of both and how far apart they are in standard errors.
 
     python benchmarks/fit.py --out benchmarks [--quick]
 """
@@ -102,7 +102,7 @@ def main(out: Path, quick: bool) -> None:
 
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    first = run()
+    run()
     first_seconds = time.perf_counter() - t0
     times = []
     for _ in range(1 if quick else 5):

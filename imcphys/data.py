@@ -10,10 +10,11 @@ A file looks like what a probe station writes::
 
 Each header is ``name [unit]``, the unit as pint understands it (``uS``, ``nA``, ``ms``, ``degC``; ``1`` for a
 dimensionless column). :func:`load_csv` converts every column to SI (``G [uS]`` becomes siemens) through
-:func:`imcphys.units.convert` and checks what is easy to get wrong. Every error names the file, the row — the line
-number in the file as an editor or spreadsheet shows it, the header being row 1 unless comments precede it — and
-the column: a missing column, a cell that is empty, not a number, NaN or infinite, a time column that does not
-increase, an unknown unit, a header without a unit, a row with the wrong number of cells, an empty file.
+:func:`imcphys.units.convert` and checks what is easy to get wrong. Every error names the file, the row — the
+line number in the file as an editor or spreadsheet shows it, the header being row 1 unless comments precede
+it — and the column: a missing column, a cell that is empty, not a number, NaN or infinite, a time column that
+does not increase, an unknown unit, a header without a unit, a row with the wrong number of cells, an empty
+file.
 """
 
 from __future__ import annotations
@@ -171,9 +172,10 @@ def load_csv(
     """Load a CSV file with ``name [unit]`` headers into a :class:`Dataset` of SI columns.
 
     ``require``: column names that must be present. ``time``: the column that must increase strictly (default:
-    a column named ``t`` or ``time`` if there is one). ``units``: units for headers written without one, keyed by
-    the full header (``{"f_clk_kHz": "kHz"}``) or overriding a header's unit by column name. Raises
-    ``ValueError`` naming the file, row and column of the first problem (``FileNotFoundError`` if there is no file).
+    a column named ``t`` or ``time`` if there is one). ``units``: units for headers written without one, keyed
+    by the full header (``{"f_clk_kHz": "kHz"}``) or overriding a header's unit by column name. Raises
+    ``ValueError`` naming the file, row and column of the first problem (``FileNotFoundError`` if there is no
+    file).
     """
     path = Path(path)
     overrides = dict(units or {})

@@ -12,20 +12,20 @@ A fit is a device, the names of its free parameters, and one or more :class:`Exp
 - ``Experiment(model=my_function, ...)`` — anything else (a closed form, a transfer curve, a pump's output
   versus frequency).
 
-The free parameters are fitted in an unconstrained coordinate θ: a positive parameter on a log scale
-(u = ln p), others linearly (u = p/|p_start|); bounds through a sigmoid (both) or a softplus (one), as in jaxley's
+The free parameters are fitted in an unconstrained coordinate θ: a positive parameter on a log scale (u = ln
+p), others linearly (u = p/|p_start|); bounds through a sigmoid (both) or a softplus (one), as in jaxley's
 ``optimize.transforms``. The default solver is Levenberg–Marquardt (``optimistix``), whose Jacobian comes from
 forward-mode differentiation through diffrax (``diffrax.ForwardMode``); an ``optax`` optimiser can be passed
 instead for problems too large or too rough for it. Multi-start: random candidates around the device's values
 are screened by their cost (one vmapped forward pass), and the solver runs from the device itself and the best
 candidates, ``batch`` starts per ``vmap``-ed chunk, with a progress bar; the best optimum is kept.
 
-Uncertainty: the covariance of θ is s²(JᵀJ)⁻¹ at the optimum, J the Jacobian of the weighted residuals and
-s² = Σr²/(m − n) the residual variance (the noise level is estimated from the fit, as ``scipy.optimize.curve_fit``
-does by default), carried to the parameters by the slope of the transform (delta method). A parameter pinned at a
-bound (the transform saturated, or the Gauss–Newton step pointing beyond the bound) is flagged and left out of the
-covariance; one the data do not determine (relative standard error above 1, or a null direction of J) is flagged
-``unconstrained``.
+Uncertainty: the covariance of θ is s²(JᵀJ)⁻¹ at the optimum, J the Jacobian of the weighted residuals and s²
+= Σr²/(m − n) the residual variance (the noise level is estimated from the fit, as
+``scipy.optimize.curve_fit`` does by default), carried to the parameters by the slope of the transform (delta
+method). A parameter pinned at a bound (the transform saturated, or the Gauss–Newton step pointing beyond the
+bound) is flagged and left out of the covariance; one the data do not determine (relative standard error above
+1, or a null direction of J) is flagged ``unconstrained``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ import optax
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
-from .cards import Card, save_card as _save_card
+from .cards import Card
+from .cards import save_card as _save_card
 from .data import Dataset
 from .device import AbstractDevice, parameter_units, replace
 from .simulate import simulate
@@ -144,10 +145,10 @@ class Experiment(eqx.Module):
     """One measurement to fit: ``model(device, inputs)`` must reproduce ``observed`` on the ``residual`` scale.
 
     ``model`` is any function of a device and the array pytree ``inputs`` returning an array of ``observed``'s
-    shape; it must work under ``jax.jit``, ``jax.vmap`` and forward-mode differentiation (``jax.jvp``), and may
-    return NaN where it cannot predict (a failed solve): such points get a large residual. ``sigma`` divides the
-    residuals (to weight experiments against each other). ``x``, ``x_label`` and ``y_label`` (with units) are for
-    plots; ``log_x`` plots x on a log axis.
+    shape; it must work under ``jax.jit``, ``jax.vmap`` and forward-mode differentiation (``jax.jvp``), and
+    may return NaN where it cannot predict (a failed solve): such points get a large residual. ``sigma``
+    divides the residuals (to weight experiments against each other). ``x``, ``x_label`` and ``y_label`` (with
+    units) are for plots; ``log_x`` plots x on a log axis.
     """
 
     model: Callable[[AbstractDevice, PyTree], Array]
@@ -260,13 +261,13 @@ def trace(
     name: str | None = None,
 ) -> Experiment:
     """An experiment that drives the device with the measured waveform ``data[drive](data[time])`` (piecewise
-    linear through its corners) from the state ``initial`` (a name for ``device.initial_state`` or a state) and
-    compares ``device.observe(state, drive)`` with ``data[observed]`` at the measured times.
+    linear through its corners) from the state ``initial`` (a name for ``device.initial_state`` or a state)
+    and compares ``device.observe(state, drive)`` with ``data[observed]`` at the measured times.
 
     The solve is adaptive, with an implicit solver by default (``diffrax.Kvaerno5``): the tangents of
-    forward-mode differentiation through an explicit solver grew without bound where a ReRAM gap slides along its
-    field threshold (measured: 1e257 after four samples of a RESET sweep), the implicit solver keeps them exact.
-    ``rtol``/``atol`` act on the state in units of ``device.state_scale()``.
+    forward-mode differentiation through an explicit solver grew without bound where a ReRAM gap slides along
+    its field threshold (measured: 1e257 after four samples of a RESET sweep), the implicit solver keeps them
+    exact. ``rtol``/``atol`` act on the state in units of ``device.state_scale()``.
     """
     data.require(time, drive, observed)
     t, v = data[time], data[drive]
@@ -335,10 +336,10 @@ def pulse_response(
     """Programming pulses applied one after another to one cell from ``initial``, the read value after each:
     row k of ``data`` is pulse k (``amplitude`` in the drive unit, ``width`` [s]) and what was read after it.
 
-    The model calls ``device.pulse`` (so a family with its own programming — a gain-cell write, a pump-fed flash
-    program — is fitted through it) on the fixed-step path with ``fixed_steps`` graded steps, which forward-mode
-    differentiation goes through (for the Stanford ReRAM, 32 steps are within 1e-4 decades of the adaptive
-    solve). ``residual`` defaults to :class:`LogAbs` (read currents span decades).
+    The model calls ``device.pulse`` (so a family with its own programming — a gain-cell write, a pump-fed
+    flash program — is fitted through it) on the fixed-step path with ``fixed_steps`` graded steps, which
+    forward-mode differentiation goes through (for the Stanford ReRAM, 32 steps are within 1e-4 decades of the
+    adaptive solve). ``residual`` defaults to :class:`LogAbs` (read currents span decades).
     """
     data.require(amplitude, width, read)
     if not (isinstance(fixed_steps, int) and fixed_steps > 0):
@@ -436,9 +437,9 @@ class _Transform(eqx.Module):
                residuals: np.ndarray | None = None) -> list[str | None]:
         """``"lower"``/``"upper"`` for each parameter held at that bound, else None.
 
-        Held means the transform is saturated there, or — given the Jacobian (in θ) and the residuals at θ — the
-        Gauss–Newton step in the bounded coordinate u would cross the bound: the optimum lies beyond it. (The
-        solver only creeps towards a bound, as the transform's slope vanishes there.)
+        Held means the transform is saturated there, or — given the Jacobian (in θ) and the residuals at θ —
+        the Gauss–Newton step in the bounded coordinate u would cross the bound: the optimum lies beyond it.
+        (The solver only creeps towards a bound, as the transform's slope vanishes there.)
         """
         theta = np.asarray(theta, dtype=float)
         target = np.full(theta.shape, np.nan)
@@ -543,8 +544,8 @@ def _residual_fn(problem: _Problem) -> Callable[[Array], tuple[Array, tuple[Arra
     """θ -> (residuals, predictions), whose derivative is the Jacobian materialised by :func:`_linearise`.
 
     optimistix linearises the residual function and then applies the linearisation once per column; the
-    linearisation of a ``while_loop`` (every adaptive solve) re-runs the whole forward pass each time. Computing
-    J once per point in a custom JVP rule made a 4-parameter DC-sweep fit 3.5× faster here.
+    linearisation of a ``while_loop`` (every adaptive solve) re-runs the whole forward pass each time.
+    Computing J once per point in a custom JVP rule made a 4-parameter DC-sweep fit 3.5× faster here.
     """
     dynamic, static = eqx.partition(problem, eqx.is_array)
 
@@ -576,8 +577,9 @@ def _least_squares_batch(problem: _Problem, thetas: Array, solver: optx.Abstract
     def one(theta0):
         sol = optx.least_squares(lambda th, pr: _residual_fn(pr)(th), solver, theta0, args=problem,
                                  has_aux=True, max_steps=max_steps, throw=False)
-        # the solver's last accepted point is sol.value: its residuals and (linearised) Jacobian are kept in the
-        # state, so the Jacobian for the standard errors costs no second compilation of the model's derivative
+        # the solver's last accepted point is sol.value: its residuals and (linearised) Jacobian are kept in
+        # the state, so the Jacobian for the standard errors costs no second compilation of the model's
+        # derivative
         info = sol.state.f_info
         return _Outcome(sol.value, info.residual, info.jac.as_matrix(), sol.aux, sol.stats["num_steps"],
                         sol.result == optx.RESULTS.successful)
@@ -830,16 +832,18 @@ def fit(
     ``experiments``: one or more :class:`Experiment` (a :class:`~imcphys.data.Dataset` is turned into one by
     :func:`experiment_from`). ``free``: parameter names or :class:`Free` specs (bounds, scale).
 
-    Multi-start: ``key`` draws ``candidates`` points uniformly within a factor ``spread`` of ``device``'s values
-    (log-scale parameters; linear ones within ±(spread − 1)·|value|; clipped into any bounds), their cost is
-    evaluated (one vmapped forward pass), and the solver starts from ``device`` itself and the ``starts − 1`` best
-    candidates. The screening matters: switching models are flat wherever a pulse does nothing or everything
-    (e.g. a ReRAM activation energy 40 % off), and a local solver started there cannot move.
+    Multi-start: ``key`` draws ``candidates`` points uniformly within a factor ``spread`` of ``device``'s
+    values (log-scale parameters; linear ones within ±(spread − 1)·|value|; clipped into any bounds), their
+    cost is evaluated (one vmapped forward pass), and the solver starts from ``device`` itself and the
+    ``starts − 1`` best candidates. The screening matters: switching models are flat wherever a pulse does
+    nothing or everything (e.g. a ReRAM activation energy 40 % off), and a local solver started there cannot
+    move.
 
-    ``solver``: an optimistix least-squares solver (default Levenberg–Marquardt, rtol = atol = 1e-5) run for at
-    most ``max_steps`` iterations, or an optax optimiser run for exactly ``max_steps`` steps on ½Σr². Starts run
-    ``batch`` at a time as one vmapped solve (a progress bar counts them when ``progress``). ``card`` (the card
-    ``device`` came from) gives the units of the summary and the template of :meth:`FitResult.save_card`.
+    ``solver``: an optimistix least-squares solver (default Levenberg–Marquardt, rtol = atol = 1e-5) run for
+    at most ``max_steps`` iterations, or an optax optimiser run for exactly ``max_steps`` steps on ½Σr².
+    Starts run ``batch`` at a time as one vmapped solve (a progress bar counts them when ``progress``).
+    ``card`` (the card ``device`` came from) gives the units of the summary and the template of
+    :meth:`FitResult.save_card`.
     """
     t_start = time.perf_counter()
     exps = tuple(experiment_from(e) if isinstance(e, Dataset) else e

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import shared_data
 
 import imcphys
 from imcphys.data import Dataset, load_csv, si_unit
-
-from conftest import shared_data
 
 
 def write(tmp_path, text: str, name: str = "cell07_dc.csv"):

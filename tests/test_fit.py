@@ -1,10 +1,10 @@
 """Fitting: transforms, standard errors against scipy, ReRAM round trips (DC sweep and pulse response), standard
 errors against the spread of fits over noise realisations, flags, the report, the CLI and the notebook.
 
-Synthetic "measurements" are simulated from the official Stanford RRAM card with the reference (adaptive) solver
-and multiplicative log-normal noise of NOISE decades, then fitted from a card whose free parameters are
-perturbed by 30–50 % (random sign). A fit "recovers" a parameter when it lies within 3 reported standard errors
-of the truth (99.7 % for a correct Gaussian error) and, where the data determine it, within 5 %.
+Synthetic "measurements" are simulated from the official Stanford RRAM card with the reference (adaptive)
+solver and multiplicative log-normal noise of NOISE decades, then fitted from a card whose free parameters are
+perturbed by 30–50 % (random sign). A fit "recovers" a parameter when it lies within 3 reported standard
+errors of the truth (99.7 % for a correct Gaussian error) and, where the data determine it, within 5 %.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import REPO
 from scipy.optimize import curve_fit
 
 import imcphys
 from imcphys.data import Dataset
 from imcphys.fit import Free, LogAbs, _make_transform
-
-from conftest import REPO
 
 NOISE = 0.02  # decades of current, about 4.7 % rms
 CARD = imcphys.cards_dir() / "reram_stanford_v1.toml"
@@ -181,8 +180,8 @@ def dc_round_trips(truth, dc_clean):
         rng = np.random.default_rng(100 + seed)
         data = dc_data(dc_clean, rng)
         start = perturbed(truth, DC_FREE, rng)
-        # the DC landscape of these parameters is benign: the start and one random draw, no screening; one start
-        # at a time, like the spread fits below (one compilation)
+        # the DC landscape of these parameters is benign: the start and one random draw, no screening; one
+        # start at a time, like the spread fits below (one compilation)
         results.append(imcphys.fit(start, imcphys.dc_sweep(data), free=DC_FREE, key=jax.random.key(seed),
                                    starts=2, batch=1, candidates=0, progress=False))
     return results
