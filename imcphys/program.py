@@ -646,20 +646,14 @@ def evaluate(
     if not schemes:
         raise ValueError("schemes must not be empty")
     t, keys = _checked_inputs(population, schemes[0], targets, "exact", None, fixed_steps, key)
-    return np.array([float(_objective_exact(objective, population, s, t, keys, fixed_steps=fixed_steps,
-                                            initial=initial)) for s in schemes])
-
-
-@eqx.filter_jit
-def _objective_exact(objective, population, scheme, targets, keys, *, fixed_steps, initial):
-    return objective(_run(population, scheme, targets, None, keys, None, mode="exact", fixed_steps=fixed_steps,
-                          initial=initial))
+    # the objective runs eagerly on the report: one compiled program serves program(), evaluate() and searches
+    return np.array([float(objective(_run_jit(population, s, t, None, keys, None, mode="exact",
+                                              fixed_steps=fixed_steps, initial=initial))) for s in schemes])
 
 
 @functools.lru_cache(maxsize=None)
 def _adam(learning_rate: float, steps: int) -> optax.GradientTransformation:
     # Cosine decay to 10 %: late steps, at low temperature where the landscape is jagged, move little.
-    # One optimizer object per (rate, steps), so that the jitted step below is compiled once per shape.
     return optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.1))
 
 
@@ -668,17 +662,38 @@ def _build(scheme: AbstractScheme, params: dict[str, Array]) -> Any:
 
 
 @eqx.filter_jit
-def _train_step(params, opt_state, i, factor, scheme, population, targets, key, smoothing, objective, optimizer,
-                mode, fixed_steps, initial):
-    keys = jr.split(jr.fold_in(key, i), population_size(population))
+def _log_value_and_grad(params, scheme, population, targets, keys, smoothing, objective, mode, fixed_steps,
+                        initial):
+    """Objective and its gradient with respect to the log of the settings in ``params``."""
 
     def loss(p):
-        return objective(_run(population, _build(scheme, p), targets, None, keys, smoothing.scaled(factor),
-                              mode=mode, fixed_steps=fixed_steps, initial=initial))
+        return objective(_run(population, _build(scheme, p), targets, None, keys, smoothing, mode=mode,
+                              fixed_steps=fixed_steps, initial=initial))
 
-    value, grads = jax.value_and_grad(loss)(params)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, value
+    return jax.value_and_grad(loss)(params)
+
+
+def value_and_grad(
+    scheme: AbstractScheme,
+    population: AbstractDevice,
+    *,
+    targets: Float[ArrayLike, " n_or_levels"],
+    objective: Objective,
+    key: PRNGKeyArray | None,
+    verify: VerifyMode,
+    smoothing: Smoothing | None,
+    free: Sequence[str] | None = None,
+    initial: str | None = None,
+    fixed_steps: int = 16,
+) -> tuple[float, dict[str, Array]]:
+    """``objective`` of programming ``population`` with ``scheme`` (in mode ``verify``) and its gradient with
+    respect to the settings ``free`` (default: all), each in its own unit (e.g. per V, per s)."""
+    names = _free_names(scheme, free)
+    t, keys = _checked_inputs(population, scheme, targets, verify, smoothing, fixed_steps, key)
+    params = _log_params(scheme, names)
+    value, grads = _log_value_and_grad(params, scheme, population, t, keys, smoothing, objective, verify,
+                                       fixed_steps, initial)
+    return float(value), {k: grads[k] / jnp.exp(params[k]) for k in names}
 
 
 def optimize_scheme(
@@ -719,6 +734,7 @@ def optimize_scheme(
     names = _free_names(scheme, free)
     t, _ = _checked_inputs(population, scheme, targets, verify, smoothing, fixed_steps, key)
     k_train, k_check, k_valid = jr.split(key, 3)
+    n = population_size(population)
     optimizer = _adam(float(learning_rate), steps)
     params = _log_params(scheme, names)
     opt_state = optimizer.init(params)
@@ -734,10 +750,12 @@ def optimize_scheme(
             value = exact_on(population, params, k_check)
             checks.append((i, value))
             best = min(best, (value, params), key=lambda b: b[0])
-        factor = jnp.asarray(anneal ** (i / max(steps - 1, 1)))
-        params, opt_state, value = _train_step(params, opt_state, jnp.asarray(i), factor, scheme, population, t,
-                                               k_train, smoothing, objective, optimizer, verify, fixed_steps,
-                                               initial)
+        factor = anneal ** (i / max(steps - 1, 1))
+        keys = jr.split(jr.fold_in(k_train, i), n)
+        value, grads = _log_value_and_grad(params, scheme, population, t, keys, smoothing.scaled(factor), objective,
+                                           verify, fixed_steps, initial)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
         history.append(float(value))
         if not np.isfinite(history[-1]):
             raise FloatingPointError(f"optimize_scheme: the {verify} objective became {history[-1]} at step {i}")
