@@ -707,10 +707,11 @@ def optimize_scheme(
     validation: AbstractDevice,
     smoothing: Smoothing,
     free: Sequence[str] | None = None,
-    anneal: float = 0.05,
-    learning_rate: float = 0.05,
+    anneal: float = 0.1,
+    learning_rate: float = 0.015,
     verify: Literal["smooth", "straight_through"] = "smooth",
     check_every: int = 0,
+    optimizer: optax.GradientTransformation | None = None,
     initial: str | None = None,
     fixed_steps: int = 16,
 ) -> Optimized:
@@ -721,7 +722,8 @@ def optimize_scheme(
     with the step) and temperatures ``smoothing`` × a factor annealed geometrically from 1 to ``anneal``.
     With ``check_every = c > 0`` the exact-mode objective on the training population is measured at the start
     and every c steps, and the best checked scheme is kept (each check counts as an evaluation); otherwise the
-    last one is. ``validation`` must be a population drawn independently of ``population``.
+    last one is. ``validation`` must be a population drawn independently of ``population``. ``optimizer``
+    replaces the default, Adam at ``learning_rate`` with a cosine decay to 10 % over the steps.
     """
     if validation is population:
         raise ValueError("validation must be a fresh population, not the training population")
@@ -735,7 +737,7 @@ def optimize_scheme(
     t, _ = _checked_inputs(population, scheme, targets, verify, smoothing, fixed_steps, key)
     k_train, k_check, k_valid = jr.split(key, 3)
     n = population_size(population)
-    optimizer = _adam(float(learning_rate), steps)
+    optimizer = _adam(float(learning_rate), steps) if optimizer is None else optimizer
     params = _log_params(scheme, names)
     opt_state = optimizer.init(params)
 

@@ -151,7 +151,7 @@ def test_rich_schedule_gradient_beats_random_search(pops, levels):
     start = P.Schedule(set_amplitude=jnp.full(K, 1.2), set_width=jnp.full(K, 20e-9),
                        reset_amplitude=jnp.full(K, 1.2), reset_width=jnp.full(K, 20e-9), tolerance=0.2)
     res = P.optimize_scheme(start, train, targets=levels, objective=COST, steps=30, key=jax.random.key(8),
-                            validation=fresh, smoothing=SMOOTH, anneal=0.1, learning_rate=0.03, check_every=10,
+                            validation=fresh, smoothing=SMOOTH, check_every=10,
                             initial="set")
     assert res.settings_count == 41 and res.evaluations == 30 + 4
     assert res.report.verify == "exact" and res.report.cells == N
@@ -264,3 +264,19 @@ def test_bad_calls_raise_naming_the_parameter(pops, levels, schedule):
     with pytest.raises(ValueError, match="bounds"):
         P.random_search(schedule, pop, targets=levels, objective=COST, bounds={"tolerance": (0.5, 0.1)},
                         evaluations=2, key=jax.random.key(0))
+
+
+def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
+    """notebooks/optimize_write_verify.ipynb executes without error in its quick sizes."""
+    import nbclient
+    import nbformat
+
+    from conftest import REPO
+
+    monkeypatch.setenv("IMCPHYS_QUICK", "1")
+    nb = nbformat.read(REPO / "notebooks" / "optimize_write_verify.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "straight-through forward equals exact: True" in printed
+    assert "fresh population, exact mode" in printed
