@@ -21,27 +21,39 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     # before jax is imported: one JAX CPU device per core, so that sharding the cell axis uses both cores
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import resource
+import time
+from pathlib import Path
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-import imcphys  # noqa: E402
-from imcphys import program as P  # noqa: E402
-from imcphys.population import sample  # noqa: E402
-from imcphys.studies import jsonable  # noqa: E402
-from imcphys.studies.reram import DEMO_SPREAD  # noqa: E402
+import imcphys
+from imcphys.population import sample
+from imcphys.program import (
+    IncrementalAmplitude,
+    Schedule,
+    Smoothing,
+    WriteCost,
+    _log_params,
+    _log_value_and_grad,
+    cell_targets,
+    program,
+    setting_units,
+    settings,
+    value_and_grad,
+)
+from imcphys.studies import jsonable
+from imcphys.studies.reram import DEMO_SPREAD
 
 FIXED_STEPS = 16
-COST = P.WriteCost(pulse_weight=0.003, energy_weight=1e7)
-SMOOTH = P.Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.05)
+COST = WriteCost(pulse_weight=0.003, energy_weight=1e7)
+SMOOTH = Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.05)
 
 
 def sharded_population(n: int, key):
@@ -66,11 +78,11 @@ def timed(fn, reps: int) -> dict[str, float]:
 
 def throughput(n: int, reps: int) -> dict:
     pop, levels = sharded_population(n, jax.random.key(1))
-    scheme = P.IncrementalAmplitude(iterations=20, start=1.0, step=0.04, width=20e-9, tolerance=0.2,
+    scheme = IncrementalAmplitude(iterations=20, start=1.0, step=0.04, width=20e-9, tolerance=0.2,
                                     polarity="reset")
 
     def run():
-        return P.program(pop, scheme, targets=levels, key=jax.random.key(2), verify="exact", initial="set",
+        return program(pop, scheme, targets=levels, key=jax.random.key(2), verify="exact", initial="set",
                          fixed_steps=FIXED_STEPS)
 
     t0 = time.perf_counter()
@@ -89,8 +101,8 @@ def throughput(n: int, reps: int) -> dict:
             "mean_pulses": applied / n, "mean_energy_J": float(np.mean(rep.energy)), "latency_s": rep.latency}
 
 
-def schedule(k: int) -> P.Schedule:
-    return P.Schedule(set_amplitude=jnp.full(k, 1.2), set_width=jnp.full(k, 20e-9), reset_amplitude=jnp.full(k, 1.2),
+def schedule(k: int) -> Schedule:
+    return Schedule(set_amplitude=jnp.full(k, 1.2), set_width=jnp.full(k, 20e-9), reset_amplitude=jnp.full(k, 1.2),
                       reset_width=jnp.full(k, 20e-9), tolerance=0.2)
 
 
@@ -100,10 +112,10 @@ def gradient(n: int, reps: int, memory_iterations: list[int], memory_cells: int)
     s = schedule(20)
 
     def forward(mode):
-        return lambda: COST(P.program(pop, s, verify=mode, smoothing=SMOOTH, **kw))
+        return lambda: COST(program(pop, s, verify=mode, smoothing=SMOOTH, **kw))
 
     def grad():
-        return P.value_and_grad(s, pop, objective=COST, verify="smooth", smoothing=SMOOTH, **kw)[1]
+        return value_and_grad(s, pop, objective=COST, verify="smooth", smoothing=SMOOTH, **kw)[1]
 
     for f in (forward("exact"), forward("smooth"), grad):
         jax.block_until_ready(f())  # compile
@@ -112,18 +124,18 @@ def gradient(n: int, reps: int, memory_iterations: list[int], memory_cells: int)
 
     # compiled temporary memory of the gradient vs the number of iterations (compile only)
     mem_pop, _ = sharded_population(memory_cells, jax.random.key(5))
-    t_cells = P.cell_targets(levels, memory_cells)
+    t_cells = cell_targets(levels, memory_cells)
     keys = jax.random.split(jax.random.key(6), memory_cells)
     temps = []
     for k in memory_iterations:
         sk = schedule(k)
-        params = P._log_params(sk, list(P.setting_units(sk)))
-        lowered = P._log_value_and_grad.lower(params, sk, mem_pop, t_cells, keys, SMOOTH, COST, "smooth",
+        params = _log_params(sk, list(setting_units(sk)))
+        lowered = _log_value_and_grad.lower(params, sk, mem_pop, t_cells, keys, SMOOTH, COST, "smooth",
                                               FIXED_STEPS, "set")
         temps.append(lowered.lowered.compile().memory_analysis().temp_size_in_bytes)  # equinox wraps jax's
     slope = np.polyfit(memory_iterations, temps, 1)[0]
     return {"cells": n, "pulse_budget": s.iterations,
-            "settings": sum(int(np.size(v)) for v in P.settings(s).values()), "fixed_steps": FIXED_STEPS,
+            "settings": sum(int(np.size(v)) for v in settings(s).values()), "fixed_steps": FIXED_STEPS,
             "forward_exact": t_exact, "forward_smooth": t_smooth, "gradient_smooth": t_grad,
             "gradient_over_forward_smooth_wall": t_grad["wall_s"] / t_smooth["wall_s"],
             "gradient_over_forward_smooth_cpu": t_grad["cpu_s"] / t_smooth["cpu_s"],

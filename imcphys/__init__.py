@@ -9,6 +9,22 @@ from . import constants, population, stimulus
 from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
 from .models import StanfordReRAM
+from .program import (
+    AbstractScheme,
+    Bidirectional,
+    FixedAmplitude,
+    IncrementalAmplitude,
+    Optimized,
+    ProgramReport,
+    Schedule,
+    SearchResult,
+    Smoothing,
+    WriteCost,
+    grid_search,
+    optimize_scheme,
+    program,
+    random_search,
+)
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
 
@@ -22,6 +38,20 @@ def cards_dir() -> Path:
 
 __all__ = [
     "AbstractDevice",
+    "AbstractScheme",
+    "Bidirectional",
+    "FixedAmplitude",
+    "IncrementalAmplitude",
+    "Optimized",
+    "ProgramReport",
+    "Schedule",
+    "SearchResult",
+    "Smoothing",
+    "WriteCost",
+    "grid_search",
+    "optimize_scheme",
+    "program",
+    "random_search",
     "PiecewiseLinear",
     "Pulse",
     "PulseResult",

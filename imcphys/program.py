@@ -33,8 +33,9 @@ geometrically toward exact; the result is always re-run in exact mode on a fresh
 pitfall in DESIGN.md, gradients help most for rich schedules (:class:`Schedule`) and for refining the best
 point of a grid search; :func:`random_search` and :func:`grid_search` are here for that comparison.
 
-Memory: the loop is a ``lax.scan`` whose body is checkpointed, so a gradient stores one carry (state, weight,
-counters) per iteration and recomputes each pulse on the way back.
+Memory: the loop is a ``lax.scan`` whose body is checkpointed (and so is every fixed step of a pulse, in
+:mod:`imcphys.simulate`), so a gradient keeps one carry (state, weight, counters) per iteration plus one per step of
+the pulse being recomputed, whatever the number of iterations.
 """
 
 from __future__ import annotations
@@ -395,9 +396,9 @@ class ProgramReport(eqx.Module):
         """Bit-error rate with Gray-coded levels (neighbouring levels differ by one bit), bits = ceil(log2 L)."""
         lv = self.levels() if levels is None else np.asarray(levels)
         bits = max(1, math.ceil(math.log2(len(lv))))
-        gray = lambda i: i ^ (i >> 1)  # noqa: E731
-        wrong = gray(self.decoded_level(levels)) ^ gray(self.target_level(levels))
-        flips = np.array([bin(int(w)).count("1") for w in range(1 << bits)])[wrong]
+        decoded, target = self.decoded_level(levels), self.target_level(levels)
+        wrong = (decoded ^ (decoded >> 1)) ^ (target ^ (target >> 1))  # Gray codes of the two levels
+        flips = np.array([int(w).bit_count() for w in range(1 << bits)])[wrong]
         return float(np.sum(flips) / (bits * self.cells))
 
     def histogram(self, levels: ArrayLike | None = None, bins: int = 60) -> tuple[np.ndarray, np.ndarray]:
@@ -536,10 +537,14 @@ def _checked_inputs(population, scheme, targets, verify, smoothing, fixed_steps,
     if verify != "exact" and smoothing is None:
         raise ValueError(f"verify={verify!r} needs smoothing=Smoothing(...) temperatures")
     if not isinstance(scheme, AbstractScheme):
-        raise ValueError(f"scheme must be a program-and-verify scheme (AbstractScheme); got {type(scheme).__name__}")
+        raise TypeError(f"scheme must be a program-and-verify scheme (AbstractScheme); got {type(scheme).__name__}")
     if not isinstance(fixed_steps, int) or fixed_steps < 1:
         raise ValueError(f"fixed_steps must be a positive integer; got {fixed_steps!r}")
-    n = population_size(population)
+    try:
+        n = population_size(population)
+    except (IndexError, StopIteration):
+        raise ValueError("population must be a device population with a leading cell axis on its parameters "
+                         "(imcphys.population.sample or stack)") from None
     t = cell_targets(targets, n)
     check_range("targets", t, lower=0.0 if scheme.error_scale == "log" else None,
                 lower_open=scheme.error_scale == "log")
@@ -651,7 +656,7 @@ def evaluate(
                                               fixed_steps=fixed_steps, initial=initial))) for s in schemes])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adam(learning_rate: float, steps: int) -> optax.GradientTransformation:
     # Cosine decay to 10 %: late steps, at low temperature where the landscape is jagged, move little.
     return optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.1))

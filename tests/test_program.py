@@ -16,18 +16,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import central_difference
 
 import imcphys
-from imcphys import program as P
 from imcphys.population import sample, take
+from imcphys.program import (
+    Bidirectional,
+    FixedAmplitude,
+    IncrementalAmplitude,
+    ProgramReport,
+    Schedule,
+    Smoothing,
+    WriteCost,
+    evaluate,
+    grid_search,
+    optimize_scheme,
+    program,
+    random_search,
+    settings,
+    value_and_grad,
+    with_settings,
+)
 from imcphys.studies.reram import DEMO_SPREAD
-
-from conftest import central_difference
 
 N = 128  # cells in every population of this file (train and fresh alike, so programs compile once)
 K = 10  # pulse budget of the schedules
-COST = P.WriteCost(pulse_weight=0.003, energy_weight=1e7)
-SMOOTH = P.Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.05)
+COST = WriteCost(pulse_weight=0.003, energy_weight=1e7)
+SMOOTH = Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -49,32 +64,30 @@ def levels(dev):
 
 @pytest.fixture(scope="module")
 def schedule():
-    ramp = P.Bidirectional(iterations=K, set_start=1.15, set_step=0.01, reset_start=1.05, reset_step=0.03,
+    ramp = Bidirectional(iterations=K, set_start=1.15, set_step=0.01, reset_start=1.05, reset_step=0.03,
                            set_width=20e-9, reset_width=20e-9, tolerance=0.2)
-    return P.Schedule.from_scheme(ramp)
+    return Schedule.from_scheme(ramp)
 
 
 def fresh_objectives(schemes, fresh, levels):
     """Exact-mode objective of each scheme on the fresh population, averaged over 4 cycle-to-cycle noise draws
     (the same draws for every scheme): the objective of 128 cells varies by about ±15 % from draw to draw."""
-    return np.mean([P.evaluate(schemes, fresh, targets=levels, objective=COST, key=jax.random.key(100 + i),
+    return np.mean([evaluate(schemes, fresh, targets=levels, objective=COST, key=jax.random.key(100 + i),
                                initial="set") for i in range(4)], axis=0)
 
 
-def test_schedule_from_scheme_runs_the_same_pulses(pops, levels, schedule):
-    ramp = P.Bidirectional(iterations=K, set_start=1.15, set_step=0.01, reset_start=1.05, reset_step=0.03,
-                           set_width=20e-9, reset_width=20e-9, tolerance=0.2)
+def test_schedule_from_scheme_runs_the_same_pulses(schedule):
     np.testing.assert_allclose(schedule.set_amplitude, 1.15 + 0.01 * np.arange(K), rtol=1e-15)
     np.testing.assert_allclose(schedule.reset_amplitude, 1.05 + 0.03 * np.arange(K), rtol=1e-15)
-    assert len(jax.tree_util.tree_leaves(P.settings(schedule))) == 5
-    assert sum(np.size(v) for v in P.settings(schedule).values()) == 4 * K + 1
+    assert len(jax.tree_util.tree_leaves(settings(schedule))) == 5
+    assert sum(np.size(v) for v in settings(schedule).values()) == 4 * K + 1
 
 
 def test_loop_matches_a_hand_written_loop(dev, pops, levels, schedule):
     """Pulses, energy [J], time [s] and final read of the exact mode equal an explicit Python loop over
     device.pulse with the same per-pulse keys (noise on)."""
     key = jax.random.key(5)
-    rep = P.program(pops[0], schedule, targets=levels, key=key, verify="exact", initial="set")
+    rep = program(pops[0], schedule, targets=levels, key=key, verify="exact", initial="set")
     pulse = eqx.filter_jit(lambda d, g, a, w, k: d.pulse(g, a, w, fixed_steps=16, key=k))
     cell_keys = jax.random.split(key, N)
     for i in (0, 3, 6):  # three cells, three different target levels
@@ -96,21 +109,21 @@ def test_loop_matches_a_hand_written_loop(dev, pops, levels, schedule):
         assert float(rep.time[i]) == pytest.approx(time + reads * schedule.verify_time, rel=1e-12)
         assert float(rep.read[i]) == pytest.approx(float(d.read(gap)), rel=1e-12)
         assert bool(rep.converged[i]) == (abs(math.log(float(d.read(gap)) / target)) < 0.2)
-    again = P.program(pops[0], schedule, targets=levels, key=key, verify="exact", initial="set")
+    again = program(pops[0], schedule, targets=levels, key=key, verify="exact", initial="set")
     np.testing.assert_array_equal(again.read, rep.read)  # same key, bit-identical
 
 
 def test_smooth_and_straight_through_tend_to_exact(pops, levels, schedule):
     key = jax.random.key(6)
-    exact = P.program(pops[0], schedule, targets=levels, key=key, verify="exact", initial="set")
+    exact = program(pops[0], schedule, targets=levels, key=key, verify="exact", initial="set")
     assert 0 < exact.unconverged < N and np.ptp(exact.pulses) > 3  # a non-trivial case: cells differ
     gaps = []
     for factor in (1.0, 1e-1, 1e-2, 1e-3, 1e-5):
-        smooth = P.program(pops[0], schedule, targets=levels, key=key, verify="smooth",
+        smooth = program(pops[0], schedule, targets=levels, key=key, verify="smooth",
                            smoothing=SMOOTH.scaled(factor), initial="set")
         gaps.append((np.max(np.abs(np.log(smooth.read / exact.read))), np.max(np.abs(smooth.pulses - exact.pulses)),
                      np.max(np.abs(smooth.energy / exact.energy - 1))))
-        st = P.program(pops[0], schedule, targets=levels, key=key, verify="straight_through",
+        st = program(pops[0], schedule, targets=levels, key=key, verify="straight_through",
                        smoothing=SMOOTH.scaled(factor), initial="set")
         for name in ("read", "pulses", "energy", "time", "converged"):  # forward is the exact mode, bit for bit
             np.testing.assert_array_equal(getattr(st, name), getattr(exact, name))
@@ -123,10 +136,10 @@ def test_smooth_and_straight_through_tend_to_exact(pops, levels, schedule):
 def test_gradients_match_finite_differences_of_the_smooth_mode(pops, levels, schedule):
     key = jax.random.key(7)
     kw = dict(targets=levels, objective=COST, key=key, verify="smooth", smoothing=SMOOTH, initial="set")
-    value, grads = P.value_and_grad(schedule, pops[0], **kw)
+    value, grads = value_and_grad(schedule, pops[0], **kw)
 
     def objective(s):
-        return float(COST(P.program(pops[0], s, targets=levels, key=key, verify="smooth", smoothing=SMOOTH,
+        return float(COST(program(pops[0], s, targets=levels, key=key, verify="smooth", smoothing=SMOOTH,
                                     initial="set")))
 
     assert value == pytest.approx(objective(schedule), rel=1e-12)
@@ -134,8 +147,8 @@ def test_gradients_match_finite_differences_of_the_smooth_mode(pops, levels, sch
     for name, g in grads.items():
         base = np.asarray(getattr(schedule, name))
         for idx in ([()] if base.ndim == 0 else [(0,), (3,), (K - 1,)]):
-            def f(x, name=name, idx=idx):
-                return objective(P.with_settings(schedule, **{name: jnp.asarray(base).at[idx].set(x)}))
+            def f(x, name=name, idx=idx, base=base):
+                return objective(with_settings(schedule, **{name: jnp.asarray(base).at[idx].set(x)}))
 
             fd = central_difference(f, float(base[idx]), rel=1e-5)
             assert float(g[idx]) == pytest.approx(fd, rel=2e-4, abs=1e-9 * abs(value / base[idx])), (name, idx)
@@ -148,16 +161,16 @@ def test_rich_schedule_gradient_beats_random_search(pops, levels):
     """41 settings (per-iteration SET/RESET amplitude and width + tolerance) from a constant start: Adam on the
     smooth objective vs the best of as many random schedules, both judged in exact mode on a fresh population."""
     train, fresh = pops
-    start = P.Schedule(set_amplitude=jnp.full(K, 1.2), set_width=jnp.full(K, 20e-9),
+    start = Schedule(set_amplitude=jnp.full(K, 1.2), set_width=jnp.full(K, 20e-9),
                        reset_amplitude=jnp.full(K, 1.2), reset_width=jnp.full(K, 20e-9), tolerance=0.2)
-    res = P.optimize_scheme(start, train, targets=levels, objective=COST, steps=30, key=jax.random.key(8),
+    res = optimize_scheme(start, train, targets=levels, objective=COST, steps=30, key=jax.random.key(8),
                             validation=fresh, smoothing=SMOOTH, check_every=10,
                             initial="set")
     assert res.settings_count == 41 and res.evaluations == 30 + 4
     assert res.report.verify == "exact" and res.report.cells == N
     bounds = {"set_amplitude": (1.0, 2.0), "reset_amplitude": (0.9, 2.0), "set_width": (5e-9, 100e-9),
               "reset_width": (5e-9, 100e-9), "tolerance": (0.05, 0.5)}
-    rnd = P.random_search(start, train, targets=levels, objective=COST, bounds=bounds,
+    rnd = random_search(start, train, targets=levels, objective=COST, bounds=bounds,
                           evaluations=res.evaluations, key=jax.random.key(9), initial="set")
     assert rnd.evaluations == res.evaluations
     objective_gradient, objective_random = fresh_objectives([res.scheme, rnd.scheme], fresh, levels)
@@ -169,11 +182,11 @@ def test_gradient_refinement_improves_the_grid_optimum(pops, levels):
     """Classic 3-setting scheme (incremental RESET from the SET state: start, step, tolerance): the best point of
     a 3×3×2 grid, refined by gradient steps, programs a fresh population with a lower exact objective."""
     train, fresh = pops
-    ispp = P.IncrementalAmplitude(iterations=K, start=1.0, step=0.04, width=20e-9, tolerance=0.2, polarity="reset")
-    grid = P.grid_search(ispp, train, targets=levels, objective=COST, key=jax.random.key(13), initial="set",
+    ispp = IncrementalAmplitude(iterations=K, start=1.0, step=0.04, width=20e-9, tolerance=0.2, polarity="reset")
+    grid = grid_search(ispp, train, targets=levels, objective=COST, key=jax.random.key(13), initial="set",
                          grid={"start": [0.9, 1.0, 1.1], "step": [0.02, 0.04, 0.08], "tolerance": [0.15, 0.3]})
     assert grid.evaluations == 18 and grid.objective == pytest.approx(np.min(grid.objectives))
-    refined = P.optimize_scheme(grid.scheme, train, targets=levels, objective=COST, steps=15,
+    refined = optimize_scheme(grid.scheme, train, targets=levels, objective=COST, steps=15,
                                 key=jax.random.key(14), validation=fresh, free=("start", "step", "tolerance"),
                                 smoothing=SMOOTH.scaled(0.5), anneal=0.2, learning_rate=0.02, check_every=5,
                                 initial="set")
@@ -189,7 +202,7 @@ def test_unreachable_targets_are_reported(dev, pops, levels, schedule):
     pop = pops[0]
     top = 2 * float(jnp.max(jax.vmap(lambda d: d.read(d.gap_min))(pop)))
     targets = jnp.where(jnp.arange(N) % 2 == 0, top, levels[jnp.arange(N) % 8])
-    rep = P.program(pop, schedule, targets=targets, key=jax.random.key(16), verify="exact", initial="set")
+    rep = program(pop, schedule, targets=targets, key=jax.random.key(16), verify="exact", initial="set")
     impossible = np.flatnonzero(np.arange(N) % 2 == 0)
     assert set(impossible) <= set(rep.unconverged_cells)
     assert rep.unconverged >= len(impossible) and rep.unconverged == len(rep.unconverged_cells)
@@ -207,7 +220,7 @@ def test_report_level_helpers():
     read[6] = 1.5e-6  # level 2 read as level 1: 1 bit
     read[3] = 1.1e-6  # level 3 read as level 0: Gray 10 vs 00, 1 bit
     z = jnp.zeros(12)
-    rep = P.ProgramReport(read=jnp.asarray(read), target=jnp.asarray(target), error=jnp.log(read / target), pulses=z,
+    rep = ProgramReport(read=jnp.asarray(read), target=jnp.asarray(target), error=jnp.log(read / target), pulses=z,
                           energy=z, time=z, converged=jnp.abs(jnp.log(read / target)) < 0.1, state=z,
                           tolerance=jnp.asarray(0.1), iterations=5, error_scale="log", verify="exact")
     np.testing.assert_array_equal(rep.decoded_level(), [0, 0, 2, 0, 0, 1, 1, 3, 0, 1, 2, 3])
@@ -226,17 +239,17 @@ def test_relax_widens_the_field_threshold_only(dev):
 
 
 @pytest.mark.parametrize("make, name", [
-    (lambda: P.IncrementalAmplitude(iterations=0, start=1.0, step=0.1, width=1e-8, tolerance=0.1), "iterations"),
-    (lambda: P.IncrementalAmplitude(iterations=5, start=1.0, step=0.1, width=1e-8, tolerance=-0.1), "tolerance"),
-    (lambda: P.FixedAmplitude(iterations=5, amplitude=1.0, width=0.0, tolerance=0.1), "width"),
-    (lambda: P.FixedAmplitude(iterations=5, amplitude=1.0, width=1e-8, tolerance=0.1, polarity="up"), "polarity"),
-    (lambda: P.Bidirectional(iterations=5, set_start=1.0, set_step=-0.1, reset_start=1.0, reset_step=0.0,
+    (lambda: IncrementalAmplitude(iterations=0, start=1.0, step=0.1, width=1e-8, tolerance=0.1), "iterations"),
+    (lambda: IncrementalAmplitude(iterations=5, start=1.0, step=0.1, width=1e-8, tolerance=-0.1), "tolerance"),
+    (lambda: FixedAmplitude(iterations=5, amplitude=1.0, width=0.0, tolerance=0.1), "width"),
+    (lambda: FixedAmplitude(iterations=5, amplitude=1.0, width=1e-8, tolerance=0.1, polarity="up"), "polarity"),
+    (lambda: Bidirectional(iterations=5, set_start=1.0, set_step=-0.1, reset_start=1.0, reset_step=0.0,
                              set_width=1e-8, reset_width=1e-8, tolerance=0.1), "set_step"),
-    (lambda: P.Schedule(set_amplitude=jnp.ones(3), set_width=jnp.ones(4), reset_amplitude=jnp.ones(3),
+    (lambda: Schedule(set_amplitude=jnp.ones(3), set_width=jnp.ones(4), reset_amplitude=jnp.ones(3),
                         reset_width=jnp.ones(3), tolerance=0.1), "set_width"),
-    (lambda: P.Schedule(set_amplitude=jnp.ones(3), set_width=jnp.ones(3), reset_amplitude=jnp.ones(3),
+    (lambda: Schedule(set_amplitude=jnp.ones(3), set_width=jnp.ones(3), reset_amplitude=jnp.ones(3),
                         reset_width=jnp.ones(3), tolerance=0.1, error_scale="dB"), "error_scale"),
-    (lambda: P.Smoothing(verify=0.0, polarity=0.1, clip=0.1, device=0.0), "verify"),
+    (lambda: Smoothing(verify=0.0, polarity=0.1, clip=0.1, device=0.0), "verify"),
 ])
 def test_bad_settings_raise_naming_them(make, name):
     with pytest.raises(ValueError, match=name):
@@ -247,22 +260,22 @@ def test_bad_calls_raise_naming_the_parameter(pops, levels, schedule):
     pop, fresh = pops
     kw = dict(targets=levels, key=jax.random.key(0), initial="set")
     with pytest.raises(ValueError, match="verify"):
-        P.program(pop, schedule, verify="hard", **kw)
+        program(pop, schedule, verify="hard", **kw)
     with pytest.raises(ValueError, match="smoothing"):
-        P.program(pop, schedule, verify="smooth", **kw)
+        program(pop, schedule, verify="smooth", **kw)
     with pytest.raises(ValueError, match="targets"):
-        P.program(pop, schedule, verify="exact", targets=-levels, key=None)
+        program(pop, schedule, verify="exact", targets=-levels, key=None)
     with pytest.raises(ValueError, match="targets"):
-        P.program(pop, schedule, verify="exact", targets=jnp.ones((2, 2)), key=None)
+        program(pop, schedule, verify="exact", targets=jnp.ones((2, 2)), key=None)
     with pytest.raises(ValueError, match="fixed_steps"):
-        P.program(pop, schedule, verify="exact", fixed_steps=0, **kw)
+        program(pop, schedule, verify="exact", fixed_steps=0, **kw)
     opt = dict(targets=levels, objective=COST, steps=2, key=jax.random.key(0), smoothing=SMOOTH)
     with pytest.raises(ValueError, match="validation"):
-        P.optimize_scheme(schedule, pop, validation=pop, **opt)
+        optimize_scheme(schedule, pop, validation=pop, **opt)
     with pytest.raises(ValueError, match="free"):
-        P.optimize_scheme(schedule, pop, validation=fresh, free=("gain",), **opt)
+        optimize_scheme(schedule, pop, validation=fresh, free=("gain",), **opt)
     with pytest.raises(ValueError, match="bounds"):
-        P.random_search(schedule, pop, targets=levels, objective=COST, bounds={"tolerance": (0.5, 0.1)},
+        random_search(schedule, pop, targets=levels, objective=COST, bounds={"tolerance": (0.5, 0.1)},
                         evaluations=2, key=jax.random.key(0))
 
 
@@ -270,7 +283,6 @@ def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
     """notebooks/optimize_write_verify.ipynb executes without error in its quick sizes."""
     import nbclient
     import nbformat
-
     from conftest import REPO
 
     monkeypatch.setenv("IMCPHYS_QUICK", "1")

@@ -26,10 +26,23 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from .. import plot
-from .. import program as P
 from ..device import AbstractDevice
 from ..models import StanfordReRAM
 from ..population import Spec, sample
+from ..program import (
+    AbstractScheme,
+    IncrementalAmplitude,
+    ProgramReport,
+    Schedule,
+    Smoothing,
+    WriteCost,
+    evaluate,
+    grid_search,
+    optimize_scheme,
+    program,
+    random_search,
+    settings,
+)
 from . import Figure, Section
 from .reram import DEMO_SPREAD
 
@@ -63,13 +76,14 @@ class Family:
     levels: Array  #: multi-level targets [read unit]
     read_label: str  #: axis label of the read value, with its unit
     initial: str | None  #: initial state name (None: the family's default)
-    objective: P.WriteCost
-    smoothing: P.Smoothing  #: starting temperatures of the rich-schedule run
-    refine_smoothing: P.Smoothing  #: starting temperatures of the refinement (close to exact: a good start)
-    schedule_start: Callable[[int], P.Schedule]  #: neutral rich schedule of K iterations
+    objective: WriteCost
+    smoothing: Smoothing  #: starting temperatures of the rich-schedule run
+    refine_smoothing: Smoothing  #: starting temperatures of the refinement (close to exact: a good start)
+    schedule_start: Callable[[int], Schedule]  #: neutral rich schedule of K iterations
     schedule_bounds: Mapping[str, tuple[float, float]]  #: random-search box (log-uniform)
-    classic: Callable[[int], P.AbstractScheme]  #: 3-setting scheme of K iterations
+    classic: Callable[[int], AbstractScheme]  #: 3-setting scheme of K iterations
     grid: Callable[[int], dict[str, Sequence[float]]]  #: grid of the classic scheme's free settings (points/axis)
+    drive_unit: str = "V"  #: unit of the pulse amplitude (the device's drive)
     learning_rate: float = 0.015
     refine_learning_rate: float = 0.02
     anneal: float = 0.1
@@ -88,15 +102,15 @@ def reram(quick: bool) -> Family:
         read_label="read current at 0.1 V [A]",
         initial="set",
         # a squared error of 0.01 (10 % in current) weighs as 3 pulses or 1 nJ
-        objective=P.WriteCost(pulse_weight=0.003, energy_weight=1e7),
-        smoothing=P.Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.05),
-        refine_smoothing=P.Smoothing(verify=0.025, polarity=0.05, clip=0.025, device=0.025),
-        schedule_start=lambda k: P.Schedule(set_amplitude=jnp.full(k, 1.2), set_width=jnp.full(k, 20e-9),
+        objective=WriteCost(pulse_weight=0.003, energy_weight=1e7),
+        smoothing=Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.05),
+        refine_smoothing=Smoothing(verify=0.025, polarity=0.05, clip=0.025, device=0.025),
+        schedule_start=lambda k: Schedule(set_amplitude=jnp.full(k, 1.2), set_width=jnp.full(k, 20e-9),
                                             reset_amplitude=jnp.full(k, 1.2), reset_width=jnp.full(k, 20e-9),
                                             tolerance=0.2),
         schedule_bounds={"set_amplitude": (1.0, 2.0), "reset_amplitude": (0.9, 2.0),
                          "set_width": (5e-9, 100e-9), "reset_width": (5e-9, 100e-9), "tolerance": (0.05, 0.5)},
-        classic=lambda k: P.IncrementalAmplitude(iterations=k, start=1.0, step=0.04, width=20e-9, tolerance=0.2,
+        classic=lambda k: IncrementalAmplitude(iterations=k, start=1.0, step=0.04, width=20e-9, tolerance=0.2,
                                                  polarity="reset"),
         grid=lambda m: {"start": np.linspace(0.9, 1.2, m), "step": np.geomspace(0.01, 0.08, m),
                         "tolerance": np.geomspace(0.1, 0.4, max(2, m - 1))},
@@ -107,7 +121,7 @@ def reram(quick: bool) -> Family:
 FAMILIES: dict[str, Callable[[bool], Family]] = {"reram": reram}
 
 
-def _summary(report: P.ProgramReport, objective: P.WriteCost) -> dict[str, Any]:
+def _summary(report: ProgramReport, objective: WriteCost) -> dict[str, Any]:
     return {"objective": float(objective(report)), **report.summary()}
 
 
@@ -119,25 +133,25 @@ def run_family(name: str, fam: Family, sz: Sizes, out: Path, key: PRNGKeyArray) 
 
     def judge(schemes):
         """Exact-mode objective on the fresh population, common noise for every scheme."""
-        return P.evaluate(schemes, fresh, key=k_judge, **common)
+        return evaluate(schemes, fresh, key=k_judge, **common)
 
     # --- rich schedule: gradient vs random search with the same number of population simulations
     start = fam.schedule_start(sz.iterations)
-    grad = P.optimize_scheme(start, train, steps=sz.schedule_steps, key=k_grad, validation=fresh,
+    grad = optimize_scheme(start, train, steps=sz.schedule_steps, key=k_grad, validation=fresh,
                              smoothing=fam.smoothing, anneal=fam.anneal, learning_rate=fam.learning_rate,
                              check_every=sz.check_every, **common)
-    rand = P.random_search(start, train, bounds=fam.schedule_bounds, evaluations=grad.evaluations, key=k_rand,
+    rand = random_search(start, train, bounds=fam.schedule_bounds, evaluations=grad.evaluations, key=k_rand,
                            **common)
     # --- refinement of the grid's best classic scheme
     classic = fam.classic(sz.iterations)
     grid_axes = fam.grid(sz.grid_points)
-    grid = P.grid_search(classic, train, grid=grid_axes, key=k_grid, **common)
-    refined = P.optimize_scheme(grid.scheme, train, steps=sz.refine_steps, key=k_refine, validation=fresh,
+    grid = grid_search(classic, train, grid=grid_axes, key=k_grid, **common)
+    refined = optimize_scheme(grid.scheme, train, steps=sz.refine_steps, key=k_refine, validation=fresh,
                                 free=tuple(grid_axes), smoothing=fam.refine_smoothing, anneal=fam.anneal,
                                 learning_rate=fam.refine_learning_rate, check_every=max(1, sz.check_every // 2),
                                 **common)
     o_start, o_grad, o_rand, o_grid, o_refined = judge([start, grad.scheme, rand.scheme, grid.scheme, refined.scheme])
-    reports = {label: P.program(fresh, s, key=k_judge, verify="exact", targets=fam.levels, initial=fam.initial)
+    reports = {label: program(fresh, s, key=k_judge, verify="exact", targets=fam.levels, initial=fam.initial)
                for label, s in [("start", start), ("gradient", grad.scheme), ("random", rand.scheme),
                                 ("grid", grid.scheme), ("grid_refined", refined.scheme)]}
 
@@ -146,7 +160,7 @@ def run_family(name: str, fam: Family, sz: Sizes, out: Path, key: PRNGKeyArray) 
                      "objective_gradient": o_grad, "objective_random": o_rand, "objective_start": o_start,
                      "training_history_smooth": grad.history, "training_checks_exact": grad.checks,
                      "random_objectives_train": rand.objectives,
-                     "optimised": {k: np.asarray(v) for k, v in P.settings(grad.scheme).items()}},
+                     "optimised": {k: np.asarray(v) for k, v in settings(grad.scheme).items()}},
         "refine": {"objective_grid": o_grid, "objective_grid_refined": o_refined,
                    "grid_points": grid.evaluations, "refine_steps": sz.refine_steps,
                    "evaluations": refined.evaluations,
@@ -172,7 +186,8 @@ def _figures(name, fam, grad, rand, grid, refined, grid_axes, reports, numbers, 
     ax[0, 0].set_yscale("log")
     plot.label(ax[0, 0], "Adam step", "objective", f"{s['settings']} settings, {s['evaluations']} simulations")
     ax[0, 0].legend(fontsize=7)
-    ax[0, 1].plot(np.minimum.accumulate(rand.objectives), label="random search: best so far (training)")
+    ax[0, 1].plot(np.minimum.accumulate(rand.objectives), color="C3", alpha=0.6,
+                  label="random search: best so far (training)")
     ax[0, 1].axhline(s["objective_gradient"], color="C0", label="gradient (fresh, exact)")
     ax[0, 1].axhline(s["objective_random"], color="C3", ls="--", label="random best (fresh, exact)")
     ax[0, 1].set_yscale("log")
@@ -187,7 +202,7 @@ def _figures(name, fam, grad, rand, grid, refined, grid_axes, reports, numbers, 
     k = np.arange(1, grad.scheme.iterations + 1)
     ax[0, 0].plot(k, np.asarray(grad.scheme.set_amplitude), "o-", label="SET")
     ax[0, 0].plot(k, np.asarray(grad.scheme.reset_amplitude), "s-", label="RESET")
-    plot.label(ax[0, 0], "iteration", "|pulse amplitude| [V]", "optimised schedule")
+    plot.label(ax[0, 0], "iteration", f"|pulse amplitude| [{fam.drive_unit}]", "optimised schedule")
     ax[0, 0].legend(fontsize=8)
     ax[0, 1].plot(k, np.asarray(grad.scheme.set_width) * 1e9, "o-", label="SET")
     ax[0, 1].plot(k, np.asarray(grad.scheme.reset_width) * 1e9, "s-", label="RESET")
@@ -222,7 +237,7 @@ def _figures(name, fam, grad, rand, grid, refined, grid_axes, reports, numbers, 
     ax[0, 0].plot(float(getattr(refined.scheme, names[1])), float(getattr(refined.scheme, names[0])), "r^",
                   label="refined")
     ax[0, 0].set_xscale("log")
-    plot.label(ax[0, 0], f"{names[1]} [V]", f"{names[0]} [V]",
+    plot.label(ax[0, 0], f"{names[1]} [{fam.drive_unit}]", f"{names[0]} [{fam.drive_unit}]",
                f"{names[2]} = {float(getattr(grid.scheme, names[2])):.3g} (grid best)")
     ax[0, 0].legend(fontsize=7)
     ax[0, 1].plot(refined.checks[:, 0], refined.checks[:, 1], "o-", label="exact objective (training)")
