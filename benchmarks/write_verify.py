@@ -79,11 +79,11 @@ def timed(fn, reps: int) -> dict[str, float]:
 def throughput(n: int, reps: int) -> dict:
     pop, levels = sharded_population(n, jax.random.key(1))
     scheme = IncrementalAmplitude(iterations=20, start=1.0, step=0.04, width=20e-9, tolerance=0.2,
-                                    polarity="reset")
+                                  polarity="reset")
 
     def run():
         return program(pop, scheme, targets=levels, key=jax.random.key(2), verify="exact", initial="set",
-                         fixed_steps=FIXED_STEPS)
+                       fixed_steps=FIXED_STEPS)
 
     t0 = time.perf_counter()
     rep = jax.block_until_ready(run())
@@ -103,7 +103,7 @@ def throughput(n: int, reps: int) -> dict:
 
 def schedule(k: int) -> Schedule:
     return Schedule(set_amplitude=jnp.full(k, 1.2), set_width=jnp.full(k, 20e-9), reset_amplitude=jnp.full(k, 1.2),
-                      reset_width=jnp.full(k, 20e-9), tolerance=0.2)
+                    reset_width=jnp.full(k, 20e-9), tolerance=0.2)
 
 
 def gradient(n: int, reps: int, memory_iterations: list[int], memory_cells: int) -> dict:
@@ -131,7 +131,7 @@ def gradient(n: int, reps: int, memory_iterations: list[int], memory_cells: int)
         sk = schedule(k)
         params = _log_params(sk, list(setting_units(sk)))
         lowered = _log_value_and_grad.lower(params, sk, mem_pop, t_cells, keys, SMOOTH, COST, "smooth",
-                                              FIXED_STEPS, "set")
+                                            FIXED_STEPS, "set")
         temps.append(lowered.lowered.compile().memory_analysis().temp_size_in_bytes)  # equinox wraps jax's
     slope = np.polyfit(memory_iterations, temps, 1)[0]
     return {"cells": n, "pulse_budget": s.iterations,

@@ -65,7 +65,7 @@ def levels(dev):
 @pytest.fixture(scope="module")
 def schedule():
     ramp = Bidirectional(iterations=K, set_start=1.15, set_step=0.01, reset_start=1.05, reset_step=0.03,
-                           set_width=20e-9, reset_width=20e-9, tolerance=0.2)
+                         set_width=20e-9, reset_width=20e-9, tolerance=0.2)
     return Schedule.from_scheme(ramp)
 
 
@@ -73,7 +73,7 @@ def fresh_objectives(schemes, fresh, levels):
     """Exact-mode objective of each scheme on the fresh population, averaged over 4 cycle-to-cycle noise draws
     (the same draws for every scheme): the objective of 128 cells varies by about ±15 % from draw to draw."""
     return np.mean([evaluate(schemes, fresh, targets=levels, objective=COST, key=jax.random.key(100 + i),
-                               initial="set") for i in range(4)], axis=0)
+                             initial="set") for i in range(4)], axis=0)
 
 
 def test_schedule_from_scheme_runs_the_same_pulses(schedule):
@@ -120,11 +120,11 @@ def test_smooth_and_straight_through_tend_to_exact(pops, levels, schedule):
     gaps = []
     for factor in (1.0, 1e-1, 1e-2, 1e-3, 1e-5):
         smooth = program(pops[0], schedule, targets=levels, key=key, verify="smooth",
-                           smoothing=SMOOTH.scaled(factor), initial="set")
+                         smoothing=SMOOTH.scaled(factor), initial="set")
         gaps.append((np.max(np.abs(np.log(smooth.read / exact.read))), np.max(np.abs(smooth.pulses - exact.pulses)),
                      np.max(np.abs(smooth.energy / exact.energy - 1))))
         st = program(pops[0], schedule, targets=levels, key=key, verify="straight_through",
-                       smoothing=SMOOTH.scaled(factor), initial="set")
+                     smoothing=SMOOTH.scaled(factor), initial="set")
         for name in ("read", "pulses", "energy", "time", "converged"):  # forward is the exact mode, bit for bit
             np.testing.assert_array_equal(getattr(st, name), getattr(exact, name))
     gaps = np.array(gaps)
@@ -140,7 +140,7 @@ def test_gradients_match_finite_differences_of_the_smooth_mode(pops, levels, sch
 
     def objective(s):
         return float(COST(program(pops[0], s, targets=levels, key=key, verify="smooth", smoothing=SMOOTH,
-                                    initial="set")))
+                                  initial="set")))
 
     assert value == pytest.approx(objective(schedule), rel=1e-12)
     checked = 0
@@ -162,16 +162,16 @@ def test_rich_schedule_gradient_beats_random_search(pops, levels):
     smooth objective vs the best of as many random schedules, both judged in exact mode on a fresh population."""
     train, fresh = pops
     start = Schedule(set_amplitude=jnp.full(K, 1.2), set_width=jnp.full(K, 20e-9),
-                       reset_amplitude=jnp.full(K, 1.2), reset_width=jnp.full(K, 20e-9), tolerance=0.2)
+                     reset_amplitude=jnp.full(K, 1.2), reset_width=jnp.full(K, 20e-9), tolerance=0.2)
     res = optimize_scheme(start, train, targets=levels, objective=COST, steps=30, key=jax.random.key(8),
-                            validation=fresh, smoothing=SMOOTH, check_every=10,
-                            initial="set")
+                          validation=fresh, smoothing=SMOOTH, check_every=10,
+                          initial="set")
     assert res.settings_count == 41 and res.evaluations == 30 + 4
     assert res.report.verify == "exact" and res.report.cells == N
     bounds = {"set_amplitude": (1.0, 2.0), "reset_amplitude": (0.9, 2.0), "set_width": (5e-9, 100e-9),
               "reset_width": (5e-9, 100e-9), "tolerance": (0.05, 0.5)}
     rnd = random_search(start, train, targets=levels, objective=COST, bounds=bounds,
-                          evaluations=res.evaluations, key=jax.random.key(9), initial="set")
+                        evaluations=res.evaluations, key=jax.random.key(9), initial="set")
     assert rnd.evaluations == res.evaluations
     objective_gradient, objective_random = fresh_objectives([res.scheme, rnd.scheme], fresh, levels)
     assert objective_gradient < 0.5 * objective_random, (objective_gradient, objective_random)
@@ -184,10 +184,10 @@ def test_gradient_refinement_improves_the_grid_optimum(pops, levels):
     train, fresh = pops
     ispp = IncrementalAmplitude(iterations=K, start=1.0, step=0.04, width=20e-9, tolerance=0.2, polarity="reset")
     grid = grid_search(ispp, train, targets=levels, objective=COST, key=jax.random.key(13), initial="set",
-                         grid={"start": [0.9, 1.0, 1.1], "step": [0.02, 0.04, 0.08], "tolerance": [0.15, 0.3]})
+                       grid={"start": [0.9, 1.0, 1.1], "step": [0.02, 0.04, 0.08], "tolerance": [0.15, 0.3]})
     assert grid.evaluations == 18 and grid.objective == pytest.approx(np.min(grid.objectives))
     refined = optimize_scheme(grid.scheme, train, targets=levels, objective=COST, steps=15,
-                                key=jax.random.key(14), validation=fresh, free=("start", "step", "tolerance"),
+                              key=jax.random.key(14), validation=fresh, free=("start", "step", "tolerance"),
                                 smoothing=SMOOTH.scaled(0.5), anneal=0.2, learning_rate=0.02, check_every=5,
                                 initial="set")
     assert float(refined.scheme.width) == float(ispp.width)  # not a free setting
@@ -221,8 +221,8 @@ def test_report_level_helpers():
     read[3] = 1.1e-6  # level 3 read as level 0: Gray 10 vs 00, 1 bit
     z = jnp.zeros(12)
     rep = ProgramReport(read=jnp.asarray(read), target=jnp.asarray(target), error=jnp.log(read / target), pulses=z,
-                          energy=z, time=z, converged=jnp.abs(jnp.log(read / target)) < 0.1, state=z,
-                          tolerance=jnp.asarray(0.1), iterations=5, error_scale="log", verify="exact")
+                        energy=z, time=z, converged=jnp.abs(jnp.log(read / target)) < 0.1, state=z,
+                        tolerance=jnp.asarray(0.1), iterations=5, error_scale="log", verify="exact")
     np.testing.assert_array_equal(rep.decoded_level(), [0, 0, 2, 0, 0, 1, 1, 3, 0, 1, 2, 3])
     assert rep.level_error_rate() == pytest.approx(3 / 12)
     assert rep.ber() == pytest.approx(3 / 24)
@@ -244,11 +244,11 @@ def test_relax_widens_the_field_threshold_only(dev):
     (lambda: FixedAmplitude(iterations=5, amplitude=1.0, width=0.0, tolerance=0.1), "width"),
     (lambda: FixedAmplitude(iterations=5, amplitude=1.0, width=1e-8, tolerance=0.1, polarity="up"), "polarity"),
     (lambda: Bidirectional(iterations=5, set_start=1.0, set_step=-0.1, reset_start=1.0, reset_step=0.0,
-                             set_width=1e-8, reset_width=1e-8, tolerance=0.1), "set_step"),
+                           set_width=1e-8, reset_width=1e-8, tolerance=0.1), "set_step"),
     (lambda: Schedule(set_amplitude=jnp.ones(3), set_width=jnp.ones(4), reset_amplitude=jnp.ones(3),
-                        reset_width=jnp.ones(3), tolerance=0.1), "set_width"),
+                      reset_width=jnp.ones(3), tolerance=0.1), "set_width"),
     (lambda: Schedule(set_amplitude=jnp.ones(3), set_width=jnp.ones(3), reset_amplitude=jnp.ones(3),
-                        reset_width=jnp.ones(3), tolerance=0.1, error_scale="dB"), "error_scale"),
+                      reset_width=jnp.ones(3), tolerance=0.1, error_scale="dB"), "error_scale"),
     (lambda: Smoothing(verify=0.0, polarity=0.1, clip=0.1, device=0.0), "verify"),
 ])
 def test_bad_settings_raise_naming_them(make, name):
@@ -276,7 +276,7 @@ def test_bad_calls_raise_naming_the_parameter(pops, levels, schedule):
         optimize_scheme(schedule, pop, validation=fresh, free=("gain",), **opt)
     with pytest.raises(ValueError, match="bounds"):
         random_search(schedule, pop, targets=levels, objective=COST, bounds={"tolerance": (0.5, 0.1)},
-                        evaluations=2, key=jax.random.key(0))
+                      evaluations=2, key=jax.random.key(0))
 
 
 def test_notebook_runs_end_to_end(tmp_path, monkeypatch):

@@ -106,12 +106,12 @@ def reram(quick: bool) -> Family:
         smoothing=Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.05),
         refine_smoothing=Smoothing(verify=0.025, polarity=0.05, clip=0.025, device=0.025),
         schedule_start=lambda k: Schedule(set_amplitude=jnp.full(k, 1.2), set_width=jnp.full(k, 20e-9),
-                                            reset_amplitude=jnp.full(k, 1.2), reset_width=jnp.full(k, 20e-9),
+                                          reset_amplitude=jnp.full(k, 1.2), reset_width=jnp.full(k, 20e-9),
                                             tolerance=0.2),
         schedule_bounds={"set_amplitude": (1.0, 2.0), "reset_amplitude": (0.9, 2.0),
                          "set_width": (5e-9, 100e-9), "reset_width": (5e-9, 100e-9), "tolerance": (0.05, 0.5)},
         classic=lambda k: IncrementalAmplitude(iterations=k, start=1.0, step=0.04, width=20e-9, tolerance=0.2,
-                                                 polarity="reset"),
+                                               polarity="reset"),
         grid=lambda m: {"start": np.linspace(0.9, 1.2, m), "step": np.geomspace(0.01, 0.08, m),
                         "tolerance": np.geomspace(0.1, 0.4, max(2, m - 1))},
     )
@@ -138,17 +138,17 @@ def run_family(name: str, fam: Family, sz: Sizes, out: Path, key: PRNGKeyArray) 
     # --- rich schedule: gradient vs random search with the same number of population simulations
     start = fam.schedule_start(sz.iterations)
     grad = optimize_scheme(start, train, steps=sz.schedule_steps, key=k_grad, validation=fresh,
-                             smoothing=fam.smoothing, anneal=fam.anneal, learning_rate=fam.learning_rate,
-                             check_every=sz.check_every, **common)
+                           smoothing=fam.smoothing, anneal=fam.anneal, learning_rate=fam.learning_rate,
+                           check_every=sz.check_every, **common)
     rand = random_search(start, train, bounds=fam.schedule_bounds, evaluations=grad.evaluations, key=k_rand,
-                           **common)
+                         **common)
     # --- refinement of the grid's best classic scheme
     classic = fam.classic(sz.iterations)
     grid_axes = fam.grid(sz.grid_points)
     grid = grid_search(classic, train, grid=grid_axes, key=k_grid, **common)
     refined = optimize_scheme(grid.scheme, train, steps=sz.refine_steps, key=k_refine, validation=fresh,
-                                free=tuple(grid_axes), smoothing=fam.refine_smoothing, anneal=fam.anneal,
-                                learning_rate=fam.refine_learning_rate, check_every=max(1, sz.check_every // 2),
+                              free=tuple(grid_axes), smoothing=fam.refine_smoothing, anneal=fam.anneal,
+                              learning_rate=fam.refine_learning_rate, check_every=max(1, sz.check_every // 2),
                                 **common)
     o_start, o_grad, o_rand, o_grid, o_refined = judge([start, grad.scheme, rand.scheme, grid.scheme, refined.scheme])
     reports = {label: program(fresh, s, key=k_judge, verify="exact", targets=fam.levels, initial=fam.initial)
