@@ -14,6 +14,7 @@ the same key gives bit-identical numbers. Streams differ from ``jax.random.norma
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -79,6 +80,13 @@ def normals(key: PRNGKeyArray, shape: tuple[int, ...], count: int = 1, dtype=Non
     dtype = jnp.dtype(dtype or jnp.zeros(()).dtype)
     if dtype not in (jnp.float32, jnp.float64):
         raise ValueError(f"dtype must be float32 or float64; got {dtype}")
+    return _normals(key, tuple(int(d) for d in shape), count, dtype)
+
+
+# Jitted so that eager callers compile the unrolled hash once instead of dispatching it op by op; inside an outer
+# jit it is inlined and fuses all the same.
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _normals(key: PRNGKeyArray, shape: tuple[int, ...], count: int, dtype) -> tuple[Array, ...]:
     per = 2 if dtype == jnp.float64 else 1
     n = math.prod(shape)
     words = _words(key, n * count * per).reshape(n, count, per)

@@ -411,22 +411,25 @@ class PCMCell(AbstractDevice):
         """
         del key
         amplitude = jnp.asarray(amplitude, dtype=float)
-        i_set = jnp.where(amplitude > 0, amplitude, 0.0)
-        i_reset = jnp.where(amplitude < 0, -amplitude, 0.0)
-        i_set = runtime_check(i_set, self.ambient_temperature + self.heating(i_set) >= self.melting_temperature,
-                              "PCMCell.pulse: a SET amplitude (> 0) must stay below the melting current "
-                              "sqrt((T_m - T_amb)/(R_th R_on)) A; use a negative amplitude to RESET")
+        if fixed_steps is not None and (not isinstance(fixed_steps, int) or fixed_steps < 1):
+            raise ValueError(f"fixed_steps must be a positive integer or None; got {fixed_steps!r}")
+        if is_concrete(amplitude) and jnp.ndim(amplitude) == 0:  # eager: compute only the branch taken
+            if amplitude < 0:
+                return self._reset(state, -amplitude, width, rise, fall)
+            return self._set(state, amplitude, width, rise, fall, fixed_steps)
+        set_result = self._set(state, jnp.where(amplitude > 0, amplitude, 0.0), width, rise, fall, fixed_steps)
+        reset_result = self._reset(state, jnp.where(amplitude < 0, -amplitude, 0.0), width, rise, fall)
+        return jax.tree_util.tree_map(lambda s, r: jnp.where(amplitude >= 0, s, r), set_result, reset_result)
+
+    def _set(self, state, current, width, rise, fall, fixed_steps) -> PulseResult:
+        current = runtime_check(current, self.ambient_temperature + self.heating(current) >= self.melting_temperature,
+                                "PCMCell.pulse: a SET amplitude (> 0) must stay below the melting current "
+                                "sqrt((T_m - T_amb)/(R_th R_on)) A; use a negative amplitude to RESET")
         if fixed_steps is None:
             from ..simulate import solve_pulse
 
-            set_result = solve_pulse(_HeatedCell(self), state, i_set, width, rise=rise, fall=fall)
-        else:
-            if not isinstance(fixed_steps, int) or fixed_steps < 1:
-                raise ValueError(f"fixed_steps must be a positive integer or None; got {fixed_steps!r}")
-            set_result = self._set_piecewise(state, i_set, width, rise, fall, fixed_steps)
-        reset_result = self._reset(state, i_reset, width, rise, fall)
-        take_set = amplitude >= 0
-        return jax.tree_util.tree_map(lambda s, r: jnp.where(take_set, s, r), set_result, reset_result)
+            return solve_pulse(_HeatedCell(self), state, current, width, rise=rise, fall=fall)
+        return self._set_piecewise(state, current, width, rise, fall, fixed_steps)
 
     def _set_piecewise(self, state, current, width, rise, fall, n) -> PulseResult:
         """SET pulse with the temperature piecewise constant: exact on the plateau, n midpoint pieces per edge."""
