@@ -4,11 +4,11 @@
 
     python benchmarks/pcm_montecarlo.py --out benchmarks [--quick]
 
-Both sides do the same work per device: one programming-noise draw, one ν draw, and at each read time the drift
-and one read-noise draw (aihwkit: apply_programming_noise_to_conductance, generate_drift_coefficients, then
-apply_drift_noise_to_conductance per read time). Targets are drawn from one seed, noise from another. aihwkit is an
-optional extra (``pip install aihwkit==1.1.0 torch==2.13.0``): without it that column is skipped and the JSON says
-why. Writes ``<out>/pcm_montecarlo.json``.
+Both sides do the same work per device: one programming-noise draw, one ν draw, and at each read time the
+drift and one read-noise draw (aihwkit: apply_programming_noise_to_conductance, generate_drift_coefficients,
+then apply_drift_noise_to_conductance per read time). Targets are drawn from one seed, noise from another.
+aihwkit is an optional extra (``pip install aihwkit==1.1.0 torch==2.13.0``): without it that column is skipped
+and the JSON says why. Writes ``<out>/pcm_montecarlo.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 
 # Two JAX CPU devices (one per core) before jax is imported: JAX runs elementwise work on one core per device.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_force_host_platform_device_count=2").strip()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -127,9 +128,10 @@ def compare(a: dict, b: dict) -> dict:
     return {"z_mean": z_mean.tolist(), "z_std": z_std.tolist()}
 
 
-def statistics(level, nu, reads, other=None) -> dict:
+def statistics(level, nu, reads) -> dict:
+    """Per-level statistics of ν and of the conductance [µS] at each read time."""
     out = {"nu": per_level(level, nu)}
-    out.update({f"g_{t:g}s_uS": per_level(level, r) for t, r in zip(READ_TIMES, reads)})
+    out.update({f"g_{t:g}s_uS": per_level(level, r) for t, r in zip(READ_TIMES, reads, strict=True)})
     return out
 
 
@@ -152,7 +154,8 @@ def main() -> None:
 
         aihwkit_skip, versions = None, {"aihwkit": aihwkit.__version__, "torch": torch.__version__}
     except ImportError as err:
-        aihwkit_skip, versions = f"aihwkit/torch not installed ({err}); pip install aihwkit==1.1.0 torch==2.13.0", {}
+        aihwkit_skip = f"aihwkit/torch not installed ({err}); pip install aihwkit==1.1.0 torch==2.13.0"
+        versions = {}
 
     result: dict = {
         "read_times_s": list(READ_TIMES), "levels_uS": LEVELS_US.tolist(), "dtype": "float32",
@@ -181,9 +184,11 @@ def main() -> None:
             z = {name: compare(ours[name], theirs[name]) for name in ours}
             all_z = np.abs(np.concatenate([np.r_[v["z_mean"], v["z_std"]] for v in z.values()]))
             entry["stats_comparison"] = {"z_scores": z, "max_abs_z": float(all_z.max()),
-                                         "n_compared": int(all_z.size), "n_abs_z_above_3": int(np.sum(all_z > 3))}
+                                         "n_compared": int(all_z.size),
+                                         "n_abs_z_above_3": int(np.sum(all_z > 3))}
         result["sizes"][str(n)] = entry
-        line = f"{n:>9} devices: imcphys {entry['imcphys_2dev_s']:.3f} s (2 dev), {entry['imcphys_1dev_s']:.3f} s (1 dev)"
+        line = (f"{n:>9} devices: imcphys {entry['imcphys_2dev_s']:.3f} s (2 dev), "
+                f"{entry['imcphys_1dev_s']:.3f} s (1 dev)")
         if aihwkit_skip is None:
             line += (f", aihwkit {entry['aihwkit_s']:.3f} s -> {entry['speedup_vs_aihwkit']:.2f}x; "
                      f"stats max |z| {entry['stats_comparison']['max_abs_z']:.2f}")

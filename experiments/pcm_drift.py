@@ -1,4 +1,7 @@
-"""PCM drift: statistical model on a 512×512 tile and 4-bit levels, physical cell at 25/85 °C; writes pcm_drift.json."""
+"""PCM drift: the statistical model on a 512×512 tile and on 4-bit levels, the physical cell at 25 and 85 °C.
+
+Writes ``<out>/pcm_drift.json`` and figures.
+"""
 
 from imcphys.studies import pcm_drift, script
 

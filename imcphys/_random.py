@@ -3,9 +3,9 @@
 In a statistical device step (a PCM read is one multiply, one power and one noise term per device) drawing the
 normals costs more than the physics. Two things make ``jax.random.normal`` slow on CPU: JAX lowers its
 Threefry-2x32 hash as a rolled loop there, which XLA cannot fuse with the surrounding elementwise code.
-:func:`normals` evaluates the *same* hash (Threefry-2x32 with 20 rounds; Salmon et al., "Parallel random numbers:
-as easy as 1, 2, 3", SC'11 — bit-identical to ``jax.extend.random.threefry_2x32``) unrolled, so that it fuses with
-its consumer, and uses both words of a block when two normals are drawn per element.
+:func:`normals` evaluates the *same* hash (Threefry-2x32 with 20 rounds; Salmon et al., "Parallel random
+numbers: as easy as 1, 2, 3", SC'11 — bit-identical to ``jax.extend.random.threefry_2x32``) unrolled, so that
+it fuses with its consumer, and uses both words of a block when two normals are drawn per element.
 
 The counter of an element is its flat index, computed elementwise: a draw does not depend on how the array is
 sharded, and the same key gives bit-identical numbers. Streams differ from ``jax.random.normal``.
@@ -47,8 +47,8 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
 
 
 def _flat_index(shape: tuple[int, ...]) -> Array:
-    """The flat (C-order) index of every element of ``shape`` as uint32, built elementwise (no reshape), so that
-    a sharded consumer gets it computed shard by shard."""
+    """The flat (C-order) index of every element of ``shape`` as uint32, built elementwise (no reshape), so
+    that a sharded consumer gets it computed shard by shard."""
     index = jnp.zeros(shape, jnp.uint32)
     stride = 1
     for dim in reversed(range(len(shape))):
@@ -73,10 +73,10 @@ def _to_normal(w0: Array, w1: Array | None, dtype) -> Array:
 def normals(key: PRNGKeyArray, shape: tuple[int, ...], count: int = 1, dtype=None) -> tuple[Array, ...]:
     """``count`` independent arrays of standard normals of ``shape`` from one key.
 
-    Element i (flat index) of normal c comes from the Threefry block with counter (i, c // 2), word c % 2 (float32,
-    24 bits, |z| ≤ 5.4), or from both words of block (i, c) (float64, 52 bits, |z| ≤ 8.3): every element is
-    computed on its own, so a sharded array is drawn shard by shard with the same numbers. ``dtype`` defaults to
-    JAX's default float.
+    Element i (flat index) of normal c comes from the Threefry block with counter (i, c // 2), word c % 2
+    (float32, 24 bits, |z| ≤ 5.4), or from both words of block (i, c) (float64, 52 bits, |z| ≤ 8.3): every
+    element is computed on its own, so a sharded array is drawn shard by shard with the same numbers.
+    ``dtype`` defaults to JAX's default float.
     """
     dtype = jnp.dtype(dtype or jnp.zeros(()).dtype)
     if dtype not in (jnp.float32, jnp.float64):
@@ -87,8 +87,8 @@ def normals(key: PRNGKeyArray, shape: tuple[int, ...], count: int = 1, dtype=Non
     return _normals(key, shape, count, dtype)
 
 
-# Jitted so that eager callers compile the unrolled hash once instead of dispatching it op by op; inside an outer
-# jit it is inlined and fuses all the same.
+# Jitted so that eager callers compile the unrolled hash once instead of dispatching it op by op; inside an
+# outer jit it is inlined and fuses all the same.
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _normals(key: PRNGKeyArray, shape: tuple[int, ...], count: int, dtype) -> tuple[Array, ...]:
     k = jr.bits(key, (2,), jnp.uint32)  # key words for any key type (typed or raw, any implementation)

@@ -21,7 +21,7 @@ from jaxtyping import Array, ArrayLike, Float
 from ._checks import check_range
 from .device import param
 
-# ------------------------------------------------------------------------------- weights on differential pairs
+# ------------------------------------------------------------------------------- weights on differential pair
 #: Smallest |W|max used for the weight-to-conductance scale (aihwkit's _ZERO_CLIP).
 _ZERO_CLIP = 1e-7
 
@@ -96,7 +96,7 @@ class ADC(eqx.Module):
 def analog_mvm(g_plus: Float[ArrayLike, "n_in n_out"], g_minus: Float[ArrayLike, "n_in n_out"],
                x: Float[ArrayLike, "... n_in"], *, v_read: Float[ArrayLike, ""] = 0.2,
                adc: ADC | None = None) -> Float[Array, "... n_out"]:
-    """Column currents I_j = Σ_i (G⁺_ij − G⁻_ij)·x_i·v_read [A] of a differential crossbar, through ``adc``."""
+    """Column currents I_j = Σ_i (G⁺_ij − G⁻_ij)·x_i·v_read [A] of a differential crossbar, then ``adc``."""
     current = (jnp.asarray(x) * v_read) @ (jnp.asarray(g_plus) - jnp.asarray(g_minus))
     return current if adc is None else adc(current)
 
@@ -117,14 +117,15 @@ def relative_error(y: Float[ArrayLike, "..."], y_ref: Float[ArrayLike, "..."]) -
 def probe_outputs(g_plus: Float[ArrayLike, "n_in n_out"], g_minus: Float[ArrayLike, "n_in n_out"], *,
                   probe: Literal["one_hot", "ones"] = "one_hot", v_read: Float[ArrayLike, ""] = 0.2,
                   adc: ADC | None = None) -> Float[Array, "k n_out"]:
-    """Column currents [A] for the compensation probe inputs: every one-hot input (aihwkit's readout tensor, k =
-    n_in) or one all-ones input (k = 1)."""
+    """Column currents [A] for the compensation probe inputs: every one-hot input (aihwkit's readout tensor, k
+    = n_in) or one all-ones input (k = 1)."""
     g_plus, g_minus = jnp.asarray(g_plus), jnp.asarray(g_minus)
     if probe == "one_hot":  # identity input: the currents are the cells themselves, no matmul needed
         current = v_read * (g_plus - g_minus)
         return current if adc is None else adc(current)
     if probe == "ones":
-        return analog_mvm(g_plus, g_minus, jnp.ones((1, g_plus.shape[0]), g_plus.dtype), v_read=v_read, adc=adc)
+        ones = jnp.ones((1, g_plus.shape[0]), g_plus.dtype)
+        return analog_mvm(g_plus, g_minus, ones, v_read=v_read, adc=adc)
     raise ValueError(f"probe must be 'one_hot' or 'ones'; got {probe!r}")
 
 
@@ -134,7 +135,8 @@ def _mean_abs(readout: Array, axis, floor_rel: float, reference: Array) -> Array
 
 def global_drift_compensation(reference: Float[ArrayLike, "k n_out"], current: Float[ArrayLike, "k n_out"],
                               *, floor_rel: float = 1e-4) -> Float[Array, ""]:
-    """One gain α = mean|reference| / mean|current| for the whole tile (aihwkit's ``GlobalDriftCompensation``).
+    """One gain α = mean|reference| / mean|current| for the whole tile (aihwkit's
+    ``GlobalDriftCompensation``).
 
     ``reference`` and ``current`` are :func:`probe_outputs` right after programming and at read time; multiply
     the tile's outputs by α. The current readout is floored at ``floor_rel`` × the reference (aihwkit: 1e-4).
@@ -143,8 +145,9 @@ def global_drift_compensation(reference: Float[ArrayLike, "k n_out"], current: F
     return jnp.mean(jnp.abs(reference)) / _mean_abs(current, None, floor_rel, reference)
 
 
-def per_column_drift_compensation(reference: Float[ArrayLike, "k n_out"], current: Float[ArrayLike, "k n_out"],
-                                  *, floor_rel: float = 1e-4) -> Float[Array, " n_out"]:
+def per_column_drift_compensation(reference: Float[ArrayLike, "k n_out"],
+                                  current: Float[ArrayLike, "k n_out"], *, floor_rel: float = 1e-4
+                                  ) -> Float[Array, " n_out"]:
     """One gain per output column, α_j = mean_k|reference_kj| / mean_k|current_kj| (aihwkit's
     ``PerColumnDriftCompensation``)."""
     reference, current = jnp.asarray(reference), jnp.asarray(current)

@@ -1,10 +1,10 @@
 """PCM: the statistical model against its published formulas (and aihwkit itself when installed), Monte Carlo
-statistics, the physical drift model against its exact solution and the Arrhenius bake equivalence, programming,
-readout and drift compensation, gradients against finite differences, vmap/jit, bad input.
+statistics, the physical drift model against its exact solution and the Arrhenius bake equivalence,
+programming, readout and drift compensation, gradients against finite differences, vmap/jit, bad input.
 
 Published values: Nandakumar et al., ICECS 2019; Joshi et al., Nat. Commun. 11, 2473 (2020) and IBM aihwkit's
-PCMLikeNoiseModel (src/aihwkit/inference/noise/pcm.py); HERMES: Le Gallo et al., Nat. Electron. 6, 680 (2023) and
-aihwkit's HermesNoiseModel (num_devices = 2). They are re-implemented independently in numpy below.
+PCMLikeNoiseModel (src/aihwkit/inference/noise/pcm.py); HERMES: Le Gallo et al., Nat. Electron. 6, 680 (2023)
+and aihwkit's HermesNoiseModel (num_devices = 2). They are re-implemented independently in numpy below.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def joshi_sigma_prog_us(g_us, g_max_us=25.0):
 
 def joshi_nu_stats(g_us, g_max_us=25.0):
     x = np.maximum(g_us / g_max_us, 1e-7)
-    return (np.clip(-0.0155 * np.log(x) + 0.0244, 0.049, 0.1), np.clip(-0.0125 * np.log(x) - 0.0059, 0.008, 0.045))
+    return (np.clip(-0.0155 * np.log(x) + 0.0244, 0.049, 0.1),
+            np.clip(-0.0125 * np.log(x) - 0.0059, 0.008, 0.045))
 
 
 def joshi_q_s(g_us, g_max_us=25.0):
@@ -79,7 +80,7 @@ def cell():
 
 @pytest.fixture(scope="module")
 def solve():
-    """One compiled diffrax solve of a PCMCell under a three-segment temperature profile, at output times ts."""
+    """One compiled diffrax solve of a PCMCell under a three-segment temperature profile."""
     return eqx.filter_jit(lambda c, state, profile, ts: imcphys.simulate(c, state, profile, ts, rtol=1e-9,
                                                                          atol=1e-12))
 
@@ -114,7 +115,8 @@ def test_random_normals_are_threefry_and_standard():
 
 def test_joshi_formulas_match_published(model):
     g = jnp.asarray(TARGETS_US * US)
-    np.testing.assert_allclose(model.programming_noise_std(g), joshi_sigma_prog_us(TARGETS_US) * US, rtol=1e-12)
+    np.testing.assert_allclose(model.programming_noise_std(g), joshi_sigma_prog_us(TARGETS_US) * US,
+                               rtol=1e-12)
     mu, sd = model.drift_exponent_stats(g)
     mu_ref, sd_ref = joshi_nu_stats(TARGETS_US)
     np.testing.assert_allclose(mu, mu_ref, rtol=1e-12)
@@ -126,8 +128,8 @@ def test_joshi_formulas_match_published(model):
     assert [float(v) for v in model.drift_exponent_stats(25 * US)] == pytest.approx([0.049, 0.008], rel=1e-12)
     # σ_prog scales with g_max (polynomial fitted at 25 µS): at g_max = 50 µS and the same x, twice the noise
     m50 = imcphys.replace(model, g_max=50 * US)
-    assert float(m50.programming_noise_std(25 * US)) == pytest.approx(2 * float(model.programming_noise_std(12.5 * US)),
-                                                                     rel=1e-12)
+    double = 2 * float(model.programming_noise_std(12.5 * US))
+    assert float(m50.programming_noise_std(25 * US)) == pytest.approx(double, rel=1e-12)
 
 
 def test_hermes_card_matches_published(hermes):
@@ -152,10 +154,11 @@ def test_joshi_card_is_the_default(model):
 @pytest.mark.filterwarnings("ignore::UserWarning")  # aihwkit 1.1's own torch deprecation warnings
 @pytest.mark.parametrize("which", ["joshi2020", "hermes"])
 def test_identical_to_aihwkit_with_the_same_normals(model, hermes, which, monkeypatch):
-    """aihwkit's own noise model, fed the normals imcphys draws, gives the same conductances (clipping, order and
-    placement of every noise term), with non-default noise scales."""
+    """aihwkit's own noise model, fed the normals imcphys draws, gives the same conductances (clipping, order
+    and placement of every noise term), with non-default noise scales."""
     torch = pytest.importorskip("torch")
-    aihwkit_noise = pytest.importorskip(f"aihwkit.inference.noise.{'pcm' if which == 'joshi2020' else 'hermes'}")
+    module = "pcm" if which == "joshi2020" else "hermes"
+    aihwkit_noise = pytest.importorskip(f"aihwkit.inference.noise.{module}")
     scales = dict(prog_noise_scale=1.3, read_noise_scale=0.7, drift_scale=1.2)
     ours = imcphys.replace(model if which == "joshi2020" else hermes, **scales)
     g_max_us = float(ours.g_max) / US
@@ -164,7 +167,8 @@ def test_identical_to_aihwkit_with_the_same_normals(model, hermes, which, monkey
     g_target = jnp.linspace(0.0, ours.g_max, 2001)
     k_prog, k_read = jr.key(11), jr.key(12)
     t = 3600.0
-    state, g_t = eqx.filter_jit(lambda m: (s := m.program(g_target, key=k_prog), m.conductance(s, t, k_read)))(ours)
+    state = eqx.filter_jit(lambda m: m.program(g_target, key=k_prog))(ours)
+    g_t = eqx.filter_jit(lambda m, s: m.conductance(s, t, k_read))(ours, state)
     z_prog, z_nu, z_read = jax.jit(lambda: (*normals(k_prog, g_target.shape, 2, jnp.float64),
                                             *normals(k_read, g_target.shape, 1, jnp.float64)))()
     queue = [torch.from_numpy(np.array(z)) for z in (z_prog, z_nu, z_read)]
@@ -215,8 +219,8 @@ def test_drift_power_law_with_t0_20s_and_read_noise(model):
     # read noise: relative std Q_s sqrt(ln((t + t0 + t_read)/(2 t_read))) at 1 day, 10 µS (no clipping there)
     n = 200_000
     s1 = PCMState(g_prog=jnp.full(n, 10e-6), nu=jnp.full(n, 0.06))
-    rel = np.asarray(eqx.filter_jit(lambda m: m.conductance(s1, 86400.0, jr.key(2)) / m.conductance(s1, 86400.0)
-                                    - 1)(model))
+    noisy = eqx.filter_jit(lambda m: m.conductance(s1, 86400.0, jr.key(2)) / m.conductance(s1, 86400.0))
+    rel = np.asarray(noisy(model)) - 1
     sigma_n = joshi_q_s(10.0) * math.sqrt(math.log((86400 + 20 + 250e-9) / (2 * 250e-9)))
     assert abs(rel.mean()) < 3 * sigma_n / math.sqrt(n)
     assert abs(rel.std() - sigma_n) < 3 * sigma_n / math.sqrt(2 * n)
@@ -238,8 +242,8 @@ def test_program_vmap_equals_loop_and_jit_equals_eager(model):
         np.testing.assert_array_equal(batched.g_prog[i], one.g_prog)
         np.testing.assert_array_equal(batched.nu[i], one.nu)
     eager = model.conductance(model.program(g, key=keys[0]), 3600.0, keys[1])
-    jitted = eqx.filter_jit(lambda m, x, k1, k2: m.conductance(m.program(x, key=k1), 3600.0, k2))(model, g, keys[0],
-                                                                                               keys[1])
+    pipeline = eqx.filter_jit(lambda m, x, k1, k2: m.conductance(m.program(x, key=k1), 3600.0, k2))
+    jitted = pipeline(model, g, keys[0], keys[1])
     np.testing.assert_allclose(jitted, eager, rtol=1e-13)
     np.testing.assert_array_equal(model.program(g, key=keys[0]).g_prog, model.program(g, key=keys[0]).g_prog)
 
@@ -260,7 +264,8 @@ def test_bad_input_raises_naming_it(model, call, name):
 
 def test_bad_input_under_jit_raises(model):
     with pytest.raises(Exception, match="g_target"):
-        jax.jit(lambda g: model.program(g, key=jr.key(0)).g_prog)(jnp.array([1e-6, 30e-6])).block_until_ready()
+        program = jax.jit(lambda g: model.program(g, key=jr.key(0)).g_prog)
+        program(jnp.array([1e-6, 30e-6])).block_until_ready()
     state = PCMState(jnp.ones(2) * 1e-6, jnp.ones(2) * 0.05)
     with pytest.raises(Exception, match="t"):
         jax.jit(lambda t: model.conductance(state, t))(-1.0).block_until_ready()
@@ -284,7 +289,8 @@ def test_cell_drift_is_a_power_law_of_slope_minus_a_nu(cell, solve, temperature)
     ts = jnp.unique(jnp.concatenate([jnp.zeros(1), jnp.geomspace(1.0, 1e6, 13)]))
     for a in (1.0, 0.5):
         state = PCMCellState(jnp.asarray(a), jnp.asarray(1.0))
-        sol = solve(cell, state, temperature_profile((temperature, 1e6), (temperature, 1.0), (temperature, 1.0)), ts)
+        profile = temperature_profile((temperature, 1e6), (temperature, 1.0), (temperature, 1.0))
+        sol = solve(cell, state, profile, ts)
         g = np.asarray(sol.observed)[1:]
         # ODE (diffrax, adaptive) against the exact solution E_b(t) = kT ln(e^{E_b0/kT} + (E_s/kT) v0 t)
         np.testing.assert_allclose(g, _closed_form_g(cell, state, ts[1:], temperature), rtol=2e-6)
@@ -306,11 +312,13 @@ def test_drift_above_ten_percent_per_decade_at_85C(cell, solve):
 
 
 def test_bake_equals_longer_room_temperature_wait_by_arrhenius_factor(cell, solve):
-    """RESET, 1 h at 85 °C, then 25 °C (diffrax, temperature steps). The bake is equivalent to a room-temperature
-    wait t_b (T_r/T_b) exp(E_b (1/kT_r − 1/kT_b)), E_b the relaxation barrier it reached (module docstring)."""
+    """RESET, 1 h at 85 °C, then 25 °C (diffrax, temperature steps). The bake is equivalent to a
+    room-temperature wait t_b (T_r/T_b) exp(E_b (1/kT_r − 1/kT_b)), E_b the relaxation barrier it reached
+    (module docstring)."""
     t_r, t_b, day, hour = 298.15, 358.15, 86400.0, 3600.0
     ts = jnp.array([0.0, hour, hour + day, hour + 2 * day])
-    baked = solve(cell, cell.initial_state("reset"), temperature_profile((t_b, hour), (t_r, 1e7), (t_r, 1.0)), ts)
+    profile = temperature_profile((t_b, hour), (t_r, 1e7), (t_r, 1.0))
+    baked = solve(cell, cell.initial_state("reset"), profile, ts)
     after = jax.tree_util.tree_map(lambda x: x[1], baked.states)
     e_b = float(cell.barrier(after.defects))
     factor = (t_r / t_b) * math.exp(e_b * (1 / (K_B_EV * t_r) - 1 / (K_B_EV * t_b)))
@@ -320,7 +328,8 @@ def test_bake_equals_longer_room_temperature_wait_by_arrhenius_factor(cell, solv
                  jnp.array([0.0, t_eq / 2, t_eq, t_eq + 1.0]))
     assert float(room.states.defects[2]) == pytest.approx(float(after.defects), rel=1e-6)
     assert float(room.observed[2]) == pytest.approx(float(baked.observed[1]), rel=1e-5)  # both read at 25 °C
-    # temperature step: back at 25 °C drift stalls — a day changes G by < 0.1 % (6.5 % a day after programming)
+    # temperature step: back at 25 °C drift stalls — a day changes G by < 0.1 % (6.5 % a day after
+    # programming)
     assert float(baked.observed[2] / baked.observed[1]) == pytest.approx(1.0, abs=1e-3)
     unbaked = _closed_form_g(cell, cell.initial_state("reset"), jnp.array([day, 2 * day]), t_r)
     assert float(unbaked[1] / unbaked[0]) == pytest.approx(2**-0.1, rel=1e-5)
@@ -331,7 +340,8 @@ def test_reset_melt_fraction_and_quench(cell):
     dt_m = 900.0 - 298.15  # T_m − T_amb
     for current in (80e-6, 105e-6, 115e-6, 125e-6):
         over = 2e7 * current**2 * 3e3 / dt_m  # R_th I² R_on / (T_m − T_amb)
-        assert float(cell.melt_fraction(current)) == pytest.approx(min(max((over - 1) / 0.5, 0), 1), abs=1e-12)
+        expected = min(max((over - 1) / 0.5, 0), 1)
+        assert float(cell.melt_fraction(current)) == pytest.approx(expected, abs=1e-12)
     full = cell.pulse(cell.initial_state("set"), -130e-6, 50e-9).state  # eager: only the RESET branch runs
     assert (float(full.amorphous), float(full.defects)) == (1.0, 1.0)
     assert float(cell.read(full)) == pytest.approx(0.25e-6, rel=1e-12)  # fresh glass: G_a0
@@ -356,8 +366,8 @@ def test_set_pulse_fixed_step_against_adaptive(cell, set_pulse):
     # growth during a rectangular pulse: Δa = v_g(T) w / h exactly
     temp = 298.15 + 2e7 * (78e-6) ** 2 * 3e3
     v = 1.0 * math.exp(-2.7 / K_B_EV * (1 / temp - 1 / 700.0))
-    assert 1 - float(fixed(cell, reset, 78e-6, 100e-9, 0.0).state.amorphous) == pytest.approx(v * 100e-9 / 50e-9,
-                                                                                              rel=1e-10)
+    grown = 1 - float(fixed(cell, reset, 78e-6, 100e-9, 0.0).state.amorphous)
+    assert grown == pytest.approx(v * 100e-9 / 50e-9, rel=1e-10)
 
 
 def test_program_and_verify_reaches_targets(cell):
@@ -379,25 +389,27 @@ def test_cell_gradients_match_finite_differences(cell, set_pulse):
     assert float(dw) == pytest.approx(central_difference(lambda w: g_after(cell, 79e-6, w), 100e-9), rel=1e-5)
     grads = eqx.filter_grad(lambda c: g_after(c, 79e-6, 100e-9))(cell)
     for name in ("growth_activation_energy", "thermal_resistance", "drift_exponent", "quench_barrier"):
-        fd = central_difference(lambda x: g_after(imcphys.replace(cell, **{name: x}), 79e-6, 100e-9),
+        fd = central_difference(lambda x, n=name: g_after(imcphys.replace(cell, **{n: x}), 79e-6, 100e-9),
                                 float(getattr(cell, name)))
         assert float(getattr(grads, name)) == pytest.approx(fd, rel=1e-5), name
-    dt = jax.grad(lambda temp: _closed_form_g(cell, reset, 3600.0, temp))(330.0)
-    assert float(dt) == pytest.approx(central_difference(lambda temp: _closed_form_g(cell, reset, 3600.0, temp),
-                                                         330.0), rel=1e-6)
+    def g_hour(temp):
+        return _closed_form_g(cell, reset, 3600.0, temp)
+
+    assert float(jax.grad(g_hour)(330.0)) == pytest.approx(central_difference(g_hour, 330.0), rel=1e-6)
 
 
 def test_cell_population_vmap_equals_loop_and_jit_equals_eager(cell, set_pulse):
     _, fixed = set_pulse
-    pop = imcphys.population.sample(cell, {"thermal_resistance": imcphys.population.Normal(0.02, relative=True)},
-                                    16, key=jr.key(4))
+    spread = {"thermal_resistance": imcphys.population.Normal(0.02, relative=True)}
+    pop = imcphys.population.sample(cell, spread, 16, key=jr.key(4))
     amps = jnp.linspace(77e-6, 80e-6, 16)
     batched = eqx.filter_vmap(lambda c, a: c.read(fixed(c, c.initial_state("reset"), a, 100e-9, 10e-9).state)
                               )(pop, amps)
     looped = []
     for k in range(16):
         cell_k = imcphys.population.take(pop, k)
-        looped.append(float(cell_k.read(fixed(cell_k, cell_k.initial_state("reset"), amps[k], 100e-9, 10e-9).state)))
+        state = fixed(cell_k, cell_k.initial_state("reset"), amps[k], 100e-9, 10e-9).state
+        looped.append(float(cell_k.read(state)))
     np.testing.assert_allclose(batched, looped, rtol=1e-13)
     eager = cell.pulse(cell.initial_state("reset"), 79e-6, 100e-9, rise=10e-9, fall=10e-9, fixed_steps=64)
     jitted = fixed(cell, cell.initial_state("reset"), 79e-6, 100e-9, 10e-9)
@@ -429,7 +441,8 @@ def test_differential_pairs_and_adc():
     np.testing.assert_allclose(gm, [[0, 25e-6], [0, 0]], rtol=1e-12)
     np.testing.assert_allclose(readout.pairs_to_weights(gp, gm, scale), w, rtol=1e-12)
     x = jnp.array([1.0, -0.5])
-    np.testing.assert_allclose(readout.currents_to_outputs(readout.analog_mvm(gp, gm, x), scale), x @ w, rtol=1e-12)
+    y = readout.currents_to_outputs(readout.analog_mvm(gp, gm, x), scale)
+    np.testing.assert_allclose(y, x @ w, rtol=1e-12)
     adc = readout.ADC(full_scale=1e-6, bits=4)  # 15 levels, Δ = 1/7 µA
     i = jnp.array([0.0, 0.07e-6, 0.08e-6, -0.51e-6, 3e-6])  # u = I/Δ = 0, 0.49, 0.56, −3.57, saturated
     np.testing.assert_allclose(adc(i), np.array([0, 0, 1, -4, 7]) * 1e-6 / 7, rtol=1e-12)
@@ -437,7 +450,8 @@ def test_differential_pairs_and_adc():
     np.testing.assert_allclose(ste(i), adc(i), rtol=0)
     np.testing.assert_allclose(jax.vmap(jax.grad(lambda c: ste(c)))(i), [1, 1, 1, 1, 0])
     smooth = readout.ADC(full_scale=1e-6, bits=4, mode="smooth", sharpness=200.0)
-    u = (jnp.arange(-6, 7)[:, None] + jnp.array([-0.3, 0.0, 0.3])).ravel() * 1e-6 / 7  # ≥ 0.2 LSB from decisions
+    # ≥ 0.2 LSB away from the decision points
+    u = (jnp.arange(-6, 7)[:, None] + jnp.array([-0.3, 0.0, 0.3])).ravel() * 1e-6 / 7
     np.testing.assert_allclose(smooth(u), adc(u), rtol=1e-12, atol=1e-24)
 
 
@@ -457,7 +471,8 @@ def test_uniform_drift_is_removed_by_compensation(model):
     assert float(readout.global_drift_compensation(ref, now)) == pytest.approx(float(alpha), rel=1e-12)
     # one ν per column: only the per-column gains undo it
     nu_col = jnp.linspace(0.03, 0.1, 16)
-    cols = (PCMState(gp, jnp.broadcast_to(nu_col, gp.shape)), PCMState(gm, jnp.broadcast_to(nu_col, gm.shape)), scale)
+    nu = jnp.broadcast_to(nu_col, gp.shape)
+    cols = (PCMState(gp, nu), PCMState(gm, nu), scale)
     y_col = readout.currents_to_outputs(readout.analog_mvm(model.conductance(cols[0], t),
                                                            model.conductance(cols[1], t), x), scale)
     now = readout.probe_outputs(model.conductance(cols[0], t), model.conductance(cols[1], t))
@@ -466,8 +481,9 @@ def test_uniform_drift_is_removed_by_compensation(model):
 
 
 def test_mvm_error_gradients_match_finite_differences(model):
-    """Relative MVM error of a programmed and drifted 32×32 tile (keys fixed, smooth 6-bit ADC) against the noise
-    scales, g_max, the compensation reference time, the ADC range and a power-law compensation exponent."""
+    """Relative MVM error of a programmed and drifted 32×32 tile (keys fixed, smooth 6-bit ADC) against the
+    noise scales, g_max, the compensation reference time, the ADC range and a power-law compensation
+    exponent."""
     w = jr.uniform(jr.key(1), (32, 32), minval=-1, maxval=1)
     x = jr.uniform(jr.key(2), (8, 32), minval=-1, maxval=1)
     k_prog, k_read = jr.key(3), jr.key(4)
@@ -489,6 +505,6 @@ def test_mvm_error_gradients_match_finite_differences(model):
     grads = jax.jit(jax.grad(error))(p0)
     assert 0.02 < float(f(p0)) < 0.5
     for name in p0:
-        fd = central_difference(lambda v: f({**p0, name: jnp.asarray(v)}), float(p0[name]))
+        fd = central_difference(lambda v, n=name: f({**p0, n: jnp.asarray(v)}), float(p0[name]))
         assert float(grads[name]) == pytest.approx(fd, rel=1e-4), name
         assert abs(fd * float(p0[name])) > 1e-5, name  # every parameter matters

@@ -1,8 +1,8 @@
 r"""PCM: the statistical model calibrated on a million devices, and a physical drift model with temperature.
 
-**PCMStatistical** — the statistical model of Nandakumar et al., ICECS 2019 and Joshi et al., Nat. Commun. 11, 2473
-(2020), as implemented in IBM aihwkit's ``PCMLikeNoiseModel`` (MIT licence; the formulas, clipping and the order
-in which noise is applied below are aihwkit's, re-written in SI units). With x = g_target/g_max:
+**PCMStatistical** — the statistical model of Nandakumar et al., ICECS 2019 and Joshi et al., Nat. Commun. 11,
+2473 (2020), as implemented in IBM aihwkit's ``PCMLikeNoiseModel`` (MIT licence; the formulas, clipping and
+the order in which noise is applied below are aihwkit's, re-written in SI units). With x = g_target/g_max:
 
 .. math::
 
@@ -16,18 +16,20 @@ in which noise is applied below are aihwkit's, re-written in SI units). With x =
     \sigma_n = s_r\,Q_s\sqrt{\ln\frac{t + t_0 + t_{read}}{2 t_{read}}} \\
     g(t) &= \max(g_{drift} + |g_{drift}|\,\sigma_n z_3,\ 0)
 
-c = (0.26348, 1.9650, −1.1731) µS at g_ref = 25 µS, t_0 = 20 s, t_read = 250 ns; z_i standard normals; t is the time
-since the end of programming [s]; s_p, s_ν, s_r are the programming-, drift- and read-noise scales (1 = published).
-``calibration = "hermes"`` selects the piecewise ν and Q_s fits of the IBM HERMES 14-nm chip (Le Gallo et al.,
-Nat. Electron. 6, 680 (2023); aihwkit's ``HermesNoiseModel`` with two devices per weight: g_max = 20.7 µS,
-t_0 = 300 s, t_read = 512 ns, cubic programming-noise polynomial) — see ``devices/pcm_hermes.toml``. As in aihwkit,
-the two devices of a HERMES weight are modelled as one conductance.
+c = (0.26348, 1.9650, −1.1731) µS at g_ref = 25 µS, t_0 = 20 s, t_read = 250 ns; z_i standard normals; t is
+the time since the end of programming [s]; s_p, s_ν, s_r are the programming-, drift- and read-noise scales (1
+= published). ``calibration = "hermes"`` selects the piecewise ν and Q_s fits of the IBM HERMES 14-nm chip (Le
+Gallo et al., Nat. Electron. 6, 680 (2023); aihwkit's ``HermesNoiseModel`` with two devices per weight: g_max
+= 20.7 µS, t_0 = 300 s, t_read = 512 ns, cubic programming-noise polynomial) — see
+``devices/pcm_hermes.toml``. As in aihwkit, the two devices of a HERMES weight are modelled as one
+conductance.
 
-**PCMCell** — one mushroom cell with a melt-quenched amorphous plug, following the structural-relaxation picture of
-Le Gallo, Krebs, Zipoli, Salinga & Sebastian, Adv. Electron. Mater. 4, 1700627 (2018) and Le Gallo & Sebastian,
-J. Phys. D 53, 213002 (2020): relaxation of the glass proceeds by collective events whose barrier grows as the glass
-relaxes (a Gibbs-type model), and the conduction activation energy grows with it. State: the amorphous fraction a of
-the full RESET plug and the unrelaxed-defect fraction Σ of the glass (1 right after the quench, 0 fully relaxed).
+**PCMCell** — one mushroom cell with a melt-quenched amorphous plug, following the structural-relaxation
+picture of Le Gallo, Krebs, Zipoli, Salinga & Sebastian, Adv. Electron. Mater. 4, 1700627 (2018) and Le Gallo
+& Sebastian, J. Phys. D 53, 213002 (2020): relaxation of the glass proceeds by collective events whose barrier
+grows as the glass relaxes (a Gibbs-type model), and the conduction activation energy grows with it. State:
+the amorphous fraction a of the full RESET plug and the unrelaxed-defect fraction Σ of the glass (1 right
+after the quench, 0 fully relaxed).
 
 .. math::
 
@@ -38,22 +40,22 @@ the full RESET plug and the unrelaxed-defect fraction Σ of the glass (1 right a
     G &= G_c^{\,1-a}\,G_a^{\,a}, \qquad
     G_a = G_{a0}\,e^{-\frac{E_c}{k}(\frac1T - \frac1{T_0})}\,e^{-\nu_a E_s (1-\Sigma)/kT}
 
-At constant T the barrier follows E_b(t) = kT ln(e^{E_{b,i}/kT} + (E_s/kT) v_0 t) exactly, so
-G ∝ (1 + t/τ)^{−a ν_a} with τ = e^{E_{b,i}/kT} kT/(E_s v_0): the power law of drift with an exponent ν = a ν_a that
+At constant T the barrier follows E_b(t) = kT ln(e^{E_{b,i}/kT} + (E_s/kT) v_0 t) exactly, so G ∝ (1 +
+t/τ)^{−a ν_a} with τ = e^{E_{b,i}/kT} kT/(E_s v_0): the power law of drift with an exponent ν = a ν_a that
 does not depend on T, growing with the amorphous fraction (the logarithmic mixing rule of Lichtenecker makes
 ln G linear in a, matching the measured μ_ν linear in ln G of the statistical model). A bake raises E_b fast;
-back at room temperature drift then stalls until room-temperature time catches up: a bake of t_b at T_b is a wait
-t_b (T_r/T_b) exp(E_b (1/kT_r − 1/kT_b)) at T_r, E_b the barrier reached (exact once t ≫ τ).
+back at room temperature drift then stalls until room-temperature time catches up: a bake of t_b at T_b is a
+wait t_b (T_r/T_b) exp(E_b (1/kT_r − 1/kT_b)) at T_r, E_b the barrier reached (exact once t ≫ τ).
 
-Programming (``pulse``, amplitude = cell current [A]; the sign selects the pulse shape): the cell heats to
-T = T_amb + R_th I² R_on. A SET pulse (I > 0) grows crystal (a falls) and relaxes the glass, solved as an ODE (or
+Programming (``pulse``, amplitude = cell current [A]; the sign selects the pulse shape): the cell heats to T =
+T_amb + R_th I² R_on. A SET pulse (I > 0) grows crystal (a falls) and relaxes the glass, solved as an ODE (or
 exactly, piecewise in temperature, on the fixed-step path); its current must stay below melting. A RESET pulse
 (I < 0) heats the same way, then melts and quenches a plug of a_m = clip((ΔT/(T_m − T_amb) − 1)/(ρ − 1), 0, 1)
-(the melt front of a hemispherical 1/r temperature field around the heater, ρ = full-plug radius / heater radius)
-with fresh glass (Σ = 1). Parameter values of ``PCMCell`` are assumed, chosen to reproduce the published magnitudes
-(ν ≈ 0.1 for amorphous GST, an ON/OFF ratio of a few hundred, 10-year retention at 85 °C) — see
-``devices/pcm_cell_gst.toml``. Not modelled: crystalline-phase drift (ν ≈ 0.005–0.02), threshold switching
-dynamics, cycle-to-cycle variability of the cell.
+(the melt front of a hemispherical 1/r temperature field around the heater, ρ = full-plug radius / heater
+radius) with fresh glass (Σ = 1). Parameter values of ``PCMCell`` are assumed, chosen to reproduce the
+published magnitudes (ν ≈ 0.1 for amorphous GST, an ON/OFF ratio of a few hundred, 10-year retention at 85 °C)
+— see ``devices/pcm_cell_gst.toml``. Not modelled: crystalline-phase drift (ν ≈ 0.005–0.02), threshold
+switching dynamics, cycle-to-cycle variability of the cell.
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ _G_MAX_TOL = 1e-6
 
 
 def _guard(x: Array, bad: Array, message: str) -> Array:
-    """``runtime_check`` that keeps a sharded ``x`` sharded: under jit the check (``eqx.error_if``, which runs on
-    one device) is made on a scalar token added to ``x``, not on ``x`` itself."""
+    """``runtime_check`` that keeps a sharded ``x`` sharded: under jit the check (``eqx.error_if``, which runs
+    on one device) is made on a scalar token added to ``x``, not on ``x`` itself."""
     if is_concrete(bad):
         return runtime_check(x, bad, message)
     return x + runtime_check(jnp.zeros((), x.dtype), jnp.any(bad), message)
@@ -109,12 +111,13 @@ def _check_time(t: ArrayLike, name: str = "t (time since programming)") -> Array
 class PCMState(eqx.Module):
     """What programming leaves in each device of a :class:`PCMStatistical` array (any shape)."""
 
-    g_prog: Float[Array, "..."]  #: conductance right after programming [S] (the drifted one when solved as an ODE)
+    g_prog: Float[Array, "..."]  #: conductance after programming [S] (drifted, when solved as an ODE)
     nu: Float[Array, "..."]  #: drift exponent ν of the device [1]
 
 
 class PCMStatistical(AbstractDevice):
-    """Statistical PCM model of Joshi et al. 2020 / aihwkit ``PCMLikeNoiseModel`` in SI units (module docstring).
+    """Statistical PCM model of Joshi et al. 2020 / aihwkit ``PCMLikeNoiseModel`` in SI units (module
+    docstring).
 
     ``PCMStatistical()`` has the published coefficients; ``load_card("devices/pcm_hermes.toml")`` the HERMES
     calibration. Every method broadcasts over arrays of targets/times and works under ``jit``, ``vmap`` and
@@ -133,11 +136,12 @@ class PCMStatistical(AbstractDevice):
 
     def __check_init__(self):
         if self.calibration not in ("joshi2020", "hermes"):
-            raise ValueError(f"PCMStatistical.calibration must be 'joshi2020' or 'hermes'; got {self.calibration!r}")
+            raise ValueError("PCMStatistical.calibration must be 'joshi2020' or 'hermes'; "
+                             f"got {self.calibration!r}")
         if jnp.ndim(self.prog_coeffs) < 1:
             raise ValueError("PCMStatistical.prog_coeffs must be a 1-D array of polynomial coefficients [S]")
-        _check_init_ranges(self, [("g_max", 0.0, True), ("prog_g_max_reference", 0.0, True), ("t0", 0.0, True),
-                                  ("t_read", 0.0, True), ("prog_noise_scale", 0.0, False),
+        _check_init_ranges(self, [("g_max", 0.0, True), ("prog_g_max_reference", 0.0, True),
+                                  ("t0", 0.0, True), ("t_read", 0.0, True), ("prog_noise_scale", 0.0, False),
                                   ("read_noise_scale", 0.0, False), ("drift_scale", 0.0, False)])
         check_range("PCMStatistical.prog_coeffs", self.prog_coeffs, unit="S")
 
@@ -181,7 +185,7 @@ class PCMStatistical(AbstractDevice):
         return self.drift_scale * mu, self.drift_scale * sigma
 
     def read_noise_q(self, g_prog: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
-        """Q_s [1], the 1/f read-noise amplitude of a device programmed to ``g_prog`` [S] (without the scale)."""
+        """Q_s [1], the 1/f read-noise amplitude of a device programmed to ``g_prog`` [S] (no scale)."""
         x = jnp.abs(jnp.asarray(g_prog)) / self.g_max
         if self.calibration == "joshi2020":
             pos = x > 0
@@ -191,7 +195,8 @@ class PCMStatistical(AbstractDevice):
         return jnp.where(x < 0.16, jnp.clip(-0.0117 * ln_x - 0.0069, 0.015, 0.04),
                          0.0069 * x**3 - 0.0280 * x**2 + 0.0211 * x + 0.0123)
 
-    def read_noise_std(self, g_prog: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    def read_noise_std(self, g_prog: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."]
+                       ) -> Float[Array, "..."]:
         """σ_n [1], the relative std of the accumulated 1/f read noise at ``t`` [s] after programming."""
         t = _check_time(t)
         return (self.read_noise_scale * self.read_noise_q(g_prog)
@@ -213,7 +218,8 @@ class PCMStatistical(AbstractDevice):
 
     def conductance(self, state: PCMState, t: Float[ArrayLike, "..."], key: PRNGKeyArray | None = None
                     ) -> Float[Array, "..."]:
-        """Conductance [S] ``t`` seconds after programming; with ``key``, including the accumulated 1/f read noise.
+        """Conductance [S] ``t`` seconds after programming; with ``key``, including the accumulated 1/f read
+        noise.
 
         ``t`` broadcasts against the state (e.g. shape (k, 1) against states of shape (n,) reads k times).
         """
@@ -253,11 +259,12 @@ class PCMStatistical(AbstractDevice):
         """Targets in [0, g_max] S; there is no RESET polarity (see :meth:`pulse`)."""
         return (0.0, float(np.max(self.g_max))), (0.0, 0.0)
 
-    def pulse(self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None) -> PulseResult:
-        """Not available: the statistical model describes the *outcome* of IBM's closed-loop programming, not single
-        pulses. Use :meth:`program`, or :class:`PCMCell` for pulse-level programming."""
-        raise NotImplementedError("PCMStatistical has no single-pulse programming: use program(g_target, key=...) "
-                                  "or the physical model PCMCell")
+    def pulse(self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None
+              ) -> PulseResult:
+        """Not available: the statistical model describes the *outcome* of IBM's closed-loop programming, not
+        single pulses. Use :meth:`program`, or :class:`PCMCell` for pulse-level programming."""
+        raise NotImplementedError("PCMStatistical has no single-pulse programming: use "
+                                  "program(g_target, key=...) or the physical model PCMCell")
 
 
 # =========================================================================================== physical model
@@ -271,10 +278,10 @@ class PCMCellState(eqx.Module):
 class PCMCell(AbstractDevice):
     """Mushroom PCM cell with structural relaxation, crystal growth and melt-quench (module docstring).
 
-    Drive of :meth:`rhs` (and so of :func:`imcphys.simulate`): the **ambient temperature** [K], so that bakes and
-    temperature steps are stimuli (``hold(358.15, 3600)`` …) solved by diffrax. Programming goes through
-    :meth:`pulse` with the cell **current** [A] as amplitude: > 0 SET/partial SET, < 0 RESET.
-    ``read`` returns the conductance [S] at ``ambient_temperature``.
+    Drive of :meth:`rhs` (and so of :func:`imcphys.simulate`): the **ambient temperature** [K], so that bakes
+    and temperature steps are stimuli (``hold(358.15, 3600)`` …) solved by diffrax. Programming goes through
+    :meth:`pulse` with the cell **current** [A] as amplitude: > 0 SET/partial SET, < 0 RESET. ``read`` returns
+    the conductance [S] at ``ambient_temperature``.
     """
 
     g_crystalline: Float[Array, "..."] = param(25e-6, "S")  #: G_c, fully SET cell
@@ -315,7 +322,8 @@ class PCMCell(AbstractDevice):
 
     def relaxation_rate(self, defects, temperature) -> Float[Array, "..."]:
         """dΣ/dt = −v_0 exp(−E_b/kT) [1/s]."""
-        return -self.attempt_frequency * safe_exp(-self.barrier(defects) / (K_B_EV * jnp.asarray(temperature)))
+        kt = K_B_EV * jnp.asarray(temperature)
+        return -self.attempt_frequency * safe_exp(-self.barrier(defects) / kt)
 
     def growth_velocity_at(self, temperature: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Crystal growth velocity v_g(T) [m/s] (Arrhenius through v_ref at T_ref)."""
@@ -324,11 +332,12 @@ class PCMCell(AbstractDevice):
 
     def conductance(self, state: PCMCellState, temperature: Float[ArrayLike, "..."] | None = None
                     ) -> Float[Array, "..."]:
-        """Cell conductance G = G_c^(1−a) G_a(Σ, T)^a [S] at ``temperature`` [K] (default ``ambient_temperature``)."""
+        """Cell conductance G = G_c^(1−a) G_a(Σ, T)^a [S] at ``temperature`` [K] (default: ambient)."""
         temp = self.ambient_temperature if temperature is None else jnp.asarray(temperature)
         kt = K_B_EV * temp
         ln_ga = (jnp.log(self.g_amorphous)
-                 - self.conduction_activation_energy * (1.0 / kt - 1.0 / (K_B_EV * self.reference_temperature))
+                 - self.conduction_activation_energy * (1.0 / kt
+                                                        - 1.0 / (K_B_EV * self.reference_temperature))
                  - self.drift_exponent * self.barrier_span * (1.0 - state.defects) / kt)
         a = state.amorphous
         return jnp.exp((1.0 - a) * jnp.log(self.g_crystalline) + a * ln_ga)
@@ -348,7 +357,8 @@ class PCMCell(AbstractDevice):
         return jnp.clip((over - 1.0) / (self.full_reset_ratio - 1.0), 0.0, 1.0)
 
     def _age(self, defects, temperature, duration):
-        """Σ after ``duration`` [s] at constant ``temperature`` [K]: E_b(t) = kT ln(e^{E_b,i/kT} + (E_s/kT) v_0 t)."""
+        """Σ after ``duration`` [s] at constant ``temperature`` [K], from
+        E_b(t) = kT ln(e^{E_b,i/kT} + (E_s/kT) v_0 t)."""
         kt = K_B_EV * temperature
         pos = duration > 0
         ln_clock = jnp.where(pos, jnp.log(self.barrier_span / kt * self.attempt_frequency
@@ -358,7 +368,8 @@ class PCMCell(AbstractDevice):
 
     def relax(self, state: PCMCellState, duration: Float[ArrayLike, "..."],
               temperature: Float[ArrayLike, "..."] | None = None) -> PCMCellState:
-        """State after ``duration`` [s] at constant ``temperature`` [K] without current (closed form of :meth:`rhs`)."""
+        """State after ``duration`` [s] at constant ``temperature`` [K] without current (the closed form of
+        :meth:`rhs`)."""
         duration = _check_time(duration, "duration")
         temp = self.ambient_temperature if temperature is None else jnp.asarray(temperature)
         grown = self.growth_velocity_at(temp) * duration / self.plug_thickness
@@ -389,7 +400,7 @@ class PCMCell(AbstractDevice):
         return PCMCellState(jnp.ones(()), jnp.ones(()))
 
     def initial_state(self, which: str = "reset") -> PCMCellState:
-        """``"reset"``: full plug of fresh glass (a = 1, Σ = 1) right after the quench; ``"set"``: crystalline."""
+        """``"reset"``: full plug of fresh glass (a = 1, Σ = 1) just quenched; ``"set"``: crystalline."""
         states = {"reset": 1.0, "set": 0.0}
         if which not in states:
             raise ValueError(f"initial_state(which=...) must be one of {sorted(states)}; got {which!r}")
@@ -413,8 +424,8 @@ class PCMCell(AbstractDevice):
         """One programming pulse of current ``amplitude`` [A] (> 0 SET, < 0 RESET) and plateau ``width`` [s].
 
         SET: adaptive diffrax solve of growth and relaxation at T(t) = T_amb + R_th (I env(t))² R_on, or with
-        ``fixed_steps=n`` the exact solution for piecewise-constant temperature (exact on the plateau, n pieces
-        per edge). RESET: heating at the plateau temperature, then melt-quench of a_m. The cell has no
+        ``fixed_steps=n`` the exact solution for piecewise-constant temperature (exact on the plateau, n
+        pieces per edge). RESET: heating at the plateau temperature, then melt-quench of a_m. The cell has no
         cycle-to-cycle noise here: ``key`` is accepted for the common interface and unused.
         """
         del key
@@ -425,12 +436,14 @@ class PCMCell(AbstractDevice):
             if amplitude < 0:
                 return self._reset(state, -amplitude, width, rise, fall)
             return self._set(state, amplitude, width, rise, fall, fixed_steps)
-        set_result = self._set(state, jnp.where(amplitude > 0, amplitude, 0.0), width, rise, fall, fixed_steps)
+        set_result = self._set(state, jnp.where(amplitude > 0, amplitude, 0.0), width, rise, fall,
+                               fixed_steps)
         reset_result = self._reset(state, jnp.where(amplitude < 0, -amplitude, 0.0), width, rise, fall)
         return jax.tree_util.tree_map(lambda s, r: jnp.where(amplitude >= 0, s, r), set_result, reset_result)
 
     def _set(self, state, current, width, rise, fall, fixed_steps) -> PulseResult:
-        current = runtime_check(current, self.ambient_temperature + self.heating(current) >= self.melting_temperature,
+        too_hot = self.ambient_temperature + self.heating(current) >= self.melting_temperature
+        current = runtime_check(current, too_hot,
                                 "PCMCell.pulse: a SET amplitude (> 0) must stay below the melting current "
                                 "sqrt((T_m - T_amb)/(R_th R_on)) A; use a negative amplitude to RESET")
         if fixed_steps is None:
@@ -440,7 +453,8 @@ class PCMCell(AbstractDevice):
         return self._set_piecewise(state, current, width, rise, fall, fixed_steps)
 
     def _set_piecewise(self, state, current, width, rise, fall, n) -> PulseResult:
-        """SET pulse with the temperature piecewise constant: exact on the plateau, n midpoint pieces per edge."""
+        """SET pulse with the temperature piecewise constant: exact on the plateau, n midpoint pieces per
+        edge."""
         width, rise, fall = (jnp.asarray(x, dtype=float) for x in (width, rise, fall))
         mid = (jnp.arange(n) + 0.5) / n
         env = jnp.concatenate([mid, jnp.ones(1), mid[::-1]])  # envelope: rise, plateau, fall
@@ -458,8 +472,8 @@ class PCMCell(AbstractDevice):
         return PulseResult(new, power * (width + (rise + fall) / 3.0), width + rise + fall)
 
     def _reset(self, state, current, width, rise, fall) -> PulseResult:
-        """RESET: the cell heats at the plateau temperature (the old plug crystallises and relaxes as it would),
-        then a_m melts and quenches to fresh glass."""
+        """RESET: the cell heats at the plateau temperature (the old plug crystallises and relaxes as it
+        would), then a_m melts and quenches to fresh glass."""
         width = jnp.asarray(width, dtype=float)
         temp = jnp.minimum(self.ambient_temperature + self.heating(current), self.melting_temperature)
         heated = self.relax(state, width, temp)
