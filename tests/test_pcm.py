@@ -377,25 +377,23 @@ def test_program_and_verify_reaches_targets(cell):
     assert np.all(np.asarray(pulses) <= 80)
 
 
-def test_cell_gradients_match_finite_differences(cell, set_pulse):
-    _, fixed = set_pulse
+def test_cell_gradients_match_finite_differences(cell):
     reset = cell.initial_state("reset")
+    names = ("growth_activation_energy", "thermal_resistance", "drift_exponent", "quench_barrier")
 
-    def g_after(c, amp, width):
-        return c.read(fixed(c, reset, amp, width, 10e-9).state)
+    def g_after(p):  # conductance after a partial SET (trapezoid, fixed-step path) and one hour at 330 K
+        c = imcphys.replace(cell, **{n: p[n] for n in names})
+        state = c.pulse(reset, p["amp"], p["width"], rise=10e-9, fall=10e-9, fixed_steps=64).state
+        return c.conductance(c.relax(state, 3600.0, p["temp"]), p["temp"])
 
-    da, dw = jax.grad(lambda a, w: g_after(cell, a, w), argnums=(0, 1))(79e-6, 100e-9)
-    assert float(da) == pytest.approx(central_difference(lambda a: g_after(cell, a, 100e-9), 79e-6), rel=1e-5)
-    assert float(dw) == pytest.approx(central_difference(lambda w: g_after(cell, 79e-6, w), 100e-9), rel=1e-5)
-    grads = eqx.filter_grad(lambda c: g_after(c, 79e-6, 100e-9))(cell)
-    for name in ("growth_activation_energy", "thermal_resistance", "drift_exponent", "quench_barrier"):
-        fd = central_difference(lambda x, n=name: g_after(imcphys.replace(cell, **{n: x}), 79e-6, 100e-9),
-                                float(getattr(cell, name)))
-        assert float(getattr(grads, name)) == pytest.approx(fd, rel=1e-5), name
-    def g_hour(temp):
-        return _closed_form_g(cell, reset, 3600.0, temp)
-
-    assert float(jax.grad(g_hour)(330.0)) == pytest.approx(central_difference(g_hour, 330.0), rel=1e-6)
+    # one compiled function: its value for the finite differences, its gradient for the comparison
+    value_and_grad = jax.jit(jax.value_and_grad(g_after))
+    p0 = {"amp": 79e-6, "width": 100e-9, "temp": 330.0, **{n: float(getattr(cell, n)) for n in names}}
+    p0 = {k: jnp.asarray(v) for k, v in p0.items()}
+    _, grads = value_and_grad(p0)
+    for name in p0:
+        fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0], float(p0[name]))
+        assert float(grads[name]) == pytest.approx(fd, rel=1e-5), name
 
 
 def test_cell_population_vmap_equals_loop_and_jit_equals_eager(cell, set_pulse):
@@ -501,10 +499,11 @@ def test_mvm_error_gradients_match_finite_differences(model):
     p0 = {"g_max": 25e-6, "prog": 1.0, "read": 1.0, "drift": 1.0, "t_ref": 10.0, "adc_range": 30e-6,
           "nu_comp": 0.01}
     p0 = {k: jnp.asarray(v) for k, v in p0.items()}
-    f = jax.jit(error)
-    grads = jax.jit(jax.grad(error))(p0)
-    assert 0.02 < float(f(p0)) < 0.5
+    value_and_grad = jax.jit(jax.value_and_grad(error))  # one compilation for values and gradients
+    err0, grads = value_and_grad(p0)
+    assert 0.02 < float(err0) < 0.5
     for name in p0:
-        fd = central_difference(lambda v, n=name: f({**p0, n: jnp.asarray(v)}), float(p0[name]))
+        fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0],
+                                float(p0[name]))
         assert float(grads[name]) == pytest.approx(fd, rel=1e-4), name
         assert abs(fd * float(p0[name])) > 1e-5, name  # every parameter matters
