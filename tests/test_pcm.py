@@ -392,7 +392,8 @@ def test_cell_gradients_match_finite_differences(cell):
     p0 = {k: jnp.asarray(v) for k, v in p0.items()}
     _, grads = value_and_grad(p0)
     for name in p0:
-        fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0], float(p0[name]))
+        fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0],
+                                float(p0[name]))
         assert float(grads[name]) == pytest.approx(fd, rel=1e-5), name
 
 

@@ -16,13 +16,14 @@ the order in which noise is applied below are aihwkit's, re-written in SI units)
     \sigma_n = s_r\,Q_s\sqrt{\ln\frac{t + t_0 + t_{read}}{2 t_{read}}} \\
     g(t) &= \max(g_{drift} + |g_{drift}|\,\sigma_n z_3,\ 0)
 
-c = (0.26348, 1.9650, −1.1731) µS at g_ref = 25 µS, t_0 = 20 s, t_read = 250 ns; z_i standard normals; t is
-the time since the end of programming [s]; s_p, s_ν, s_r are the programming-, drift- and read-noise scales (1
-= published). ``calibration = "hermes"`` selects the piecewise ν and Q_s fits of the IBM HERMES 14-nm chip (Le
-Gallo et al., Nat. Electron. 6, 680 (2023); aihwkit's ``HermesNoiseModel`` with two devices per weight: g_max
-= 20.7 µS, t_0 = 300 s, t_read = 512 ns, cubic programming-noise polynomial) — see
+c = (0.26348, 1.9650, −1.1731) µS at g_ref = 25 µS, t_0 = 20 s, t_read = 250 ns; z_i standard normals;
+t is the time since the end of programming [s]; s_p, s_ν, s_r are the programming-, drift- and read-noise
+scales (1 = published). ``calibration = "hermes"`` selects the piecewise ν and Q_s fits of the IBM HERMES
+14-nm chip (Le Gallo et al., Nat. Electron. 6, 680 (2023); aihwkit's ``HermesNoiseModel`` with two devices
+per weight: g_max = 20.7 µS, t_0 = 300 s, t_read = 512 ns, cubic programming-noise polynomial), see
 ``devices/pcm_hermes.toml``. As in aihwkit, the two devices of a HERMES weight are modelled as one
-conductance.
+conductance. Random numbers come from :mod:`imcphys._random` (the Threefry-2x32 hash of ``jax.random``,
+evaluated fused with the physics): two normals per device at programming, one per device and read.
 
 **PCMCell** — one mushroom cell with a melt-quenched amorphous plug, following the structural-relaxation
 picture of Le Gallo, Krebs, Zipoli, Salinga & Sebastian, Adv. Electron. Mater. 4, 1700627 (2018) and Le Gallo
@@ -40,22 +41,27 @@ after the quench, 0 fully relaxed).
     G &= G_c^{\,1-a}\,G_a^{\,a}, \qquad
     G_a = G_{a0}\,e^{-\frac{E_c}{k}(\frac1T - \frac1{T_0})}\,e^{-\nu_a E_s (1-\Sigma)/kT}
 
-At constant T the barrier follows E_b(t) = kT ln(e^{E_{b,i}/kT} + (E_s/kT) v_0 t) exactly, so G ∝ (1 +
-t/τ)^{−a ν_a} with τ = e^{E_{b,i}/kT} kT/(E_s v_0): the power law of drift with an exponent ν = a ν_a that
-does not depend on T, growing with the amorphous fraction (the logarithmic mixing rule of Lichtenecker makes
-ln G linear in a, matching the measured μ_ν linear in ln G of the statistical model). A bake raises E_b fast;
-back at room temperature drift then stalls until room-temperature time catches up: a bake of t_b at T_b is a
-wait t_b (T_r/T_b) exp(E_b (1/kT_r − 1/kT_b)) at T_r, E_b the barrier reached (exact once t ≫ τ).
+At constant T the barrier follows E_b(t) = kT ln(e^{E_{b,i}/kT} + (E_s/kT) v_0 t) exactly, so
+G ∝ (1 + t/τ)^{−a ν_a} with τ = e^{E_{b,i}/kT} kT/(E_s v_0): the power law of drift, with an exponent
+ν = a ν_a that does not depend on T and grows with the amorphous fraction (the logarithmic mixing rule of
+Lichtenecker makes ln G linear in a, as the measured μ_ν of the statistical model is linear in ln G). A bake
+raises E_b fast; back at room temperature drift then stalls until room-temperature time catches up: a bake of
+t_b at T_b is a wait t_b (T_r/T_b) exp(E_b (1/kT_r − 1/kT_b)) at T_r, E_b the barrier reached (exact once
+t ≫ τ).
 
-Programming (``pulse``, amplitude = cell current [A]; the sign selects the pulse shape): the cell heats to T =
-T_amb + R_th I² R_on. A SET pulse (I > 0) grows crystal (a falls) and relaxes the glass, solved as an ODE (or
-exactly, piecewise in temperature, on the fixed-step path); its current must stay below melting. A RESET pulse
-(I < 0) heats the same way, then melts and quenches a plug of a_m = clip((ΔT/(T_m − T_amb) − 1)/(ρ − 1), 0, 1)
-(the melt front of a hemispherical 1/r temperature field around the heater, ρ = full-plug radius / heater
-radius) with fresh glass (Σ = 1). Parameter values of ``PCMCell`` are assumed, chosen to reproduce the
-published magnitudes (ν ≈ 0.1 for amorphous GST, an ON/OFF ratio of a few hundred, 10-year retention at 85 °C)
-— see ``devices/pcm_cell_gst.toml``. Not modelled: crystalline-phase drift (ν ≈ 0.005–0.02), threshold
-switching dynamics, cycle-to-cycle variability of the cell.
+Programming (``pulse``, amplitude = cell current [A]; the sign selects the pulse shape): the cell heats to
+T = T_amb + R_th I² R_on. A SET pulse (I > 0) grows crystal (a falls) and relaxes the glass, solved as an ODE
+(or exactly, piecewise in temperature, on the fixed-step path); its current must stay below melting. A RESET
+pulse (I < 0) heats the same way, then melts and quenches a plug of
+a_m = clip((ΔT/(T_m − T_amb) − 1)/(ρ − 1), 0, 1) (the melt front of a hemispherical 1/r temperature field
+around the heater, ρ = full-plug radius / heater radius) with fresh glass (Σ = 1).
+
+Parameter values of ``PCMCell`` are assumed, chosen to reproduce published magnitudes (ν ≈ 0.1 for amorphous
+GST, an ON/OFF ratio of a few hundred, 10-year retention at 85 °C), see ``devices/pcm_cell_gst.toml``. Not
+modelled: crystalline-phase drift (ν ≈ 0.005–0.02), threshold-switching dynamics, cycle-to-cycle variability,
+and the temperature profile inside the plug — the whole plug is at the heater temperature during a pulse, so a
+100-ns partial-SET pulse ages the remaining glass as a 100-ns anneal at ~690 K would (drift of the level then
+starts about 10² s after programming at 25 °C).
 """
 
 from __future__ import annotations
