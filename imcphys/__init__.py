@@ -5,10 +5,10 @@ The library never switches JAX to float64 by itself; entry points (tests, CLI, n
 
 from pathlib import Path
 
-from . import constants, population, stimulus
+from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .models import StanfordReRAM
+from .models import PCMCell, PCMCellState, PCMState, PCMStatistical, StanfordReRAM
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
@@ -23,6 +23,10 @@ def cards_dir() -> Path:
 
 __all__ = [
     "AbstractDevice",
+    "PCMCell",
+    "PCMCellState",
+    "PCMState",
+    "PCMStatistical",
     "PiecewiseLinear",
     "Pulse",
     "PulseResult",
@@ -40,6 +44,7 @@ __all__ = [
     "study_names",
     "population",
     "read_card",
+    "readout",
     "save_card",
     "constants",
     "hold",
