@@ -87,14 +87,6 @@ _ZERO_CLIP = 1e-7  # aihwkit's floor of g/g_max inside the logarithms
 _G_MAX_TOL = 1e-6
 
 
-def _guard(x: Array, bad: Array, message: str) -> Array:
-    """``runtime_check`` that keeps a sharded ``x`` sharded: under jit the check (``eqx.error_if``, which runs
-    on one device) is made on a scalar token added to ``x``, not on ``x`` itself."""
-    if is_concrete(bad):
-        return runtime_check(x, bad, message)
-    return x + runtime_check(jnp.zeros((), x.dtype), jnp.any(bad), message)
-
-
 def _unit(cls: type, name: str) -> str:
     return cls.__dataclass_fields__[name].metadata["unit"]
 
@@ -111,7 +103,7 @@ def _check_time(t: ArrayLike, name: str = "t (time since programming)") -> Array
     t = jnp.asarray(t)
     if not jnp.issubdtype(t.dtype, jnp.floating):
         t = t.astype(float)
-    return _guard(t, ~(t >= 0) | ~jnp.isfinite(t), f"{name} must be finite and >= 0 s")
+    return runtime_check(t, ~(t >= 0) | ~jnp.isfinite(t), f"{name} must be finite and >= 0 s")
 
 
 class PCMState(eqx.Module):
@@ -161,7 +153,7 @@ class PCMStatistical(AbstractDevice):
             check_range("g_target", g, lower=0.0, upper=float(np.max(upper)), unit="S (g_max = "
                         f"{float(np.max(self.g_max)):g} S)")
             return g
-        return _guard(g, ~((g >= 0) & (g <= upper)), "g_target must be finite and in [0, g_max] S")
+        return runtime_check(g, ~((g >= 0) & (g <= upper)), "g_target must be finite and in [0, g_max] S")
 
     # ----------------------------------------------------------------- published formulas
     def programming_noise_std(self, g_target: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
