@@ -5,10 +5,11 @@ The library never switches JAX to float64 by itself; entry points (tests, CLI, n
 
 from pathlib import Path
 
-from . import constants, population, stimulus
+from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .models import StanfordReRAM
+from .models import PCMCell, PCMCellState, PCMState, PCMStatistical, StanfordReRAM
+from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
 from .program import (
     AbstractScheme,
     Bidirectional,
@@ -38,6 +39,10 @@ def cards_dir() -> Path:
 
 __all__ = [
     "AbstractDevice",
+    "PCMCell",
+    "PCMCellState",
+    "PCMState",
+    "PCMStatistical",
     "AbstractScheme",
     "Bidirectional",
     "FixedAmplitude",
@@ -59,9 +64,17 @@ __all__ = [
     "StanfordReRAM",
     "apply_pulse",
     "cards_dir",
+    "MonteCarloResult",
+    "Output",
+    "Study",
+    "get_study",
     "load_card",
+    "montecarlo",
+    "register_study",
+    "study_names",
     "population",
     "read_card",
+    "readout",
     "save_card",
     "constants",
     "hold",

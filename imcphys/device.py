@@ -15,7 +15,7 @@ What generic code (``simulate``, ``apply_pulse``, program-and-verify, fitting, M
 - ``project(state)`` — the physical range of the state (e.g. a clipped filament gap);
 - ``pulse(state, amplitude, width, ...)`` — one programming pulse, returning the state and its energy;
 - ``amplitude_range()`` — the allowed programming amplitudes per polarity;
-- ``relax(temperature)`` — a copy whose hard thresholds are smoothed, for gradient-based optimisation.
+- ``smoothed(temperature)`` — a copy whose hard thresholds are smoothed, for gradient-based optimisation.
 """
 
 from __future__ import annotations
@@ -119,9 +119,9 @@ class AbstractDevice(eqx.Module):
         """Typical magnitude of each state component, used to scale solver tolerances (default: 1)."""
         return jax.tree_util.tree_map(lambda _: 1.0, self.initial_state())
 
-    def relax(self, temperature: Float[ArrayLike, ""]) -> AbstractDevice:
+    def smoothed(self, temperature: Float[ArrayLike, ""]) -> AbstractDevice:
         """A copy of the device whose hard thresholds (e.g. a field threshold) are smoothed over a relative width
-        ``temperature`` (dimensionless, >= 0), for gradients through programming. ``relax(0)`` is the device
+        ``temperature`` (dimensionless, >= 0), for gradients through programming. ``smoothed(0)`` is the device
         itself. Default: no threshold to smooth, returns ``self``.
         """
         del temperature

@@ -2,7 +2,7 @@ r"""Program-and-verify: schemes, three verify modes, reports, and optimisation o
 
 Written once against the device abstraction: a scheme sees a family only through ``device.pulse`` (the state after
 one pulse of signed amplitude and width, its energy [J] and duration [s]), ``device.read`` (the verified
-observable) and ``device.amplitude_range()`` (the allowed amplitudes per polarity), plus ``device.relax`` for
+observable) and ``device.amplitude_range()`` (the allowed amplitudes per polarity), plus ``device.smoothed`` for
 the smooth mode. It works for every family.
 
 **The loop.** Every cell of a population runs the same table of ``iterations`` pulses (the pulse budget): at
@@ -21,7 +21,7 @@ reported as unconverged, never hidden.
 - ``"exact"`` — hard decisions: the physical algorithm.
 - ``"smooth"`` — every hard decision is replaced by its probability with a temperature τ (:class:`Smoothing`):
   verify passes with σ((tol − e)/τ_v)·σ((tol + e)/τ_v), SET is chosen with σ(−e/τ_p), amplitudes are clipped
-  with a softplus of width τ_c, and the device is ``device.relax(τ_d)`` (e.g. the ReRAM field threshold ramp
+  with a softplus of width τ_c, and the device is ``device.smoothed(τ_d)`` (e.g. the ReRAM field threshold ramp
   widened to τ_d·F_min). A cell's "still programming" weight m_k = Π(1 − pass) multiplies its pulse:
   state ← state + m_k·(pulse(state) − state). Everything tends to the exact mode as τ → 0.
 - ``"straight_through"`` — forward bit-identical to ``"exact"``; backward through the smooth decisions
@@ -274,7 +274,7 @@ class Smoothing(eqx.Module):
     verify: Float[Array, ""]  #: τ_v of the verify stop [error unit]
     polarity: Float[Array, ""]  #: τ_p of the SET/RESET choice [error unit]
     clip: Float[Array, ""]  #: τ_c of the amplitude clipping [drive unit]
-    device: Float[Array, ""]  #: passed to ``device.relax`` (dimensionless relative width)
+    device: Float[Array, ""]  #: passed to ``device.smoothed`` (dimensionless relative width)
 
     def __init__(self, *, verify: ArrayLike, polarity: ArrayLike, clip: ArrayLike, device: ArrayLike):
         self.verify, self.polarity, self.clip, self.device = (jnp.asarray(x, dtype=float)
@@ -444,7 +444,7 @@ def _magnitude_ranges(device: AbstractDevice) -> tuple[tuple[float, float, float
 def _program_cell(device: AbstractDevice, table: PulseTable, target: Array, state0: PyTree,
                   key: PRNGKeyArray | None, tolerance: Array, smoothing: Smoothing | None, *, mode: str,
                   error_scale: str, verify_time: float, fixed_steps: int, signs: tuple[float, float]):
-    dev = device.relax(smoothing.device) if mode == "smooth" else device
+    dev = device.smoothed(smoothing.device) if mode == "smooth" else device
     tau_v = None if smoothing is None else smoothing.verify
     tau_p = None if smoothing is None else smoothing.polarity
     direction = table.direction

@@ -232,10 +232,10 @@ def test_report_level_helpers():
     assert edges[0] == pytest.approx(1e-6) and edges[-1] == pytest.approx(8e-6)
 
 
-def test_relax_widens_the_field_threshold_only(dev):
-    assert dev.relax(0.0).field_threshold_width == dev.field_threshold_width
-    assert float(dev.relax(0.05).field_threshold_width) == pytest.approx(0.05 * 1.4e9)
-    assert float(dev.relax(0.05).min_field) == float(dev.min_field)
+def test_smoothed_widens_the_field_threshold_only(dev):
+    assert dev.smoothed(0.0).field_threshold_width == dev.field_threshold_width
+    assert float(dev.smoothed(0.05).field_threshold_width) == pytest.approx(0.05 * 1.4e9)
+    assert float(dev.smoothed(0.05).min_field) == float(dev.min_field)
 
 
 @pytest.mark.parametrize("make, name", [

@@ -172,7 +172,7 @@ class StanfordReRAM(AbstractDevice):
             raise ValueError(f"initial_state(which=...) must be one of {sorted(states)}; got {which!r}")
         return states[which]
 
-    def relax(self, temperature: Float[ArrayLike, ""]) -> StanfordReRAM:
+    def smoothed(self, temperature: Float[ArrayLike, ""]) -> StanfordReRAM:
         """A copy whose F_min ramp is at least ``temperature``·F_min wide (``temperature`` dimensionless, >= 0):
         the smooth relaxation of the field threshold for gradient-based optimisation; 0 gives the device itself."""
         width = jnp.maximum(self.field_threshold_width, jnp.asarray(temperature) * self.min_field)
