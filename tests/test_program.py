@@ -19,7 +19,7 @@ import pytest
 from conftest import central_difference
 
 import imcphys
-from imcphys.population import sample, take
+from imcphys.population import Normal, sample, take
 from imcphys.program import (
     Bidirectional,
     FixedAmplitude,
@@ -292,3 +292,28 @@ def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "straight-through forward equals exact: True" in printed
     assert "fresh population, exact mode" in printed
+
+
+def test_generic_over_families_pcm_cell():
+    """The same code programs a second family: the physical PCM cell (current pulses, a two-field state, its own
+    pulse method, no cycle-to-cycle noise). Exact mode equals a hand-written loop; smooth mode at τ → 0 equals it."""
+    cell = imcphys.PCMCell()
+    pop = sample(cell, {"plug_thickness": Normal(std=0.05, relative=True),
+                        "growth_activation_energy": Normal(std=0.02)}, 8, key=jax.random.key(21))
+    scheme = FixedAmplitude(iterations=6, amplitude=80e-6, width=20e-9, tolerance=0.2)
+    targets = jnp.array([1e-6, 3e-6])
+    rep = program(pop, scheme, targets=targets, key=None, verify="exact", initial="reset", fixed_steps=4)
+    assert np.ptp(rep.pulses) > 0  # cells differ
+    pulse = eqx.filter_jit(lambda d, s: d.pulse(s, 80e-6, 20e-9, fixed_steps=4))
+    for i in range(8):
+        d, target = take(pop, i), float(targets[i % 2])
+        state, pulses, energy = d.initial_state("reset"), 0, 0.0
+        while pulses < 6 and math.log(float(d.read(state)) / target) < -0.2:  # SET raises G; stop at G >= 0.82 G_t
+            res = pulse(d, state)
+            state, pulses, energy = res.state, pulses + 1, energy + float(res.energy)
+        assert float(rep.pulses[i]) == pulses and float(rep.energy[i]) == pytest.approx(energy, rel=1e-12)
+        assert float(rep.read[i]) == pytest.approx(float(d.read(state)), rel=1e-12)
+    smooth = program(pop, scheme, targets=targets, key=None, verify="smooth", initial="reset", fixed_steps=4,
+                     smoothing=Smoothing(verify=1e-7, polarity=1e-7, clip=1e-12, device=0.0))
+    np.testing.assert_allclose(smooth.read, rep.read, rtol=1e-9)
+    np.testing.assert_allclose(smooth.pulses, rep.pulses, atol=1e-9)
