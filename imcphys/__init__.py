@@ -8,7 +8,7 @@ from pathlib import Path
 from . import constants, population, stimulus
 from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .models import StanfordReRAM
+from .models import DicksonPump, FloatingGateCell, StanfordReRAM
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
 
@@ -22,6 +22,8 @@ def cards_dir() -> Path:
 
 __all__ = [
     "AbstractDevice",
+    "DicksonPump",
+    "FloatingGateCell",
     "PiecewiseLinear",
     "Pulse",
     "PulseResult",

@@ -144,10 +144,12 @@ class DicksonPump(AbstractDevice):
 
     Defaults: the measured SKY130 3-stage pump of Tiny Tapeout 7 (urish/tt07-charge-pump: N = 3, V_DD = 1.8 V,
     25×25 µm² MIM pump capacitors ≈ 1.25 pF, 1.5 pF output capacitor, diode-connected LVT NMOS with V_th ≈ 0.44 V);
-    stray capacitance, resistances and load are assumed (see ``devices/dickson_tt07.toml`` for the fitted ones).
+    stray capacitance and resistances are assumed, and there is no load (``devices/dickson_tt07.toml`` holds the
+    values fitted to the silicon).
 
-    As an :class:`AbstractDevice`: state = output voltage [V]; drive = extra load current drawn from the output
-    [A]; ``rhs`` is the averaged ODE, ``power`` the supply power, ``read`` the output voltage.
+    As an :class:`AbstractDevice`: state = the averaged ladder [m_1 … m_N, V_out] [V] (cycle means of the top
+    nodes and the output); drive = extra load current drawn from the output [A]; ``rhs`` is the averaged ODE,
+    ``power`` the supply power [W], ``read`` the output voltage [V].
     """
 
     supply_voltage: Float[Array, "..."] = param(1.8, "V")  #: V_DD, input of the first transfer device
@@ -193,13 +195,20 @@ class DicksonPump(AbstractDevice):
         return (self.supply_voltage - self.threshold_voltage
                 + self.stages * (self.coupling() * self.clock_swing() - self.threshold_voltage))
 
+    def stage_emfs(self) -> Float[Array, "... n"]:
+        """Clock boost seen by each transfer device between node means [V]: αV_φ,e/2 for the first and the last,
+        αV_φ,e for the N − 1 inner ones (the top nodes swing ±αV_φ,e/2 about their means)."""
+        boost = self.coupling() * self.clock_swing()
+        k = jnp.arange(self.stages + 1)
+        return boost[..., None] * jnp.where((k == 0) | (k == self.stages), 0.5, 1.0)
+
     def stage_resistances(self) -> Float[Array, "... n"]:
-        """R_1 … R_{N+1} [Ω] of the averaged stage ladder (module docstring); their sum is R_out."""
+        """R_1 … R_{N+1} [Ω] of the averaged ladder between node means (module docstring); their sum is R_out."""
         f, r, cp, cl = self.clock_frequency, self.switch_resistance, self.node_capacitance(), self.output_capacitance
         period = 1.0 / f
         x1 = 1.0 / (2.0 * f * r * cp)  # half period over R_on·C' (first device: V_DD is a stiff source)
         eta1 = -jnp.expm1(-x1)
-        r1 = period / (cp * eta1)
+        r_first = period / (cp * eta1)
         r_inner = _coth(x1) / (f * cp)  # a pair of equal nodes relaxes with R_on·C'/2
         # last device: node N and C_L relax through R_on while the load drains C_L (it conducts all half period)
         cser = cp * cl / (cp + cl)
@@ -208,42 +217,52 @@ class DicksonPump(AbstractDevice):
         eta = -jnp.expm1(-x)
         c = 0.5 * cser / cl
         mean_offset = (0.5 * period - 0.125 * cser * period / cl - (1.0 - c) * (0.5 * period - tau * eta) / eta) / cl
-        rlast = r * cser / cl + period * (1.0 - c) * jnp.exp(-x) / (cser * eta) + mean_offset
+        r_last = r * cser / cl + period * (1.0 - c) * jnp.exp(-x) / (cser * eta) + mean_offset
+        # between node *means* the first and the last device each carry half a node's step q/C'
+        half_step = 0.5 * period / cp
         inner = jnp.broadcast_to(r_inner[..., None], (*jnp.shape(r_inner), self.stages - 1))
-        return jnp.concatenate([r1[..., None], inner, rlast[..., None]], axis=-1)
+        return jnp.concatenate([(r_first - half_step)[..., None], inner, (r_last + half_step)[..., None]], axis=-1)
 
     def output_resistance(self) -> Array:
-        """R_out [Ω] of the cycle-mean output (N/(fC') + 1/(2fC_L) in the slow-switching limit)."""
+        """R_out [Ω] of the cycle-mean output: N/(fC') in the slow-switching limit (plus ≈ C'/(8fC_L(C'+C_L)))."""
         return jnp.sum(self.stage_resistances(), axis=-1)
 
-    def effective_capacitance(self) -> Array:
-        """C_eff [F]: the output capacitance of the one-pole averaged model, matched to the Elmore delay of the
-        stage ladder (internal node capacitances C' seen through the resistance upstream of them)."""
-        rk = self.stage_resistances()
-        upstream = jnp.cumsum(rk, axis=-1)[..., :-1]  # R_1 + … + R_j for the internal nodes j = 1..N
-        return self.output_capacitance + self.node_capacitance() * jnp.sum(upstream, axis=-1) / jnp.sum(rk, axis=-1)
+    def rest_state(self) -> Float[Array, "... n"]:
+        """The idle pump [V]: each node charged from V_DD through the transfer devices, max(V_DD − kV_t, 0)."""
+        k = jnp.arange(1, self.stages + 2)
+        return _relu(self.supply_voltage[..., None] - k * self.threshold_voltage[..., None])
 
-    def rest_voltage(self) -> Array:
-        """Output of the idle pump [V]: V_DD through N + 1 transfer devices, max(V_DD − (N+1)V_t, 0)."""
-        return _relu(self.supply_voltage - (self.stages + 1) * self.threshold_voltage)
+    def ladder_currents(self, x: Float[ArrayLike, "... n"], enabled: ArrayLike = 1.0) -> Float[Array, "... n"]:
+        """Cycle-averaged currents through the N + 1 transfer devices [A] for node means ``x`` [V], the clock
+        running a fraction ``enabled`` of the cycles (devices only conduct forward)."""
+        x = jnp.asarray(x)
+        upstream = jnp.concatenate([jnp.broadcast_to(self.supply_voltage, x.shape[:-1])[..., None], x[..., :-1]],
+                                   axis=-1)
+        drive = self.stage_emfs() + upstream - x - self.threshold_voltage[..., None]
+        return jnp.asarray(enabled)[..., None] * _relu(drive) / self.stage_resistances()
 
-    def pump_current(self, v_out: ArrayLike) -> Array:
-        """Averaged current the running pump pushes into its output at ``v_out`` [V]: max(V_oc − V, 0)/R_out [A]."""
-        return _relu(self.open_circuit_voltage() - v_out) / self.output_resistance()
+    def ladder_rhs(self, x: Float[ArrayLike, "... n"], i_extra: ArrayLike = 0.0,
+                   enabled: ArrayLike = 1.0) -> Float[Array, "... n"]:
+        """d/dt of the node means and the output [V/s] with an extra output load ``i_extra`` [A]."""
+        x = jnp.asarray(x)
+        i = self.ladder_currents(x, enabled)
+        load = self.load_conductance * x[..., -1] + self.load_current + i_extra
+        out = jnp.concatenate([i[..., 1:], load[..., None]], axis=-1)
+        caps = jnp.concatenate([jnp.broadcast_to(self.node_capacitance()[..., None], (*x.shape[:-1], self.stages)),
+                                jnp.broadcast_to(self.output_capacitance, x.shape[:-1])[..., None]], axis=-1)
+        return (i - out) / caps
 
-    def _charge_energy(self) -> Array:
-        """Energy drawn from the supplies per coulomb delivered, V_DD + NαV_φ [J/C = V]."""
+    def charge_energy(self) -> Array:
+        """Energy drawn from the supplies per coulomb delivered to the output, V_DD + NαV_φ [J/C]."""
         return self.supply_voltage + self.stages * self.coupling() * self.clock_amplitude
 
-    def _stray_power(self) -> Array:
-        """Power spent swinging the stray capacitances while clocked, NαV_φ·f·C_s·V_φ,e [W]."""
-        return (self.stages * self.coupling() * self.clock_amplitude * self.clock_frequency * self.stray_capacitance
-                * self.clock_swing())
-
-    def supply_power(self, v_out: ArrayLike, enabled: ArrayLike = 1.0) -> Array:
-        """Power drawn from V_DD and the clock supply [W] at output ``v_out`` with the clock running a fraction
-        ``enabled`` of the cycles."""
-        return enabled * (self._charge_energy() * self.pump_current(v_out) + self._stray_power())
+    def supply_power(self, x: Float[ArrayLike, "... n"], enabled: ArrayLike = 1.0) -> Array:
+        """Power drawn from V_DD and the clock supply [W]: V_DD·i_1 + V_φ·α·Σ_k (i_{k+1} + f·C_s·V_φ,e) while the
+        clock runs (charge drawn by each clock line in its high phase; exact in periodic steady state)."""
+        i = self.ladder_currents(x, enabled)
+        stray = self.clock_frequency * self.stray_capacitance * self.clock_swing()
+        return (self.supply_voltage * i[..., 0] + self.clock_amplitude * self.coupling()
+                * (jnp.sum(i[..., 1:], axis=-1) + enabled * self.stages * stray))
 
     def steady_state(self, extra_load_current: ArrayLike = 0.0) -> PumpSteadyState:
         """Periodic steady state (averaged model) under G_L, I_L and ``extra_load_current`` [A]."""
@@ -251,19 +270,35 @@ class DicksonPump(AbstractDevice):
         v = ((self.open_circuit_voltage() - r * (self.load_current + extra_load_current))
              / (1.0 + r * self.load_conductance))
         i = self.load_conductance * v + self.load_current + extra_load_current
-        ripple = i / (self.clock_frequency * self.output_capacitance)
-        p = self.supply_power(v)
-        return PumpSteadyState(v_out=v, ripple=ripple, i_out=i, supply_power=p, efficiency=v * i / p)
+        p = self.charge_energy() * i + (
+            self.stages * self.coupling() * self.clock_amplitude * self.clock_frequency * self.stray_capacitance
+            * self.clock_swing())
+        return PumpSteadyState(v_out=v, ripple=i / (self.clock_frequency * self.output_capacitance), i_out=i,
+                               supply_power=p, efficiency=v * i / p)
 
-    def regulation_ripple(self, v_target: ArrayLike, extra_capacitance: ArrayLike = 0.0) -> Array:
-        """Peak-to-peak ripple [V] of a pump regulated at ``v_target`` by skipping cycles: one cycle's charge
-        i_pump(V)/f on C_L (+ ``extra_capacitance`` [F] directly at the output)."""
-        return (self.pump_current(v_target) / self.clock_frequency
-                / (self.output_capacitance + extra_capacitance))
+    def steady_nodes(self, extra_load_current: ArrayLike = 0.0) -> Float[Array, "... n"]:
+        """Node means and output of the averaged ladder in steady state [V]."""
+        i = self.steady_state(extra_load_current).i_out
+        steps = self.stage_emfs() - self.threshold_voltage[..., None] - self.stage_resistances() * i[..., None]
+        return self.supply_voltage[..., None] + jnp.cumsum(steps, axis=-1)
+
+    def regulated_nodes(self, v_out: ArrayLike) -> Float[Array, "... n"]:
+        """Node means and output [V] of the pump held at ``v_out`` [V] by a clock-skipping regulator: the running
+        cycles carry the full current (V_oc − V_out)/R_out, whatever the load (which only sets the duty)."""
+        i_full = (self.open_circuit_voltage() - jnp.asarray(v_out)) / self.output_resistance()
+        steps = self.stage_emfs() - self.threshold_voltage[..., None] - self.stage_resistances() * i_full[..., None]
+        return self.supply_voltage[..., None] + jnp.cumsum(steps, axis=-1)
+
+    def regulation_ripple(self, v_target: ArrayLike) -> Array:
+        """Peak-to-peak ripple [V] of a pump regulated at ``v_target`` [V] by skipping clock cycles: the charge of
+        one running cycle, i_pump/f, on C_L in parallel with the last node C' (the last device conducts for the
+        whole half period)."""
+        i_full = _relu(self.open_circuit_voltage() - v_target) / self.output_resistance()
+        return i_full / (self.clock_frequency * (self.output_capacitance + self.node_capacitance()))
 
     def check_reach(self, v_target: ArrayLike, extra_load_current: ArrayLike = 0.0) -> Array:
-        """``v_target`` [V], or an error if the pump cannot hold it under its load (+ ``extra_load_current``):
-        ``ValueError`` eagerly, an ``eqx.error_if`` runtime error under jit."""
+        """``v_target`` [V], or an error if the pump cannot hold |v_target| under its load (+ ``extra_load_current``
+        [A]): ``ValueError`` eagerly, an ``eqx.error_if`` runtime error under jit. Never clipped silently."""
         reach = self.steady_state(extra_load_current).v_out
         bad = jnp.abs(v_target) > reach
         msg = ("requested voltage exceeds what the DicksonPump can hold under its load (steady-state output "
@@ -276,33 +311,36 @@ class DicksonPump(AbstractDevice):
 
     # --------------------------------------------------------- device interface
     def rhs(self, t, state, drive):
-        """dV_out/dt [V/s] of the averaged model with ``drive`` = extra load current [A]."""
+        """d/dt of the averaged ladder [V/s] with ``drive`` = extra load current [A]."""
         del t
-        i = (self.pump_current(state) - self.load_conductance * state - self.load_current - drive)
-        return i / self.effective_capacitance()
+        return self.ladder_rhs(state, drive)
 
     def power(self, state, drive):
-        """Supply power [W] of the running pump at output ``state`` [V]."""
+        """Supply power [W] of the running pump."""
         del drive
         return self.supply_power(state)
 
     def read(self, state):
-        """Output voltage [V]."""
-        return jnp.asarray(state)
+        """Output voltage [V] (the last component of the ladder state)."""
+        return jnp.asarray(state)[..., -1]
 
     def initial_state(self, which: str = "rest"):
-        """``"rest"``: the idle output max(V_DD − (N+1)V_t, 0) [V]; ``"steady"``: the loaded steady state."""
+        """``"rest"``: the idle pump (:meth:`rest_state`); ``"steady"``: the loaded steady state."""
         if which == "rest":
-            return self.rest_voltage()
+            return self.rest_state()
         if which == "steady":
-            return self.steady_state().v_out
+            return self.steady_nodes()
         raise ValueError(f"initial_state(which=...) must be 'rest' or 'steady'; got {which!r}")
 
     def amplitude_range(self):
-        """The pump is not programmed; its drive is a load current: (0, short-circuit current) drawn, and the same
-        magnitude pushed back [A]."""
+        """The pump is not programmed; its drive is a load current [A]: from 0 to the short-circuit current
+        V_oc/R_out drawn, and the same magnitude pushed back."""
         i_sc = float(np.min(np.asarray(self.open_circuit_voltage() / self.output_resistance())))
         return (0.0, i_sc), (-i_sc, 0.0)
+
+    def default_solver(self):
+        # the ladder's inner modes (≈ 1/(4f)) are much faster than its rise (≈ N²/(2f) + R_out·C_L)
+        return diffrax.Kvaerno5()
 
 
 def _unit(cls: type, name: str) -> str:
@@ -378,9 +416,7 @@ def _switched_field(pump: DicksonPump, load: AbstractPumpLoad | None, enabled: A
 
 
 def _switched_rest_state(pump: DicksonPump, extra0: Array) -> Array:
-    k = jnp.arange(1, pump.stages + 1)
-    v = _relu(pump.supply_voltage - k * pump.threshold_voltage)
-    return jnp.concatenate([v, pump.rest_voltage()[None], jnp.zeros(3), jnp.atleast_1d(extra0)])
+    return jnp.concatenate([pump.rest_state(), jnp.zeros(3), jnp.atleast_1d(extra0)])
 
 
 def _switched_cycle(pump, load, y, enabled, samples, rtol, atol, adjoint):
@@ -459,7 +495,7 @@ def _switched_steady_state(pump: DicksonPump, *, samples: int) -> PumpSteadyStat
         return y[: n + 3] - x
 
     x0 = _switched_rest_state(pump, jnp.zeros(0))[: n + 3]
-    x0 = x0.at[n].set(pump.steady_state().v_out)  # any start converges; this one is close
+    x0 = x0.at[: n + 1].set(pump.steady_nodes())  # any start converges; the averaged steady state is close
 
     def newton(x, _):
         # least squares: without a load the fixed points form a continuum (every node just below conduction)
@@ -480,3 +516,491 @@ def _switched_steady_state(pump: DicksonPump, *, samples: int) -> PumpSteadyStat
     p = y_end[n + 3] * _PJ / period
     return PumpSteadyState(v_out=v_mean, ripple=jnp.max(v) - jnp.min(v), i_out=i_out, supply_power=p,
                            efficiency=v_mean * i_out / p)
+
+
+# ------------------------------------------------------------------------------------- floating-gate cell
+class FloatingGateCell(AbstractDevice):
+    """Floating-gate (or charge-trap) flash cell programmed by Fowler–Nordheim tunnelling through a charge pump —
+    equations in the module docstring.
+
+    State: ΔV_th [V]. Drive of :meth:`rhs` (an ideal source): control-gate voltage relative to the channel/well [V].
+    :meth:`pulse` programs through the pump: amplitude = target control-gate voltage [V] (> 0 program, < 0 erase).
+    ``read`` returns V_th [V] at ``read_current``.
+
+    The pump and word-line parameters are fields of the cell (prefixed ``pump_`` and ``wordline_``) because cards,
+    populations and fits address parameters by flat name; :attr:`pump` assembles them into a
+    :class:`DicksonPump`, and :meth:`with_pump` plugs one in. Defaults: a generic NAND-like floating-gate cell
+    (8 nm tunnel oxide, α_G = 0.6) with a 10-stage 3.3 V pump (assumed values; see ``devices/flash_fg.toml``).
+    """
+
+    tunnel_oxide_thickness: Float[Array, "..."] = param(8e-9, "m")  #: t_tun
+    coupling_ratio: Float[Array, "..."] = param(0.6, "1")  #: α_G = C_CG/C_T
+    tunnel_area: Float[Array, "..."] = param(1e-14, "m^2")  #: A_tun (sets the tunnelling current, not ΔV_th)
+    barrier_height: Float[Array, "..."] = param(3.2, "eV")  #: φ_B for programming (channel → gate)
+    erase_barrier_height: Float[Array, "..."] = param(3.2, "eV")  #: φ_B for erase (gate → channel)
+    oxide_mass_ratio: Float[Array, "..."] = param(0.42, "1")  #: m_ox/m_0
+    neutral_threshold: Float[Array, "..."] = param(0.5, "V")  #: V_T0, EKV threshold of the neutral cell
+    slope_factor: Float[Array, "..."] = param(1.3, "1")  #: n, EKV slope factor
+    specific_current: Float[Array, "..."] = param(0.5e-6, "A")  #: I_spec, EKV specific current
+    read_current: Float[Array, "..."] = param(0.1e-6, "A")  #: V_th is read where I_D = read_current
+    temperature: Float[Array, "..."] = param(300.0, "K")  #: of the read
+    erased_threshold_shift: Float[Array, "..."] = param(-3.0, "V")  #: ΔV_th of ``initial_state("erased")``
+    wordline_resistance: Float[Array, "..."] = param(10e3, "ohm")  #: R_wl, pump output to the control gates
+    wordline_capacitance: Float[Array, "..."] = param(2e-12, "F")  #: C_wl, word line with its control gates
+    cells_per_wordline: Float[Array, "..."] = param(16384.0, "1")  #: cells tunnelling in parallel
+    pump_supply_voltage: Float[Array, "..."] = param(3.3, "V")
+    pump_clock_amplitude: Float[Array, "..."] = param(3.3, "V")
+    pump_clock_frequency: Float[Array, "..."] = param(20e6, "Hz")
+    pump_capacitance: Float[Array, "..."] = param(20e-12, "F")
+    pump_stray_capacitance: Float[Array, "..."] = param(2e-12, "F")
+    pump_threshold_voltage: Float[Array, "..."] = param(0.7, "V")
+    pump_switch_resistance: Float[Array, "..."] = param(500.0, "ohm")
+    pump_clock_resistance: Float[Array, "..."] = param(20.0, "ohm")
+    pump_output_capacitance: Float[Array, "..."] = param(100e-12, "F")
+    pump_load_conductance: Float[Array, "..."] = param(1e-6, "S")  #: the regulator's sensing divider
+    pump_load_current: Float[Array, "..."] = param(0.0, "A")
+    pump_regulation_band: Float[Array, "..."] = param(0.02, "V")  #: averaged regulator's gain band
+    pump_stages: int = eqx.field(static=True, default=10)
+    #: False: the pump starts every :meth:`pulse` from rest; True: already regulated at the target
+    pump_precharged: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if not isinstance(self.pump_stages, (int, np.integer)) or self.pump_stages < 1:
+            raise ValueError(f"FloatingGateCell.pump_stages must be an integer >= 1; got {self.pump_stages!r}")
+        cls = type(self)
+        check_range("FloatingGateCell.coupling_ratio", self.coupling_ratio, lower=0.0, upper=1.0, lower_open=True,
+                    upper_open=True, unit="1")
+        for name in ("tunnel_oxide_thickness", "tunnel_area", "barrier_height", "erase_barrier_height",
+                     "oxide_mass_ratio", "slope_factor", "specific_current", "read_current", "temperature",
+                     "wordline_resistance", "wordline_capacitance", "cells_per_wordline", "pump_regulation_band"):
+            check_range(f"FloatingGateCell.{name}", getattr(self, name), lower=0.0, lower_open=True,
+                        unit=_unit(cls, name))
+        self.pump  # noqa: B018  (builds the DicksonPump, which checks the pump_* values)
+
+    # ---------------------------------------------------------------- the pump
+    @property
+    def pump(self) -> DicksonPump:
+        """The cell's programming pump as a :class:`DicksonPump` (fields may carry a population axis)."""
+        return DicksonPump(**{name: getattr(self, "pump_" + name) for name in _PUMP_PARAMS}, stages=self.pump_stages)
+
+    def with_pump(self, pump: DicksonPump) -> FloatingGateCell:
+        """A copy of the cell programmed through ``pump`` (e.g. one loaded from a pump card)."""
+        cell = eqx.tree_at(lambda c: [getattr(c, "pump_" + n) for n in _PUMP_PARAMS], self,
+                           [jnp.asarray(getattr(pump, n)) for n in _PUMP_PARAMS])
+        return eqx.tree_at(lambda c: c.pump_stages, cell, pump.stages)
+
+    # ------------------------------------------------------------- tunnelling
+    def fn_coefficients(self, erase: bool = False) -> tuple[Array, Array]:
+        """(A [A/V²], B [V/m]) for programming (or ``erase``) from the barrier height and the effective mass."""
+        return fowler_nordheim_coefficients(self.erase_barrier_height if erase else self.barrier_height,
+                                            self.oxide_mass_ratio)
+
+    def tunnel_field(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
+        """Tunnel-oxide field E = α_G(V_CG − ΔV_th)/t_tun [V/m] (> 0 injects electrons into the gate)."""
+        return self.coupling_ratio * (jnp.asarray(v_cg) - jnp.asarray(dvth)) / self.tunnel_oxide_thickness
+
+    def tunnel_current_density(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
+        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0)."""
+        field = self.tunnel_field(dvth, v_cg)
+        a_p, b_p = self.fn_coefficients()
+        a_e, b_e = self.fn_coefficients(erase=True)
+        return jnp.where(field >= 0, fowler_nordheim_current_density(field, a_p, b_p),
+                         fowler_nordheim_current_density(field, a_e, b_e))
+
+    def _dvth_per_charge(self) -> Array:
+        """A_tun/C_CG = t_tun(1 − α_G)/(ε_ox α_G) [V·m²/C]."""
+        return self.tunnel_oxide_thickness * (1.0 - self.coupling_ratio) / (EPS_OX * self.coupling_ratio)
+
+    def dvth_rate(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
+        """dΔV_th/dt = J·A_tun/C_CG [V/s] at control-gate voltage ``v_cg`` [V]."""
+        return self.tunnel_current_density(dvth, v_cg) * self._dvth_per_charge()
+
+    def gate_current(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
+        """Current the control gate draws while the cell tunnels, α_G·J·A_tun [A] (displacement current)."""
+        return self.coupling_ratio * self.tunnel_current_density(dvth, v_cg) * self.tunnel_area
+
+    def constant_voltage_pulse(self, dvth: ArrayLike, v_cg: ArrayLike, width: ArrayLike) -> Array:
+        """ΔV_th [V] after ``width`` [s] at constant ``v_cg`` [V], exactly: 1/|E(t)| = ln(e^{B/|E0|} + Bκt)/B with
+        κ = A(1 − α_G)/ε_ox, computed as a log-sum-exp so that neither a weak nor a strong field overflows."""
+        dvth, v_cg = jnp.asarray(dvth), jnp.asarray(v_cg)
+        field = self.tunnel_field(dvth, v_cg)
+        a_p, b_p = self.fn_coefficients()
+        a_e, b_e = self.fn_coefficients(erase=True)
+        program = field >= 0
+        a, b = jnp.where(program, a_p, a_e), jnp.where(program, b_p, b_e)
+        on = jnp.abs(field) > 1.0  # below 1 V/m nothing tunnels in any pulse (and B/|E| stays finite)
+        mag = jnp.where(on, jnp.abs(field), 1.0)
+        kappa = a * (1.0 - self.coupling_ratio) / EPS_OX
+        inv = jnp.logaddexp(b / mag, jnp.log(b * kappa * width)) / b
+        field_end = jnp.where(program, 1.0, -1.0) / inv
+        return jnp.where(on, v_cg - field_end * self.tunnel_oxide_thickness / self.coupling_ratio, dvth)
+
+    # ----------------------------------------------------------------- read
+    def thermal_voltage(self) -> Array:
+        return K_B * self.temperature / Q
+
+    def drain_current(self, dvth: ArrayLike, v_gate: ArrayLike) -> Array:
+        """EKV saturation current I_spec·ln²(1 + exp((V_G − V_T0 − ΔV_th)/(2nU_T))) [A] at gate voltage [V]."""
+        x = (jnp.asarray(v_gate) - self.neutral_threshold - jnp.asarray(dvth)) / (
+            2.0 * self.slope_factor * self.thermal_voltage())
+        return self.specific_current * jnp.logaddexp(0.0, x) ** 2
+
+    def read(self, state: ArrayLike) -> Array:
+        """V_th [V]: the gate voltage at which the drain current equals ``read_current`` (EKV inverted exactly)."""
+        root = jnp.sqrt(self.read_current / self.specific_current)
+        return (self.neutral_threshold + jnp.asarray(state)
+                + 2.0 * self.slope_factor * self.thermal_voltage() * jnp.log(jnp.expm1(root)))
+
+    def dvth_for_vth(self, vth: ArrayLike) -> Array:
+        """The state ΔV_th [V] that reads as ``vth`` [V] (inverse of :meth:`read`)."""
+        return jnp.asarray(vth) - self.read(0.0)
+
+    # --------------------------------------------------------- device interface
+    def rhs(self, t, state, drive):
+        """dΔV_th/dt [V/s] with ``drive`` = control-gate voltage from an ideal source [V]."""
+        del t
+        return self.dvth_rate(state, drive)
+
+    def power(self, state, drive):
+        """V_CG times the control-gate current [W] (the ideal source's share; the pump's is in :meth:`pulse`)."""
+        return drive * self.gate_current(state, drive)
+
+    def initial_state(self, which: str = "erased") -> Array:
+        """``"erased"``: ΔV_th = ``erased_threshold_shift``; ``"neutral"``: ΔV_th = 0 [V]."""
+        states = {"erased": self.erased_threshold_shift, "neutral": jnp.zeros_like(self.erased_threshold_shift)}
+        if which not in states:
+            raise ValueError(f"initial_state(which=...) must be one of {sorted(states)}; got {which!r}")
+        return states[which]
+
+    def amplitude_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Control-gate voltages the pump can hold under its own load [V]: (0, V_reach] to program,
+        [−V_reach, 0) to erase (the smallest reach over a population)."""
+        reach = float(np.min(np.asarray(self.pump.steady_state().v_out)))
+        return (0.0, reach), (-reach, 0.0)
+
+    def pulse(self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None) -> PulseResult:
+        """One programming pulse through the pump: the pump starts from rest (or, with ``pump_precharged``,
+        regulated at the target), is regulated to |``amplitude``| [V] and drives the word line (charged from 0 V)
+        for ``width`` [s]; ``amplitude`` > 0 programs, < 0 erases.
+
+        Energy: drawn from the pump's supplies [J], per cell (the pulse's share of ``cells_per_wordline``).
+        ``fixed_steps=n``: n steps for the cell (exact Fowler–Nordheim update per step) with the pump on a
+        two-stage Rosenbrock method; ``None``: one adaptive implicit solve of pump, word line and cell together
+        (the reference). The rise and fall are the pump's and the word line's: ``rise`` and ``fall`` must be 0.
+        The requested voltage must be within the pump's reach (an error otherwise, never clipped).
+        """
+        del key  # deterministic model
+        for name, value in (("rise", rise), ("fall", fall)):
+            if is_concrete(value) and float(np.max(np.abs(np.asarray(value)))) != 0.0:
+                raise ValueError(f"FloatingGateCell.pulse: {name} must be 0 (the pump and word line set the edges); "
+                                 f"got {value!r}")
+        amplitude = self.pump.check_reach(amplitude)
+        pump_state = self.pump.regulated_nodes(jnp.abs(amplitude)) if self.pump_precharged else None
+        res = program_wordline(self, state, amplitude, width, fixed_steps=fixed_steps, pump_state=pump_state)
+        return PulseResult(state=res.dvth, energy=res.energy_per_cell, duration=jnp.asarray(width) + 0.0 * res.energy_per_cell)
+
+
+_PUMP_PARAMS = ("supply_voltage", "clock_amplitude", "clock_frequency", "capacitance", "stray_capacitance",
+                "threshold_voltage", "switch_resistance", "clock_resistance", "output_capacitance",
+                "load_conductance", "load_current")
+
+
+# ------------------------------------------------------------------------------------ pump-fed programming
+class WordlinePulse(eqx.Module):
+    """Outcome of :func:`program_wordline`."""
+
+    dvth: Array  #: ΔV_th of every cell after the pulse [V]
+    energy: Array  #: energy drawn from the pump's supplies during the pulse, whole word line [J]
+    energy_per_cell: Array  #: ``energy``/``cells_per_wordline`` [J]
+    v_wordline: Array  #: word-line (control-gate) voltage at the end of the pulse [V]
+    pump_state: Array  #: averaged pump ladder [m_1 … m_N, V_out] at the end of the pulse [V]
+
+
+def _shared(x: Array) -> Array:
+    """The first element of a (possibly population-wide) parameter: the word line's pump is one pump."""
+    x = jnp.asarray(x)
+    return x.reshape(-1)[0] if x.ndim else x
+
+
+_ROS2_GAMMA = 1.0 + 1.0 / math.sqrt(2.0)
+_NJ = 1e-9  # energy unit inside the pump integrators
+
+
+def _ros2_step(field, y, h):
+    """One step of the L-stable second-order Rosenbrock method ROS2 (Verwer, Spee, Blom & Hundsdorfer, SIAM J.
+    Sci. Comput. 20, 1456 (1999)) for the autonomous system y' = field(y)."""
+    jac = jax.jacfwd(field)(y)
+    w = jnp.eye(y.shape[0]) - _ROS2_GAMMA * h * jac
+    k1 = jnp.linalg.solve(w, field(y))
+    k2 = jnp.linalg.solve(w, field(y + h * k1) - 2.0 * k1)
+    return y + 1.5 * h * k1 + 0.5 * h * k2
+
+
+class _WordlineSetup(eqx.Module):
+    """The pump (shared by the word line), the word line, and the regulator target, for one pulse."""
+
+    pump: DicksonPump
+    r_wl: Array
+    c_wl: Array
+    n_wl: Array
+    band: Array
+    v_reg: Array
+    sign: Array
+
+    def field(self, y: Array, i_cells: Array) -> Array:
+        """d/dt of [m_1 … m_N, V_out, V_wl, E/nJ, ∫V_wl dt] with the cells drawing ``i_cells`` [A]."""
+        n = self.pump.stages
+        x, w = y[: n + 1], y[n + 1]
+        enabled = jnp.clip((self.v_reg - x[-1]) / self.band, 0.0, 1.0)
+        i_wl = (x[-1] - w) / self.r_wl
+        dx = self.pump.ladder_rhs(x, i_wl, enabled)
+        dw = (i_wl - i_cells) / self.c_wl
+        de = self.pump.supply_power(x, enabled) / _NJ
+        return jnp.concatenate([dx, jnp.stack([dw, de, w])])
+
+    def start(self, pump_state: Array | None) -> Array:
+        """Initial [ladder, V_wl = 0, E = 0, ∫V_wl = 0]: the pump at ``pump_state`` (None: at rest)."""
+        x = self.pump.rest_state() if pump_state is None else jnp.asarray(pump_state, dtype=float)
+        return jnp.concatenate([x, jnp.zeros(3)])
+
+    def regulate(self, y: Array) -> Array:
+        """Hold an overshooting output at its regulated level V_reg − band·g (g: the clock duty that balances the
+        load), as the clock-skipping regulator would not have pumped the excess; its energy is taken back.
+        A large fixed step can overshoot where the regulator engages, since the step sees the gate closed."""
+        n = self.pump.stages
+        x, w = y[: n + 1], y[n + 1]
+        load = (x[-1] - w) / self.r_wl + self.pump.load_conductance * x[-1] + self.pump.load_current
+        i_full = _relu(self.pump.open_circuit_voltage() - self.v_reg) / self.pump.output_resistance()
+        duty = jnp.clip(load / jnp.maximum(i_full, 1e-30), 0.0, 1.0)
+        level = self.v_reg - self.band * duty
+        excess = _relu(x[-1] - level)
+        energy = excess * self.pump.output_capacitance * self.pump.charge_energy() / _NJ
+        return y.at[n].add(-excess).at[n + 2].add(-energy)
+
+
+def _setup(cells: FloatingGateCell, amplitude: Array) -> _WordlineSetup:
+    pump = jax.tree_util.tree_map(_shared, cells.pump)
+    target = jnp.abs(amplitude)
+    # a pump regulated by skipping cycles sits about half a regulation ripple above its target on average
+    v_reg = target + 0.5 * pump.regulation_ripple(target)
+    return _WordlineSetup(pump=pump, r_wl=_shared(cells.wordline_resistance), c_wl=_shared(cells.wordline_capacitance),
+                          n_wl=_shared(cells.cells_per_wordline), band=_shared(cells.pump_regulation_band),
+                          v_reg=v_reg, sign=jnp.where(amplitude >= 0, 1.0, -1.0))
+
+
+def _cells_current(cells: FloatingGateCell, setup: _WordlineSetup, dvth: Array, w: Array, weight: Array) -> Array:
+    """Current the word line's cells draw from it [A]: cells_per_wordline × the (weighted) mean cell current."""
+    i = setup.sign * cells.gate_current(dvth, setup.sign * w)
+    return setup.n_wl * jnp.sum(weight * i) / jnp.maximum(jnp.sum(jnp.broadcast_to(1.0, weight.shape)), 1.0)
+
+
+def program_wordline(
+    cells: FloatingGateCell,
+    dvth: ArrayLike,
+    amplitude: ArrayLike,
+    width: ArrayLike,
+    *,
+    fixed_steps: int | None = 32,
+    pump_substeps: int = 4,
+    weight: ArrayLike | None = None,
+    pump_state: ArrayLike | None = None,
+) -> WordlinePulse:
+    """One pump-fed pulse on a word line: ``cells`` (one cell, or a population sharing one pump: its pump and
+    word-line parameters are taken from the first cell) starting at ``dvth`` [V], target control-gate voltage
+    ``amplitude`` [V] (> 0 program, < 0 erase) for ``width`` [s].
+
+    The word line carries ``cells_per_wordline`` cells, each drawing the mean current of ``cells`` weighted by
+    ``weight`` (1 for a cell being programmed, 0 for an inhibited one; default all 1). ``fixed_steps=n``: n graded
+    steps for the cells, each an exact constant-voltage Fowler–Nordheim update at the step's mean word-line
+    voltage, and ``pump_substeps`` ROS2 steps of the averaged pump and word line per cell step (the cells' current
+    held over the step); ``None``: one adaptive Kvaerno5 solve of everything together (the reference).
+    The pump starts at ``pump_state`` (its averaged ladder, e.g. the ``pump_state`` a previous pulse left;
+    ``None``: at rest) and the word line at 0 V. No reach check here (see :meth:`DicksonPump.check_reach`): a
+    pump that cannot reach droops.
+    """
+    dvth = jnp.asarray(dvth, dtype=float)
+    amplitude = jnp.asarray(amplitude, dtype=float)
+    width = jnp.asarray(width, dtype=float)
+    weight = jnp.ones_like(dvth) if weight is None else jnp.broadcast_to(jnp.asarray(weight, dtype=float), dvth.shape)
+    setup = _setup(cells, amplitude)
+    n = setup.pump.stages
+    if fixed_steps is None:
+        return _program_wordline_adaptive(cells, setup, dvth, width, weight, pump_state)
+    if not isinstance(fixed_steps, int) or fixed_steps < 1:
+        raise ValueError(f"fixed_steps must be a positive integer or None; got {fixed_steps!r}")
+    from ..simulate import GRADING
+
+    mesh = width * (jnp.arange(fixed_steps + 1) / fixed_steps) ** GRADING
+
+    def step(carry, ab):
+        y, d = carry
+        h = ab[1] - ab[0]
+        i_cells = _cells_current(cells, setup, d, y[n + 1], weight)
+        field = lambda z: setup.field(z, i_cells)  # noqa: E731
+        integral0 = y[n + 3]
+
+        def sub(z, _):
+            return setup.regulate(_ros2_step(field, z, h / pump_substeps)), None
+
+        y, _ = jax.lax.scan(sub, y, None, length=pump_substeps)
+        w_mean = (y[n + 3] - integral0) / jnp.where(h > 0, h, 1.0)
+        d = jnp.where(h > 0, cells.constant_voltage_pulse(d, setup.sign * w_mean, jnp.where(h > 0, h, 1.0)), d)
+        return (y, d), None
+
+    (y, d), _ = jax.lax.scan(step, (setup.start(pump_state), dvth), jnp.stack([mesh[:-1], mesh[1:]], axis=1))
+    energy = y[n + 2] * _NJ
+    return WordlinePulse(dvth=d, energy=energy, energy_per_cell=energy / setup.n_wl, v_wordline=y[n + 1],
+                         pump_state=y[: n + 1])
+
+
+def _program_wordline_adaptive(cells, setup, dvth, width, weight, pump_state):
+    n = setup.pump.stages
+    shape = dvth.shape
+
+    def field(t, y, args):
+        del t, args
+        d = y[n + 4:].reshape(shape)
+        w = y[n + 1]
+        i_cells = _cells_current(cells, setup, d, w, weight)
+        dd = weight * cells.dvth_rate(d, setup.sign * w)
+        return jnp.concatenate([setup.field(y[: n + 4], i_cells), dd.reshape(-1)])
+
+    y0 = jnp.concatenate([setup.start(pump_state), dvth.reshape(-1)])
+    sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Kvaerno5(), 0.0, width, width * 1e-6, y0,
+                              stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-9),
+                              saveat=diffrax.SaveAt(t1=True), max_steps=100_000)
+    y = sol.ys[-1]
+    energy = y[n + 2] * _NJ
+    return WordlinePulse(dvth=y[n + 4:].reshape(shape), energy=energy, energy_per_cell=energy / setup.n_wl,
+                         v_wordline=y[n + 1], pump_state=y[: n + 1])
+
+
+class _WordlineLoad(AbstractPumpLoad):
+    """A word line (R_wl, C_wl) with its tunnelling cells, hung on the switched pump's output; extra = [V_wl, ΔV_th…]."""
+
+    cells: FloatingGateCell
+    setup: _WordlineSetup
+
+    def __call__(self, v_out, extra):
+        w, d = extra[0], extra[1:]
+        i_wl = (v_out - w) / self.setup.r_wl
+        i_cells = _cells_current(self.cells, self.setup, d, w, jnp.ones_like(d))
+        dd = self.cells.dvth_rate(d, self.setup.sign * w)
+        return jnp.concatenate([((i_wl - i_cells) / self.setup.c_wl)[None], dd]), i_wl
+
+
+def program_wordline_switched(cells: FloatingGateCell, dvth: ArrayLike, amplitude: ArrayLike,
+                              width: float) -> WordlinePulse:
+    """Reference for :func:`program_wordline`: the same pulse with the switched pump (every node resolved within
+    each clock phase; the regulator lets a cycle run only when it starts with the output below |amplitude|).
+    ``width`` is rounded to whole clock cycles; ``dvth`` is a 1-D array of cells."""
+    dvth = jnp.atleast_1d(jnp.asarray(dvth, dtype=float))
+    setup = _setup(cells, jnp.asarray(amplitude, dtype=float))
+    cycles = max(1, round(float(width) * float(setup.pump.clock_frequency)))
+    sol = simulate_switched(setup.pump, cycles, v_target=jnp.abs(amplitude), load=_WordlineLoad(cells, setup),
+                            extra0=jnp.concatenate([jnp.zeros(1), dvth]), samples=2)
+    n = setup.pump.stages
+    energy = sol.energy[-1]
+    return WordlinePulse(dvth=sol.final[n + 5:], energy=energy, energy_per_cell=energy / setup.n_wl,
+                         v_wordline=sol.final[n + 4], pump_state=sol.final[: n + 1])
+
+
+# --------------------------------------------------------------------------------------------------- ISPP
+class IsppResult(eqx.Module):
+    """Outcome of :func:`ispp` on a word line of cells."""
+
+    vth: Float[Array, "pulses_plus_1 cells"]  #: V_th before each pulse and after the last [V]
+    pulses: Float[Array, " cells"]  #: pulses each cell received (verify-inhibited afterwards)
+    verified: Float[Array, " cells"]  #: 1 where the final V_th passed verify
+    v_cg: Float[Array, " pulses"]  #: requested control-gate voltage of each pulse [V]
+    pulse_energy: Float[Array, " pulses"]  #: supply energy of each pulse, whole word line [J]
+    energy_per_cell: Float[Array, ""]  #: supply energy of the pulses the word line received, per cell [J]
+
+    @property
+    def final_vth(self) -> Array:
+        """V_th after programming [V]."""
+        return self.vth[-1]
+
+
+def ispp(
+    cells: FloatingGateCell,
+    dvth0: ArrayLike,
+    *,
+    v_start: ArrayLike,
+    v_step: ArrayLike,
+    width: ArrayLike,
+    verify_level: ArrayLike,
+    max_pulses: int,
+    fixed_steps: int = 16,
+    pump_substeps: int = 4,
+    sharpness: float | None = None,
+    source: str = "pump",
+) -> IsppResult:
+    """Incremental step pulse programming with verify (Suh et al., IEEE JSSC 30(11), 1149 (1995)) of the cells of
+    one word line through their shared pump: pulse k asks the pump for V_CG = ``v_start`` + k·``v_step`` [V] for
+    ``width`` [s]. The pump starts from rest and keeps running (regulated) from pulse to pulse, while the word
+    line is discharged for each verify: every pulse sees the word line charge from 0 V through R_wl, the pump
+    droop as it shares its charge, and the step up of its regulation target. Before each pulse every cell is read, and a cell whose V_th ≥ ``verify_level`` [V] is inhibited
+    (no more tunnelling, no more load on the word line). ``max_pulses`` pulses at most.
+
+    ``cells`` is one cell or a population whose pump and word-line parameters are the same in every cell (the
+    word line's pump; checked when concrete). ``sharpness`` [V] replaces the hard verify by a logistic of that
+    width (a smooth relaxation for optimisation); ``None`` is the exact algorithm, whose gradients (piecewise
+    smooth: pulse counts are locally constant) exist almost everywhere. The requested voltages must be within the
+    pump's reach (an error otherwise). ``source="ideal"`` applies the same steps from an ideal voltage source
+    (exact constant-voltage pulses; no pump, no energy) — the textbook ISPP, for comparison.
+    """
+    if source not in ("pump", "ideal"):
+        raise ValueError(f"ispp source must be 'pump' or 'ideal'; got {source!r}")
+    if not isinstance(max_pulses, int) or max_pulses < 1:
+        raise ValueError(f"max_pulses must be a positive integer; got {max_pulses!r}")
+    check_range("ispp width", width, lower=0.0, lower_open=True, unit="s")
+    check_range("ispp v_step", v_step, lower=0.0, unit="V")
+    if sharpness is not None:
+        check_range("ispp sharpness", sharpness, lower=0.0, lower_open=True, unit="V")
+    for name in ("wordline_resistance", "wordline_capacitance", "cells_per_wordline", "pump_regulation_band",
+                 *("pump_" + n for n in _PUMP_PARAMS)):
+        value = getattr(cells, name)
+        if is_concrete(value) and np.ptp(np.asarray(value)) != 0:
+            raise ValueError(f"ispp: all cells of a word line share one pump and word line; {name} varies")
+    pump = jax.tree_util.tree_map(_shared, cells.pump)
+    v_last = jnp.asarray(v_start) + (max_pulses - 1) * jnp.asarray(v_step)
+    if source == "pump":
+        v_last = pump.check_reach(jnp.maximum(jnp.abs(v_start), jnp.abs(v_last)))
+    return _ispp(cells, jnp.asarray(dvth0, dtype=float), jnp.asarray(v_start, dtype=float),
+                 jnp.asarray(v_step, dtype=float) + 0.0 * v_last, jnp.asarray(width, dtype=float),
+                 jnp.asarray(verify_level, dtype=float), max_pulses=max_pulses, fixed_steps=fixed_steps,
+                 pump_substeps=pump_substeps, sharpness=sharpness, source=source)
+
+
+@eqx.filter_jit
+def _ispp(cells, dvth0, v_start, v_step, width, verify_level, *, max_pulses, fixed_steps, pump_substeps, sharpness,
+          source):
+    def passed(vth):
+        if sharpness is None:
+            return (vth >= verify_level).astype(vth.dtype)
+        return jax.nn.sigmoid((vth - verify_level) / sharpness)
+
+    def body(carry, k):
+        d, active, pulses, energy, pump_state = carry
+        vth = cells.read(d)
+        active = active * (1.0 - passed(vth))
+        v_cg = v_start + k * v_step
+        if source == "ideal":
+            res = WordlinePulse(dvth=cells.constant_voltage_pulse(d, v_cg, width), energy=jnp.zeros(()),
+                                energy_per_cell=jnp.zeros(()), v_wordline=v_cg, pump_state=pump_state)
+        else:
+            res = program_wordline(cells, d, v_cg, width, fixed_steps=fixed_steps, pump_substeps=pump_substeps,
+                                   weight=active, pump_state=pump_state)
+        d = d + active * (res.dvth - d)
+        running = jnp.max(active)  # the word line is pulsed while any of its cells still programs
+        carry = (d, active, pulses + active, energy + running * res.energy_per_cell, res.pump_state)
+        return carry, (vth, v_cg, res.energy)
+
+    pump = jax.tree_util.tree_map(_shared, cells.pump)
+    init = (dvth0, jnp.ones_like(dvth0), jnp.zeros_like(dvth0), jnp.zeros(()), pump.rest_state())
+    (d, _, pulses, energy, _), (vth, v_cg, pulse_energy) = jax.lax.scan(body, init, jnp.arange(max_pulses))
+    final = cells.read(d)
+    return IsppResult(vth=jnp.concatenate([vth, final[None]]), pulses=pulses,
+                      verified=(final >= verify_level).astype(final.dtype), v_cg=v_cg, pulse_energy=pulse_energy,
+                      energy_per_cell=energy)
