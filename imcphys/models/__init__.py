@@ -1,5 +1,6 @@
 """Device families, one per file: ``reram.py`` (Stanford RRAM), and more as they land."""
 
+from .flash import DicksonPump, FloatingGateCell
 from .reram import StanfordReRAM
 
-__all__ = ["StanfordReRAM"]
+__all__ = ["DicksonPump", "FloatingGateCell", "StanfordReRAM"]
