@@ -35,6 +35,12 @@ KNOWN = {"supply_voltage": 1.8, "clock_amplitude": 1.8, "capacitance": 1.25e-12,
 #: Fitted parameters: name -> (SI scale of the log-parameter, start value in that scale, unit shown).
 FREE = {"stray_capacitance": (1e-12, 0.2, "pF"), "load_conductance": (1e-9, 50.0, "nS"),
         "clock_resistance": (1e3, 1.0, "kohm")}
+#: Where the known values come from (urish/tt07-charge-pump, docs/info.md and xschem/dickson.sch).
+SOURCES = {"supply_voltage": "VDD = 1.8 V (tt07 pump)", "clock_amplitude": "0-1.8 V two-phase clock (tt07 pump)",
+           "capacitance": "sky130 MIM 25 um x 25 um (tt07 pump)", "output_capacitance": "MIM 30 um x 25 um (tt07)",
+           "threshold_voltage": "diode-connected LVT NMOS, Vth about 0.44 V (tt07 pump)",
+           "switch_resistance": "estimate for W/L = 7/8 um LVT NMOS; not identifiable from V_out(f)",
+           "clock_frequency": "operating point (swept in the measurement)", "load_current": "no constant-current load"}
 RMS_BAND_HZ = (50e3, 20e6)
 DATA = ("flash", "dickson_tt07", "tt07_dickson_3stage_vout_vs_fclk.csv")
 
@@ -113,7 +119,9 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
                      status={**{k: "published" for k in KNOWN if k != "switch_resistance"},
                              "switch_resistance": "assumed", "clock_frequency": "assumed",
                              **{k: "fitted" for k in FREE}, "load_current": "assumed"},
-                     extra={k: {"std": fitted[k]["std_SI"]} for k in FREE})
+                     extra={**{k: {"source": SOURCES[k]} for k in SOURCES},
+                            **{k: {"std": fitted[k]["std_SI"], "source": "experiments/flash_pump_fit.py (LM, "
+                                   "std from the Jacobian)"} for k in FREE}})
 
     fg = np.geomspace(f.min(), f.max(), 300)
     fig, ax = plot.subplots(2, 1, size=(6.0, 3.2))
