@@ -381,26 +381,34 @@ class AbstractPumpLoad(eqx.Module):
 _PJ = 1e-12  # energy unit of the switched state (keeps the solver's tolerances meaningful)
 
 
-def _switched_field(pump: DicksonPump, load: AbstractPumpLoad | None, enabled: Array):
-    """Vector field of one clock cycle [0, T]: phase 0 (t < T/2) odd clock line low, even high; phase 1 the
-    reverse. A disabled cycle holds the lines at their phase-1 levels."""
+def _clock_levels(pump: DicksonPump, phase: int, enabled: Array) -> Array:
+    """Driver levels of the (odd, even) clock lines: phase 0 odd low, even high; phase 1 the reverse. A disabled
+    cycle holds the phase-1 levels."""
+    vphi = pump.clock_amplitude
+    low_high, high_low = jnp.stack([0.0 * vphi, vphi]), jnp.stack([vphi, 0.0 * vphi])
+    if phase == 1:
+        return high_low
+    return jnp.where(enabled, low_high, high_low)
+
+
+def _switched_field(pump: DicksonPump, load: AbstractPumpLoad | None, clk: Array, b0: Array, smooth: Array):
+    """Vector field within one half period with the clock lines driven to ``clk`` from bottom-plate levels ``b0``
+    through R_φ·C: db/dt = (clk − b0)·exp(−t/τ_φ)/τ_φ is a known forcing, not a (stiff) state. ``smooth`` = 0 when
+    the edge is instantaneous (applied as a jump before the solve)."""
     n = pump.stages
     cp = pump.node_capacitance()
-    tau_phi = pump.clock_resistance * pump.capacitance
-    half = 0.5 / pump.clock_frequency
-    vphi = pump.clock_amplitude
+    tau_phi = jnp.where(smooth > 0, pump.clock_resistance * pump.capacitance, 1.0)
     odd = (jnp.arange(1, n + 1) % 2) == 1  # node k is on the odd clock line
+    high = jnp.where(odd, clk[0], clk[1]) > 0
 
     def field(t, y, args):
         del args
-        phase0 = (t < half) & enabled
-        clk = jnp.where(phase0, jnp.stack([0.0 * vphi, vphi]), jnp.stack([vphi, 0.0 * vphi]))
-        v, vout, b, extra = y[:n], y[n], y[n + 1:n + 3], y[n + 4:]
+        v, vout, extra = y[:n], y[n], y[n + 4:]
+        db = smooth * (clk - b0) * jnp.exp(-t / tau_phi) / tau_phi
+        db_node = jnp.where(odd, db[0], db[1])
         upstream = jnp.concatenate([pump.supply_voltage[None], v])
         downstream = jnp.concatenate([v, vout[None]])
         i = _relu(upstream - downstream - pump.threshold_voltage) / pump.switch_resistance
-        db = jnp.where(tau_phi > 0, (clk - b) / jnp.where(tau_phi > 0, tau_phi, 1.0), 0.0)
-        db_node = jnp.where(odd, db[0], db[1])
         dv = (pump.capacitance * db_node + i[:-1] - i[1:]) / cp
         if load is None:
             d_extra, i_x = extra, jnp.zeros(())
@@ -408,9 +416,8 @@ def _switched_field(pump: DicksonPump, load: AbstractPumpLoad | None, enabled: A
             d_extra, i_x = load(vout, extra)
         dvout = (i[-1] - pump.load_conductance * vout - pump.load_current - i_x) / pump.output_capacitance
         i_cap = pump.capacitance * (db_node - dv)  # current into each bottom plate, from its clock driver
-        high = jnp.where(odd, clk[0], clk[1]) > 0
-        p = pump.supply_voltage * i[0] + vphi * jnp.sum(jnp.where(high, i_cap, 0.0))
-        return jnp.concatenate([dv, dvout[None], db, (p / _PJ)[None], jnp.atleast_1d(d_extra)])
+        p = pump.supply_voltage * i[0] + pump.clock_amplitude * jnp.sum(jnp.where(high, i_cap, 0.0))
+        return jnp.concatenate([dv, dvout[None], jnp.zeros(2), (p / _PJ)[None], jnp.atleast_1d(d_extra)])
 
     return field
 
@@ -420,18 +427,35 @@ def _switched_rest_state(pump: DicksonPump, extra0: Array) -> Array:
 
 
 def _switched_cycle(pump, load, y, enabled, samples, rtol, atol, adjoint):
-    """One clock cycle from state ``y``: the state at its end and V_out at ``samples`` times per half period."""
+    """One clock cycle (two half periods) from state ``y``: the state at its end and V_out at ``samples`` times
+    per half period."""
+    n = pump.stages
     half = 0.5 / pump.clock_frequency
-    local = jnp.linspace(0.0, 1.0, samples)
-    ts = half * jnp.concatenate([local, 1.0 + local])
-    controller = diffrax.PIDController(rtol=rtol, atol=atol, jump_ts=jnp.stack([half]))
-    # explicit: the transfer devices park at their threshold kink, where implicit solvers' Newton iterations
-    # stall (measured: Kvaerno5 needed 10-100x more steps than Tsit5 here); at low f the steps are bounded by the
-    # R_on·C time constants, about 1e4 per cycle at 10 kHz for the TT07 pump
-    sol = diffrax.diffeqsolve(diffrax.ODETerm(_switched_field(pump, load, enabled)), diffrax.Tsit5(), 0.0,
-                              2.0 * half, half / 20, y, saveat=diffrax.SaveAt(ts=ts),
-                              stepsize_controller=controller, max_steps=100_000, adjoint=adjoint)
-    return sol.ys[-1], sol.ys[:, pump.stages].reshape(2, samples)
+    tau_phi = pump.clock_resistance * pump.capacitance
+    smooth = (tau_phi > 1e-4 * half).astype(y.dtype)  # else the edge is a jump (its transient is unresolvable)
+    odd = (jnp.arange(1, n + 1) % 2) == 1
+    outs = []
+    for phase in (0, 1):
+        clk = _clock_levels(pump, phase, enabled)
+        b0 = y[n + 1:n + 3]
+        # an instantaneous edge: every top node jumps by α·Δb while no charge moves; the driver supplies C(1 − α)Δb
+        jump = (1.0 - smooth) * (clk - b0)
+        jump_node = jnp.where(odd, jump[0], jump[1])
+        going_high = jnp.where(odd, clk[0], clk[1]) > 0
+        e_jump = pump.clock_amplitude * jnp.sum(jnp.where(going_high, pump.capacitance * (1.0 - pump.coupling())
+                                                          * jump_node, 0.0))
+        y = y.at[:n].add(pump.coupling() * jump_node).at[n + 3].add(e_jump / _PJ)
+        ts = half * jnp.linspace(0.0, 1.0, samples)
+        sol = diffrax.diffeqsolve(diffrax.ODETerm(_switched_field(pump, load, clk, b0, smooth)), diffrax.Tsit5(),
+                                  0.0, half, half / 50, y, saveat=diffrax.SaveAt(ts=ts),
+                                  stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+                                  max_steps=100_000, adjoint=adjoint)
+        # explicit: the transfer devices park at their threshold kink, where implicit solvers' Newton iterations
+        # stall (measured: Kvaerno5 ran out of steps where Tsit5 took ~10³ per cycle)
+        b_end = clk + (b0 - clk) * jnp.exp(-half / jnp.where(smooth > 0, tau_phi, half))
+        y = sol.ys[-1].at[n + 1:n + 3].set(jnp.where(smooth > 0, b_end, clk))
+        outs.append(sol.ys[:, n])
+    return y, jnp.stack(outs)
 
 
 def simulate_switched(
