@@ -9,6 +9,7 @@ J. Appl. Phys. 40, 278 (1969) and Sze & Ng, *Physics of Semiconductor Devices* 3
 
 from __future__ import annotations
 
+import csv
 import math
 
 import equinox as eqx
@@ -311,7 +312,8 @@ def test_cards_load(cell):
 
 def test_sonos_window_inside_sky130_spec():
     path = shared_data("flash", "sonos_sky130", "sky130_sonos_etest_parameters.csv")
-    rows = {r["parameter"]: r for r in np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding=None)}
+    with open(path, newline="") as fh:
+        rows = {r["parameter"]: r for r in csv.DictReader(fh)}
     sonos = imcphys.load_card(imcphys.cards_dir() / "sonos_sky130.toml")
     assert float(sonos.read_current) == pytest.approx(2.05e-6)  # VT defined at I_D = 2.05 µA
     # published conditions: program V_G = +6.7 V, well −3.8 V for 2 ms; erase the reverse for 6 ms
