@@ -741,6 +741,9 @@ class WordlinePulse(eqx.Module):
     energy_per_cell: Array  #: ``energy``/``cells_per_wordline`` [J]
     v_wordline: Array  #: word-line (control-gate) voltage at the end of the pulse [V]
     pump_state: Array  #: averaged pump ladder [m_1 … m_N, V_out] at the end of the pulse [V]
+    ts: Array  #: times of the traces below [s] (cell steps; cycle ends when switched; ends when adaptive)
+    v_pump_trace: Array  #: pump output at ``ts`` [V]
+    v_wordline_trace: Array  #: word-line voltage at ``ts`` [V]
 
 
 def _shared(x: Array) -> Array:
@@ -872,12 +875,14 @@ def program_wordline(
         y, _ = jax.lax.scan(sub, y, None, length=pump_substeps)
         w_mean = (y[n + 3] - integral0) / jnp.where(h > 0, h, 1.0)
         d = jnp.where(h > 0, cells.constant_voltage_pulse(d, setup.sign * w_mean, jnp.where(h > 0, h, 1.0)), d)
-        return (y, d), None
+        return (y, d), y[n: n + 2]
 
-    (y, d), _ = jax.lax.scan(step, (setup.start(pump_state), dvth), jnp.stack([mesh[:-1], mesh[1:]], axis=1))
+    y0 = setup.start(pump_state)
+    (y, d), trace = jax.lax.scan(step, (y0, dvth), jnp.stack([mesh[:-1], mesh[1:]], axis=1))
+    trace = jnp.concatenate([y0[None, n: n + 2], trace])
     energy = y[n + 2] * _NJ
     return WordlinePulse(dvth=d, energy=energy, energy_per_cell=energy / setup.n_wl, v_wordline=y[n + 1],
-                         pump_state=y[: n + 1])
+                         pump_state=y[: n + 1], ts=mesh, v_pump_trace=trace[:, 0], v_wordline_trace=trace[:, 1])
 
 
 def _program_wordline_adaptive(cells, setup, dvth, width, weight, pump_state):
@@ -899,7 +904,8 @@ def _program_wordline_adaptive(cells, setup, dvth, width, weight, pump_state):
     y = sol.ys[-1]
     energy = y[n + 2] * _NJ
     return WordlinePulse(dvth=y[n + 4:].reshape(shape), energy=energy, energy_per_cell=energy / setup.n_wl,
-                         v_wordline=y[n + 1], pump_state=y[: n + 1])
+                         v_wordline=y[n + 1], pump_state=y[: n + 1], ts=jnp.stack([0.0 * width, width]),
+                         v_pump_trace=jnp.stack([y0[n], y[n]]), v_wordline_trace=jnp.stack([y0[n + 1], y[n + 1]]))
 
 
 class _WordlineLoad(AbstractPumpLoad):
@@ -929,7 +935,8 @@ def program_wordline_switched(cells: FloatingGateCell, dvth: ArrayLike, amplitud
     n = setup.pump.stages
     energy = sol.energy[-1]
     return WordlinePulse(dvth=sol.final[n + 5:], energy=energy, energy_per_cell=energy / setup.n_wl,
-                         v_wordline=sol.final[n + 4], pump_state=sol.final[: n + 1])
+                         v_wordline=sol.final[n + 4], pump_state=sol.final[: n + 1], ts=sol.ts[:, 1, -1],
+                         v_pump_trace=sol.v_out[:, 1, -1], v_wordline_trace=sol.extra[:, 0])
 
 
 # --------------------------------------------------------------------------------------------------- ISPP
@@ -1014,8 +1021,10 @@ def _ispp(cells, dvth0, v_start, v_step, width, verify_level, *, max_pulses, fix
         active = active * (1.0 - passed(vth))
         v_cg = v_start + k * v_step
         if source == "ideal":
+            ends = jnp.stack([v_cg, v_cg])
             res = WordlinePulse(dvth=cells.constant_voltage_pulse(d, v_cg, width), energy=jnp.zeros(()),
-                                energy_per_cell=jnp.zeros(()), v_wordline=v_cg, pump_state=pump_state)
+                                energy_per_cell=jnp.zeros(()), v_wordline=v_cg, pump_state=pump_state,
+                                ts=jnp.stack([0.0, width]), v_pump_trace=ends, v_wordline_trace=ends)
         else:
             res = program_wordline(cells, d, v_cg, width, fixed_steps=fixed_steps, pump_substeps=pump_substeps,
                                    weight=active, pump_state=pump_state)
