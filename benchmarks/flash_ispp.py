@@ -15,9 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
-import _common  # noqa: F401  (sets up host devices before jax)
+import _common
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.integrate import solve_ivp
 

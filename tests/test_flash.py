@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.constants as sc
+from conftest import central_difference, shared_data
 
 import imcphys
 from imcphys.models.flash import (
@@ -26,14 +27,11 @@ from imcphys.models.flash import (
     fowler_nordheim_coefficients,
     fowler_nordheim_current_density,
     ispp,
-    program_wordline,
     program_wordline_switched,
     simulate_switched,
     switched_steady_state,
 )
 from imcphys.population import Normal, sample
-
-from conftest import central_difference, shared_data
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -51,6 +49,21 @@ def population(cell):
 @pytest.fixture(scope="module")
 def steady_switched():
     return eqx.filter_jit(lambda p: switched_steady_state(p))
+
+
+def _arrays(f):
+    """Call ``f`` with its numbers as arrays: ``eqx.filter_jit`` treats Python floats as static (a recompile each)."""
+    return lambda c, *xs: f(c, *(jnp.asarray(x, dtype=float) for x in xs))
+
+
+@pytest.fixture(scope="module")
+def pulse_fixed():
+    return _arrays(eqx.filter_jit(lambda c, d, a, w: c.pulse(d, a, w, fixed_steps=32)))
+
+
+@pytest.fixture(scope="module")
+def pulse_adaptive():
+    return _arrays(eqx.filter_jit(lambda c, d, a, w: c.pulse(d, a, w)))
 
 
 def dickson(n, vdd, vphi, vt, c, cs, f, i):
@@ -92,10 +105,11 @@ def test_fn_plot_slope_is_minus_b():
 
 def test_constant_voltage_closed_form_matches_ode(cell):
     # program from erased and erase from programmed: the exact solution against the adaptive ODE (core simulate)
+    solve = _arrays(eqx.filter_jit(lambda c, d, v, w: imcphys.simulate(
+        c, d, imcphys.hold(v, w), jnp.stack([0.0 * w, w]), rtol=1e-10, atol=1e-12)))
     for dvth0, v_cg, width in [(-3.0, 17.0, 10e-6), (2.0, -17.0, 50e-6), (-3.0, 14.0, 1e-3)]:
         exact = float(cell.constant_voltage_pulse(dvth0, v_cg, width))
-        sol = imcphys.simulate(cell, jnp.asarray(dvth0), imcphys.hold(v_cg, width), jnp.array([0.0, width]),
-                               rtol=1e-10, atol=1e-12)
+        sol = solve(cell, dvth0, v_cg, width)
         assert float(sol.states[-1]) == pytest.approx(exact, abs=1e-6)
         assert (exact - dvth0) * v_cg > 0  # positive V_CG programs, negative erases
 
@@ -174,12 +188,12 @@ def test_ripple_is_load_over_f_cl(steady_switched):
 
 
 def test_rise_time_averaged_vs_switched():
-    pump = DicksonPump(stages=4, clock_frequency=5e6, switch_resistance=2e3, output_capacitance=12.5e-12,
+    pump = DicksonPump(stages=4, clock_frequency=5e6, switch_resistance=2e3, output_capacitance=6e-12,
                        load_current=1e-6)
-    cycles = 360
+    cycles = 240
     sw = simulate_switched(pump, cycles, samples=3)
     t_sw, v_sw = (np.arange(cycles) + 0.5) / 5e6, np.asarray(sw.cycle_mean())
-    ts = jnp.linspace(0.0, cycles / 5e6, 721)
+    ts = jnp.linspace(0.0, cycles / 5e6, 481)
     avg = imcphys.simulate(pump, pump.initial_state("rest"), imcphys.hold(0.0, cycles / 5e6), ts)
     v_avg = np.asarray(avg.observed)
     assert v_avg[-1] == pytest.approx(float(pump.steady_state().v_out), rel=5e-4)  # 8 time constants
@@ -195,17 +209,12 @@ def test_rise_time_averaged_vs_switched():
 
 
 # ---------------------------------------------------------------------------------- pump-fed programming
-@pytest.fixture(scope="module")
-def pulse_fixed():
-    return eqx.filter_jit(lambda c, d, a, w: c.pulse(d, a, w, fixed_steps=32))
-
-
-def test_pump_fed_pulse_fixed_vs_adaptive_vs_switched(cell, pulse_fixed):
+def test_pump_fed_pulse_fixed_vs_adaptive_vs_switched(cell, pulse_fixed, pulse_adaptive):
     d0 = cell.initial_state()
     for v in (16.0, 20.0, -18.0):
         start = d0 if v > 0 else 2.0
         fixed = pulse_fixed(cell, start, v, 10e-6)
-        adaptive = cell.pulse(start, v, 10e-6)
+        adaptive = pulse_adaptive(cell, start, v, 10e-6)
         assert float(fixed.state) == pytest.approx(float(adaptive.state), abs=0.01)
         assert float(fixed.energy) == pytest.approx(float(adaptive.energy), rel=0.01)
     # the switched pump (every clock phase, bang-bang regulator) against the averaged one
@@ -310,7 +319,7 @@ def test_cards_load(cell):
     assert float(tt07.capacitance) == pytest.approx(1.25e-12)
 
 
-def test_sonos_window_inside_sky130_spec():
+def test_sonos_window_inside_sky130_spec(pulse_fixed):
     path = shared_data("flash", "sonos_sky130", "sky130_sonos_etest_parameters.csv")
     with open(path, newline="") as fh:
         rows = {r["parameter"]: r for r in csv.DictReader(fh)}
@@ -319,11 +328,10 @@ def test_sonos_window_inside_sky130_spec():
     # published conditions: program V_G = +6.7 V, well −3.8 V for 2 ms; erase the reverse for 6 ms
     d = sonos.initial_state("erased")
     assert float(sonos.read(d)) == pytest.approx(float(rows["VTE4522C"]["nominal"]), abs=1e-3)
-    program = eqx.filter_jit(lambda c, x, a, w: c.pulse(x, a, w, fixed_steps=24))
     for _ in range(2):  # cycle to the periodic program/erase state
-        d = program(sonos, d, 10.5, 2e-3).state
+        d = pulse_fixed(sonos, d, 10.5, 2e-3).state
         vt_p = float(sonos.read(d))
-        d = program(sonos, d, -10.5, 6e-3).state
+        d = pulse_fixed(sonos, d, -10.5, 6e-3).state
         vt_e = float(sonos.read(d))
     for vt, name in [(vt_p, "VTP4522C"), (vt_e, "VTE4522C")]:
         assert float(rows[name]["LSL"]) < vt < float(rows[name]["USL"]), name

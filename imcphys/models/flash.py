@@ -79,11 +79,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, PyTree
 
 from .._checks import check_range, is_concrete, runtime_check
 from .._math import safe_exp
-from ..constants import EPS_0, H, K_B, M_E, Q
+from ..constants import EPS_0, K_B, M_E, H, Q
 from ..device import AbstractDevice, PulseResult, param
 
 #: Relative permittivity of SiO2.
@@ -602,7 +602,7 @@ class FloatingGateCell(AbstractDevice):
                      "wordline_resistance", "wordline_capacitance", "cells_per_wordline", "pump_regulation_band"):
             check_range(f"FloatingGateCell.{name}", getattr(self, name), lower=0.0, lower_open=True,
                         unit=_unit(cls, name))
-        self.pump  # noqa: B018  (builds the DicksonPump, which checks the pump_* values)
+        self.pump
 
     # ---------------------------------------------------------------- the pump
     @property
@@ -866,7 +866,7 @@ def program_wordline(
         y, d = carry
         h = ab[1] - ab[0]
         i_cells = _cells_current(cells, setup, d, y[n + 1], weight)
-        field = lambda z: setup.field(z, i_cells)  # noqa: E731
+        field = lambda z: setup.field(z, i_cells)
         integral0 = y[n + 3]
 
         def sub(z, _):

@@ -8,7 +8,6 @@ import csv
 from pathlib import Path
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
@@ -50,6 +49,7 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
                               "output_resistance_ohm": float(pump.output_resistance()),
                               "reach_V": cell.amplitude_range()[0][1]}}
     figures: list[Figure] = []
+    # numbers go in as arrays: eqx.filter_jit treats Python floats as static (one compile per value)
     fixed = eqx.filter_jit(lambda c, d, a: program_wordline(c, d, a, WIDTH, fixed_steps=48))
 
     # 1. pulses at 6-20 V from the pump at rest: rise, regulation, droop when the word line connects
@@ -57,7 +57,7 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     fig, ax = plot.subplots(1, 2)
     pulses = {}
     for v in targets:
-        res = fixed(cell, cell.initial_state(), v)
+        res = fixed(cell, cell.initial_state(), jnp.asarray(v))
         ax[0, 0].plot(np.asarray(res.ts) * 1e6, np.asarray(res.v_wordline_trace), label=f"{v:.0f} V")
         pulses[f"{v:g}"] = {"vth_after_V": float(cell.read(res.dvth)), "energy_per_cell_J": float(res.energy_per_cell),
                             "v_wordline_end_V": float(res.v_wordline),
@@ -70,7 +70,7 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     cycles = 40 if quick else 200
     sw = program_wordline_switched(cell, cell.initial_state(), 18.0, cycles / float(pump.clock_frequency))
     avg = eqx.filter_jit(lambda c, d, a, w: program_wordline(c, d, a, w, fixed_steps=64))(
-        cell, cell.initial_state(), 18.0, cycles / float(pump.clock_frequency))
+        cell, cell.initial_state(), jnp.asarray(18.0), jnp.asarray(cycles / float(pump.clock_frequency)))
     ax[0, 1].plot(np.asarray(sw.ts) * 1e6, np.asarray(sw.v_pump_trace), ".", ms=2, label="switched pump (cycle ends)")
     ax[0, 1].plot(np.asarray(avg.ts) * 1e6, np.asarray(avg.v_pump_trace), "-", label="averaged pump")
     plot.label(ax[0, 1], "time [µs]", "pump output [V]", "rise and regulation at 18 V")
@@ -137,9 +137,9 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     pulse = eqx.filter_jit(lambda c, x, a, w: c.pulse(x, a, w, fixed_steps=24))
     d = sonos.initial_state("erased")
     for _ in range(2):
-        d = pulse(sonos, d, 10.5, 2e-3).state
+        d = pulse(sonos, d, jnp.asarray(10.5), jnp.asarray(2e-3)).state
         vt_p = float(sonos.read(d))
-        d = pulse(sonos, d, -10.5, 6e-3).state
+        d = pulse(sonos, d, jnp.asarray(-10.5), jnp.asarray(6e-3)).state
         vt_e = float(sonos.read(d))
     window = {"programmed_V": vt_p, "erased_V": vt_e, "window_V": vt_p - vt_e,
               "conditions": "program +10.5 V gate-to-well 2 ms, erase -10.5 V 6 ms, through the card's pump"}

@@ -73,7 +73,7 @@ def model_voltage(theta: jax.Array, f: jax.Array) -> jax.Array:
 def fit(f: np.ndarray, v: np.ndarray) -> dict:
     """Levenberg–Marquardt fit; returns the optimum, its standard errors and the residuals."""
     f_, v_ = jnp.asarray(f), jnp.asarray(v)
-    residual = lambda theta, args: model_voltage(theta, f_) - v_  # noqa: E731
+    residual = lambda theta, args: model_voltage(theta, f_) - v_
     theta0 = jnp.log(jnp.asarray([start for _, start, _ in FREE.values()]))
     sol = optx.least_squares(residual, optx.LevenbergMarquardt(rtol=1e-10, atol=1e-12), theta0, max_steps=500)
     theta = sol.value
@@ -138,7 +138,7 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     figure = plot.save(fig, out / "flash_pump_fit.png")
 
     numbers = {
-        "data": str(path), "points": int(len(f)), "frequency_range_Hz": [float(f.min()), float(f.max())],
+        "data": str(path), "points": len(f), "frequency_range_Hz": [float(f.min()), float(f.max())],
         "known": KNOWN, "fitted": fitted,
         "correlation": np.round(res["corr"], 4).tolist(), "correlation_order": list(FREE),
         "rms_residual_V": float(np.sqrt(np.mean(r[band] ** 2))),
