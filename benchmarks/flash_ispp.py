@@ -1,10 +1,12 @@
 """Flash ISPP with verify, pump in the loop: word lines of 1e5 and 1e6 floating-gate cells (tunnel-oxide and
-coupling-ratio spread) programmed through their Dickson pump, against a per-cell scipy loop of the same physics.
+coupling-ratio spread) programmed through their Dickson pump, against a per-cell scipy loop of the same
+physics.
 
 JAX: one averaged pump per word line (ROS2 steps) feeding all its cells, each cell updated exactly per step
 (closed-form Fowler–Nordheim), cells sharded over all CPU cores. scipy: for every cell, every pulse is one
-``solve_ivp`` (LSODA) of that cell with its own averaged pump and word line (its load = ``cells_per_wordline`` × its
-own current), verify between pulses — the way a per-device loop tool would integrate it.
+``solve_ivp`` (LSODA) of that cell with its own averaged pump and word line (its load =
+``cells_per_wordline`` × its own current), verify between pulses — the way a per-device loop tool would
+integrate it.
 
     python benchmarks/flash_ispp.py --out benchmarks [--quick]
 """
@@ -53,7 +55,9 @@ def scipy_cell(cell: FloatingGateCell, k: int) -> tuple[float, int]:
         j = a_p * e * e * np.exp(-b_p / e) if e > 0 else 0.0
         load = np.concatenate([i[1:], [p["pump_load_conductance"] * x[-1] + i_wl]])
         dx = (i - load) / np.concatenate([np.full(n, c_node), [c_out]])
-        dw = (i_wl - p["cells_per_wordline"] * p["coupling_ratio"] * j * p["tunnel_area"]) / p["wordline_capacitance"]
+        dw = (i_wl - p["cells_per_wordline"] * p["coupling_ratio"] * j * p["tunnel_area"]) / p[
+            "wordline_capacitance"
+        ]
         return np.concatenate([dx, [dw, j * per_charge]])
 
     x = np.asarray(pump.rest_state(), dtype=float)
@@ -63,16 +67,26 @@ def scipy_cell(cell: FloatingGateCell, k: int) -> tuple[float, int]:
             return d + read_offset, pulse
         v = SCHEME["v_start"] + pulse * SCHEME["v_step"]
         v_reg = v + 0.5 * (v_oc - v) / r_out / (p["pump_clock_frequency"] * (c_out + c_node))
-        sol = solve_ivp(rhs, (0.0, SCHEME["width"]), np.concatenate([x, [0.0, d]]), method="LSODA", rtol=1e-6,
-                        atol=1e-9, args=(v_reg,))
+        sol = solve_ivp(
+            rhs,
+            (0.0, SCHEME["width"]),
+            np.concatenate([x, [0.0, d]]),
+            method="LSODA",
+            rtol=1e-6,
+            atol=1e-9,
+            args=(v_reg,),
+        )
         x, d = sol.y[: n + 1, -1], sol.y[n + 2, -1]
     return d + read_offset, SCHEME["max_pulses"]
 
 
 def main(out: Path, quick: bool) -> None:
     cell = FloatingGateCell()
-    run = jax.jit(lambda pop: ispp(pop, pop.initial_state(), fixed_steps=FIXED_STEPS,
-                                   pump_substeps=PUMP_SUBSTEPS, **SCHEME))
+    run = jax.jit(
+        lambda pop: ispp(
+            pop, pop.initial_state(), fixed_steps=FIXED_STEPS, pump_substeps=PUMP_SUBSTEPS, **SCHEME
+        )
+    )
     sizes = [10**4, 10**5] if quick else [10**5, 10**6]
     rows, last = [], None
     for n in sizes:
@@ -82,10 +96,17 @@ def main(out: Path, quick: bool) -> None:
         first = time.perf_counter() - t0
         seconds, res = _common.timed(run, pop, repeat=1 if n >= 10**6 else 2)
         vth = np.asarray(res.final_vth)
-        row = {"cells": n, "seconds": seconds, "cells_per_s": n / seconds, "first_call_s": first,
-               "mean_pulses": float(np.mean(res.pulses)), "max_pulses": float(np.max(res.pulses)),
-               "unverified": int(np.sum(np.asarray(res.verified) == 0)), "vth_std_V": float(vth.std()),
-               "energy_per_cell_J": float(res.energy_per_cell)}
+        row = {
+            "cells": n,
+            "seconds": seconds,
+            "cells_per_s": n / seconds,
+            "first_call_s": first,
+            "mean_pulses": float(np.mean(res.pulses)),
+            "max_pulses": float(np.max(res.pulses)),
+            "unverified": int(np.sum(np.asarray(res.verified) == 0)),
+            "vth_std_V": float(vth.std()),
+            "energy_per_cell_J": float(res.energy_per_cell),
+        }
         rows.append(row)
         print(row)
         last = (pop, res)
@@ -99,11 +120,16 @@ def main(out: Path, quick: bool) -> None:
     pulses_ref = np.array([r[1] for r in ref])
     result = {
         "description": "ISPP with verify through the Dickson pump (card defaults: 10 stages, 3.3 V, 20 MHz), "
-                       f"{SCHEME}, float64; JAX fixed_steps={FIXED_STEPS}, pump_substeps={PUMP_SUBSTEPS}",
+        f"{SCHEME}, float64; JAX fixed_steps={FIXED_STEPS}, pump_substeps={PUMP_SUBSTEPS}",
         "rows": rows,
-        "scipy_loop": {"cells": n_scipy, "seconds": t_scipy, "cells_per_s": scipy_rate, "method": "LSODA per pulse",
-                       "max_abs_vth_diff_vs_jax_V": float(np.max(np.abs(vth_ref - np.asarray(res.final_vth)[:n_scipy]))),
-                       "pulse_count_mismatches": int(np.sum(pulses_ref != np.asarray(res.pulses)[:n_scipy]))},
+        "scipy_loop": {
+            "cells": n_scipy,
+            "seconds": t_scipy,
+            "cells_per_s": scipy_rate,
+            "method": "LSODA per pulse",
+            "max_abs_vth_diff_vs_jax_V": float(np.max(np.abs(vth_ref - np.asarray(res.final_vth)[:n_scipy]))),
+            "pulse_count_mismatches": int(np.sum(pulses_ref != np.asarray(res.pulses)[:n_scipy])),
+        },
         "speedup_vs_scipy": rows[-1]["cells_per_s"] / scipy_rate,
         "bars": {"jax >= 300x scipy": rows[-1]["cells_per_s"] / scipy_rate >= 300},
     }

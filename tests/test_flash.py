@@ -1,10 +1,10 @@
-"""Flash through a charge pump: Dickson pump (averaged vs switched vs Dickson's formula), Fowler–Nordheim cell,
-pump-fed programming, ISPP, gradients, vmap/jit, bad input, cards and the measured SKY130 data.
+"""Flash through a charge pump: Dickson pump (averaged vs switched vs Dickson's formula), Fowler–Nordheim
+cell, pump-fed programming, ISPP, gradients, vmap/jit, bad input, cards and the measured SKY130 data.
 
-Reference numbers: Dickson, IEEE JSSC 11(3), 374 (1976) (steady state and output resistance); Lenzlinger & Snow,
-J. Appl. Phys. 40, 278 (1969) and Sze & Ng, *Physics of Semiconductor Devices* 3rd ed. (2007), ch. 6
-(FN: A = 1.54e-6·(m_0/m_ox)/φ_B A/V², B = 6.83e7·(m_ox/m_0)^½·φ_B^{3/2} V/cm, φ_B in eV); Suh et al., IEEE JSSC
-30(11), 1149 (1995) (ISPP: ΔV_th per step = ΔV_pp in steady state).
+Reference numbers: Dickson, IEEE JSSC 11(3), 374 (1976) (steady state and output resistance); Lenzlinger &
+Snow, J. Appl. Phys. 40, 278 (1969) and Sze & Ng, *Physics of Semiconductor Devices* 3rd ed. (2007), ch. 6
+(FN: A = 1.54e-6·(m_0/m_ox)/φ_B A/V², B = 6.83e7·(m_ox/m_0)^½·φ_B^{3/2} V/cm, φ_B in eV); Suh et al., IEEE
+JSSC 30(11), 1149 (1995) (ISPP: ΔV_th per step = ΔV_pp in steady state).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def steady_switched():
 
 
 def _arrays(f):
-    """Call ``f`` with its numbers as arrays: ``eqx.filter_jit`` treats Python floats as static (a recompile each)."""
+    """Call ``f`` with its numbers as arrays: ``eqx.filter_jit`` treats Python floats as static (a recompile
+    each)."""
     return lambda c, *xs: f(c, *(jnp.asarray(x, dtype=float) for x in xs))
 
 
@@ -72,7 +73,8 @@ def dickson(n, vdd, vphi, vt, c, cs, f, i):
 
 
 def mean_offset(c_node, c_load, f, i):
-    """Cycle mean below Dickson's end-of-transfer output: I·C'/(8 f C_L (C' + C_L)) (this module's analysis)."""
+    """Cycle mean below Dickson's end-of-transfer output: I·C'/(8 f C_L (C' + C_L)) (this module's analysis).
+    """
     return i * c_node / (8 * f * c_load * (c_node + c_load))
 
 
@@ -104,9 +106,15 @@ def test_fn_plot_slope_is_minus_b():
 
 
 def test_constant_voltage_closed_form_matches_ode(cell):
-    # program from erased and erase from programmed: the exact solution against the adaptive ODE (core simulate)
-    solve = _arrays(eqx.filter_jit(lambda c, d, v, w: imcphys.simulate(
-        c, d, imcphys.hold(v, w), jnp.stack([0.0 * w, w]), rtol=1e-10, atol=1e-12)))
+    # program from erased and erase from programmed: the exact solution against the adaptive ODE (core
+    # simulate)
+    solve = _arrays(
+        eqx.filter_jit(
+            lambda c, d, v, w: imcphys.simulate(
+                c, d, imcphys.hold(v, w), jnp.stack([0.0 * w, w]), rtol=1e-10, atol=1e-12
+            )
+        )
+    )
     for dvth0, v_cg, width in [(-3.0, 17.0, 10e-6), (2.0, -17.0, 50e-6), (-3.0, 14.0, 1e-3)]:
         exact = float(cell.constant_voltage_pulse(dvth0, v_cg, width))
         sol = solve(cell, dvth0, v_cg, width)
@@ -132,10 +140,20 @@ def test_steady_state_is_dickson_formula(stages):
     for f, c, i in [(1e5, 1e-12, 0.0), (1e6, 5e-12, 1e-7), (2e7, 20e-12, 20e-6)]:
         c_load = 100 * c
         r_on = 1e-7 / (f * c)  # R_on → 0: complete transfer, and the load current drops < 1e-10 V in R_on
-        ideal = DicksonPump(stages=stages, clock_frequency=f, capacitance=c, stray_capacitance=0.0,
-                            threshold_voltage=0.0, clock_resistance=0.0, output_capacitance=c_load,
-                            switch_resistance=r_on, load_current=i)
-        expected = (stages + 1) * 1.8 - stages * i / (f * c) - mean_offset(c, c_load, f, i)  # (N+1)V_DD − N I/(fC)
+        ideal = DicksonPump(
+            stages=stages,
+            clock_frequency=f,
+            capacitance=c,
+            stray_capacitance=0.0,
+            threshold_voltage=0.0,
+            clock_resistance=0.0,
+            output_capacitance=c_load,
+            switch_resistance=r_on,
+            load_current=i,
+        )
+        expected = (
+            (stages + 1) * 1.8 - stages * i / (f * c) - mean_offset(c, c_load, f, i)
+        )  # (N+1)V_DD − N I/(fC)
         assert float(ideal.steady_state().v_out) == pytest.approx(expected, rel=1e-10, abs=1e-12)
         real = imcphys.replace(ideal, threshold_voltage=0.5, stray_capacitance=0.3 * c, clock_amplitude=1.5)
         expected = dickson(stages, 1.8, 1.5, 0.5, c, 0.3 * c, f, i) - mean_offset(1.3 * c, c_load, f, i)
@@ -144,21 +162,33 @@ def test_steady_state_is_dickson_formula(stages):
 
 def test_output_resistance_is_n_over_fc():
     for stages, f, c in [(3, 1e6, 1e-12), (8, 2e7, 10e-12)]:
-        pump = DicksonPump(stages=stages, clock_frequency=f, capacitance=c, stray_capacitance=0.0,
-                           output_capacitance=1e4 * c, switch_resistance=1e-7 / (f * c))
-        r_out = -jax.grad(lambda i: pump.steady_state(i).v_out)(0.0)
+        pump = DicksonPump(
+            stages=stages,
+            clock_frequency=f,
+            capacitance=c,
+            stray_capacitance=0.0,
+            output_capacitance=1e4 * c,
+            switch_resistance=1e-7 / (f * c),
+        )
+        r_out = -jax.grad(lambda i, pump=pump: pump.steady_state(i).v_out)(0.0)
         assert float(r_out) == pytest.approx(stages / (f * c), rel=1e-4)  # + C/(8fC_L(C+C_L)): 1e-5 relative
-        g = jax.grad(lambda cs: imcphys.replace(pump, stray_capacitance=cs, load_current=1e-6).steady_state().v_out)
-        fd = central_difference(lambda cs: imcphys.replace(pump, stray_capacitance=cs, load_current=1e-6)
-                                .steady_state().v_out, 0.1 * c)
-        assert float(g(0.1 * c)) == pytest.approx(fd, rel=1e-6)
+
+        def v_out(cs, pump=pump):
+            return imcphys.replace(pump, stray_capacitance=cs, load_current=1e-6).steady_state().v_out
+
+        assert float(jax.grad(v_out)(0.1 * c)) == pytest.approx(central_difference(v_out, 0.1 * c), rel=1e-6)
 
 
 def test_switched_agrees_with_averaged_and_dickson(steady_switched):
     base = dict(stages=3, clock_frequency=1e6, capacitance=1.25e-12, output_capacitance=30e-12)
     cases = [
-        dict(switch_resistance=2e3, clock_resistance=1.0, stray_capacitance=0.0, threshold_voltage=0.0,
-             load_current=1e-6),  # ideal Dickson pump
+        dict(
+            switch_resistance=2e3,
+            clock_resistance=1.0,
+            stray_capacitance=0.0,
+            threshold_voltage=0.0,
+            load_current=1e-6,
+        ),  # ideal Dickson pump
         dict(switch_resistance=2e3, clock_resistance=1.0, stray_capacitance=0.25e-12, load_current=1e-6),
         dict(switch_resistance=40e3, clock_resistance=1e3, load_conductance=1 / 19e6),  # incomplete transfer
         dict(switch_resistance=20e3, clock_resistance=20e3, load_current=0.3e-6),  # clock swing 1 − tanh(10)
@@ -176,9 +206,17 @@ def test_switched_agrees_with_averaged_and_dickson(steady_switched):
 
 
 def test_ripple_is_load_over_f_cl(steady_switched):
-    pump = DicksonPump(stages=3, clock_frequency=1e6, capacitance=1.25e-12, stray_capacitance=0.0,
-                       threshold_voltage=0.0, clock_resistance=1.0, switch_resistance=2e3,
-                       output_capacitance=62.5e-12, load_current=2e-6)
+    pump = DicksonPump(
+        stages=3,
+        clock_frequency=1e6,
+        capacitance=1.25e-12,
+        stray_capacitance=0.0,
+        threshold_voltage=0.0,
+        clock_resistance=1.0,
+        switch_resistance=2e3,
+        output_capacitance=62.5e-12,
+        load_current=2e-6,
+    )
     ripple = float(steady_switched(pump).ripple)
     # ≈ I_L/(f·C_L) = 32 mV; a little less because the last device conducts all its half period (C' shares the
     # drain then: I/(2f)·(1/C_L + 1/(C_L + C')) = 31.7 mV) and the transfer through R_on is not instantaneous
@@ -188,8 +226,9 @@ def test_ripple_is_load_over_f_cl(steady_switched):
 
 
 def test_rise_time_averaged_vs_switched():
-    pump = DicksonPump(stages=4, clock_frequency=5e6, switch_resistance=2e3, output_capacitance=6e-12,
-                       load_current=1e-6)
+    pump = DicksonPump(
+        stages=4, clock_frequency=5e6, switch_resistance=2e3, output_capacitance=6e-12, load_current=1e-6
+    )
     cycles = 240
     sw = simulate_switched(pump, cycles, samples=3)
     t_sw, v_sw = (np.arange(cycles) + 0.5) / 5e6, np.asarray(sw.cycle_mean())
@@ -243,18 +282,37 @@ def test_jit_equals_eager_and_vmap_equals_loop(population, pulse_fixed):
 def test_ispp_step_equals_dvpp(cell, thickness):
     dev = imcphys.replace(cell, tunnel_oxide_thickness=thickness)
     for width in (1e-6, 10e-6, 100e-6):
-        res = ispp(dev, dev.initial_state(), v_start=13.0, v_step=0.5, width=width, verify_level=jnp.inf,
-                   max_pulses=24, source="ideal")
+        res = ispp(
+            dev,
+            dev.initial_state(),
+            v_start=13.0,
+            v_step=0.5,
+            width=width,
+            verify_level=jnp.inf,
+            max_pulses=24,
+            source="ideal",
+        )
         steps = np.diff(np.asarray(res.vth))[-4:]
         np.testing.assert_allclose(steps, 0.5, rtol=0.01)
     # through the regulated pump the mean output sits half a regulation ripple above target, and that ripple
     # shrinks as the target rises: the step is ΔV_pp·(1 − 1/(2 R_out f (C_L + C'))) (module analysis)
     pump = dev.pump
-    slope = 1 - 1 / (2 * pump.output_resistance() * pump.clock_frequency
-                     * (pump.output_capacitance + pump.node_capacitance()))
+    slope = 1 - 1 / (
+        2
+        * pump.output_resistance()
+        * pump.clock_frequency
+        * (pump.output_capacitance + pump.node_capacitance())
+    )
     for width in (10e-6, 100e-6):
-        res = ispp(dev, dev.initial_state(), v_start=13.0 if thickness < 8e-9 else 15.0, v_step=0.5, width=width,
-                   verify_level=jnp.inf, max_pulses=16)
+        res = ispp(
+            dev,
+            dev.initial_state(),
+            v_start=13.0 if thickness < 8e-9 else 15.0,
+            v_step=0.5,
+            width=width,
+            verify_level=jnp.inf,
+            max_pulses=16,
+        )
         steps = np.diff(np.asarray(res.vth))[-4:]
         np.testing.assert_allclose(steps, 0.5 * float(slope), rtol=0.01)
 
@@ -276,8 +334,9 @@ def test_ispp_verify_and_gradients_of_width(population):
     args = (15.0, 0.4, 10e-6)
     grads = jax.grad(width_of, argnums=(0, 1, 2))(*args)
     for i, g in enumerate(grads):
-        fd = central_difference(lambda x: width_of(*[x if j == i else a for j, a in enumerate(args)]), args[i],
-                                rel=1e-5)
+        fd = central_difference(
+            lambda x, i=i: width_of(*[x if j == i else a for j, a in enumerate(args)]), args[i], rel=1e-5
+        )
         assert float(g) == pytest.approx(fd, rel=1e-3, abs=1e-9), i
 
 
@@ -349,5 +408,5 @@ def test_tt07_pump_fit_reaches_target():
     assert np.all(res["std_log"] < 0.2)  # every fitted parameter determined to better than 20 %
     card = imcphys.load_card(imcphys.cards_dir() / "dickson_tt07.toml")
     fitted = np.exp(res["theta"]) * np.array([s for s, _, _ in flash_pump_fit.FREE.values()])
-    for value, name in zip(fitted, flash_pump_fit.FREE):
+    for value, name in zip(fitted, flash_pump_fit.FREE, strict=True):
         assert float(getattr(card, name)) == pytest.approx(float(value), rel=1e-3), name

@@ -1,40 +1,44 @@
 r"""Flash programmed through a charge pump: a Dickson pump, a Fowler–Nordheim floating-gate cell, and the pump
-feeding the cell's control gate.
+feeding the cell's control gate through the word line.
 
-**Dickson charge pump** (Dickson, IEEE JSSC 11(3), 374 (1976); Tanzawa & Tanaka, IEEE JSSC 32(8), 1231 (1997)).
-N stages: pump capacitors C [F] whose bottom plates are driven by a two-phase clock of amplitude V_φ [V] and
-frequency f [Hz], each top node loaded by a stray capacitance C_s [F]; transfer devices with threshold V_t [V] and
-on-resistance R_on [Ω] (current (ΔV − V_t)/R_on when forward biased beyond V_t); clock drivers with output
-resistance R_φ [Ω]; an output capacitor C_L [F] with a resistive (conductance G_L [S]) and a constant-current
-(I_L [A]) load. With C' = C + C_s and α = C/C' the cycle-mean output is
-
-.. math::
-
-    V_{out} = V_{DD} - V_t + N(\alpha V_{\phi,e} - V_t) - R_{out}\,I_{out},
-    \qquad V_{\phi,e} = V_\phi \tanh\frac{1}{4 f R_\phi C}
-
-where V_φ,e is the bottom-plate swing the clock drivers reach in a half period (a square wave through R_φ·C), and
-R_out = Σ_k R_k sums the stage resistances of the per-phase analysis (pairs of nodes relaxing through R_on for
-half a period, transferred fraction η = 1 − exp(−T/2τ)):
+**Dickson charge pump** (Dickson, IEEE JSSC 11(3), 374 (1976); Tanzawa & Tanaka, IEEE JSSC 32(8), 1231
+(1997)). N stages: pump capacitors C [F] whose bottom plates follow a two-phase clock of amplitude V_φ [V]
+and frequency f [Hz] through the drivers' resistance R_φ [Ω]; top nodes with stray capacitance C_s [F];
+transfer devices that conduct (ΔV − V_t)/R_on [A] beyond their threshold V_t [V]; an output capacitor C_L
+[F] with a resistive (G_L [S]) and a constant-current (I_L [A]) load. With C' = C + C_s, α = C/C' and T =
+1/f, the cycle-mean output in periodic steady state is
 
 .. math::
 
-    R_1 = \frac{1}{f}\Big(\frac{1}{C'\eta_1} - \frac{1}{2C'}\Big),\quad
-    R_{2..N} = \frac{\coth(1/2fR_{on}C')}{fC'},\quad
-    R_{N+1} = \frac{1}{f}\Big(\frac{1}{C_{ser}\eta_{N+1}} - \frac{1}{2C'} - \frac{\mu_{N+1}}{2C_L}\Big)
+    V_{out} = V_{DD} - V_t + N(\alpha V_{\phi,e} - V_t) - R_{out} I_{out},\qquad
+    V_{\phi,e} = V_\phi \tanh\frac{T}{4 R_\phi C}
 
-with η_1 = 1 − exp(−1/2fR_onC'), C_ser = C'C_L/(C' + C_L), η_{N+1} = 1 − exp(−1/2fR_onC_ser) and
-μ = 1/η − 2fR_onC_ser. In the slow-switching limit (R_on → 0) R_out = N/(fC') + 1/(2fC_L): the Dickson output
-resistance N/(fC') plus half the ripple I_out/(fC_L), because Dickson's formula gives the output right after each
-transfer (the peak) and V_out is the cycle mean. Ideal pump (V_t = 0, C_s = 0, V_φ = V_DD):
-V_peak = (N+1)V_DD − N·I/(fC).
+V_φ,e is the bottom-plate swing reached in a half period (a square wave through R_φ·C). R_out = Σ R_k comes
+from a per-phase analysis in which the node pairs that conduct in a half period relax through R_on (η = 1 −
+e^{−T/2τ} of the charge moves): R_1 = T/(C'η_1) (η_1 with τ = R_onC'), R_{2..N} = coth(T/(4R_onC'))/(fC')
+(τ = R_onC'/2), and for the last device — which conducts all its half period because the load keeps
+draining C_L — R_{N+1} = R_onC_ser/C_L + T(1 − c)e^{−x}/(C_serη) + (mean offset of the output sawtooth)/I,
+with C_ser = C'C_L/(C' + C_L), c = C_ser/2C_L, x = T/(2R_onC_ser). In the slow-switching limit (R_on → 0)
+R_out = N/(fC') + C'/(8fC_L(C' + C_L)): Dickson's formula, whose output is the one at the end of the last
+transfer, is the cycle mean to within that tiny term; the ideal pump (V_t = C_s = 0, V_φ = V_DD) gives
+(N+1)V_DD − N·I/(fC). Ripple ≈ I_out/(fC_L).
 
-*Averaged model* (fast): one ODE for the output, C_eff·dV/dt = max(V_oc − V, 0)/R_out − G_L·V − I_L − i_load,
-with C_eff = C_L + Σ_j C'·(R_1 + … + R_j)/R_out so that its time constant is the Elmore delay of the pump's
-stage ladder (internal nodes included). Supply power (charge accounting of the clock lines and the input
-device, exact in periodic steady state): P = (V_DD + NαV_φ)·i_pump + NαV_φ·f·C_s·V_φ,e.
-*Switched model* (reference, :func:`simulate_switched`): every node voltage and both clock bottom plates resolved
-within each half period with diffrax; the clock is gated per cycle by a regulator when one is asked for.
+*Averaged model* (fast; the state of :class:`DicksonPump` as a device): the ladder of cycle means [m_1 …
+m_N, V_out]: device k carries i_k = max(E_k + m_{k−1} − m_k − V_t, 0)/R_k with E = αV_φ,e/2 for the first
+and the last and αV_φ,e for the inner ones; R_1 and R_{N+1} are moved by ∓T/(2C') (the mean of a node sits
+half a step q/C' from its levels). C' dm_k/dt = i_k − i_{k+1}, C_L dV_out/dt = i_{N+1} − G_L V_out − I_L −
+i_load. Its steady state is the formula above exactly; its 10–90 % rise agrees with the switched model to a
+few %. Supply power (charge drawn by each clock line in its high phase; exact in periodic steady state): P
+= V_DD i_1 + V_φ α Σ_k (i_{k+1} + f C_s V_φ,e).
+
+*Switched model* (reference, :func:`simulate_switched`, :func:`switched_steady_state`): every top node and
+the output resolved in time with diffrax, the bottom plates as the known RC forcing of each half period (an
+instantaneous edge when R_φC < 1e-4·T/2), the clock gated per cycle by a bang-bang regulator when asked.
+
+Known limit: when R_φC and R_onC are both comparable to T/2 (the TT07 pump above ~20 MHz), the transfer
+devices stay off through the first part of each slow clock edge, which the averaged model does not capture;
+there it droops less than the switched model (by 45 mV at 20 MHz and 0.27 V at 62 MHz at the fitted TT07
+values).
 
 **Fowler–Nordheim tunnelling** (Lenzlinger & Snow, J. Appl. Phys. 40, 278 (1969)):
 
@@ -43,30 +47,33 @@ within each half period with diffrax; the clock is gated per cycle by a regulato
     J = A E^2 e^{-B/E},\quad A = \frac{q^3 m_0}{8\pi h\,\phi_B\,m_{ox}},\quad
     B = \frac{8\pi\sqrt{2 m_{ox}}\,\phi_B^{3/2}}{3 q h}
 
-with CODATA constants (:mod:`imcphys.constants`); Si/SiO2: φ_B ≈ 3.2 eV, m_ox ≈ 0.42 m_0, so
-A ≈ 1.15e-6 A/V², B ≈ 2.53e10 V/m.
+with CODATA constants (:mod:`imcphys.constants`); Si/SiO2: φ_B ≈ 3.2 eV, m_ox ≈ 0.42 m_0, so A ≈ 1.15e-6
+A/V², B ≈ 2.53e10 V/m.
 
-**Floating-gate cell** (two-capacitor coupling model). State: the threshold shift ΔV_th = −Q_FG/C_CG [V]. Drive:
-the control-gate voltage relative to the channel/well, V_CG [V]. With the control-gate coupling ratio α_G and
-the tunnel oxide (thickness t_tun, permittivity ε_ox = 3.9 ε_0) as the only other capacitor,
+**Floating-gate cell** (two-capacitor coupling model). State: the threshold shift ΔV_th = −Q_FG/C_CG [V].
+Drive: the control-gate voltage relative to the channel/well, V_CG [V]. With the control-gate coupling
+ratio α_G and the tunnel oxide (thickness t_tun, ε_ox = 3.9 ε_0) as the only other capacitor,
 
 .. math::
 
     E = \alpha_G (V_{CG} - \Delta V_{th})/t_{tun},\qquad
-    \frac{d\Delta V_{th}}{dt} = J(E)\,\frac{A_{tun}}{C_{CG}} = J(E)\,\frac{t_{tun}(1-\alpha_G)}{\varepsilon_{ox}\alpha_G}
+    \frac{d\Delta V_{th}}{dt} = J(E)\frac{A_{tun}}{C_{CG}}
+        = J(E)\frac{t_{tun}(1-\alpha_G)}{\varepsilon_{ox}\alpha_G}
 
-(positive V_CG injects electrons and raises V_th; negative V_CG erases, through the erase barrier). At constant
-V_CG the ODE has the closed form 1/|E(t)| = ln(exp(B/|E_0|) + B κ t)/B, κ = A(1 − α_G)/ε_ox
-(:meth:`FloatingGateCell.constant_voltage_pulse`). A charge-trap (SONOS) cell is the same model with
-α_G = t_tun/EOT (the field across the tunnel oxide for charge at the nitride centroid). V_th is read at a defined
-read current through an EKV drain current I_D = I_spec·ln²(1 + exp((V_G − V_T)/(2nU_T))), V_T = V_T0 + ΔV_th.
+(positive V_CG injects electrons and raises V_th; negative V_CG erases, through the erase barrier). At
+constant V_CG: 1/|E(t)| = ln(exp(B/|E_0|) + Bκt)/B, κ = A(1 − α_G)/ε_ox
+(:meth:`FloatingGateCell.constant_voltage_pulse`). A charge-trap (SONOS) cell is the same model with α_G =
+t_tun/EOT (the field across the tunnel oxide for charge at the nitride centroid). V_th is read at a defined
+read current through an EKV drain current I_D = I_spec·ln²(1 + exp((V_G − V_T0 − ΔV_th)/(2nU_T))).
 
-**Pump-fed programming** (:meth:`FloatingGateCell.pulse`): the pump starts from rest, its output is regulated to
-the requested control-gate voltage (positive: program the control gate; negative: erase, the pump driving the
-well), and feeds the word line (R_wl, C_wl) shared by ``cells_per_wordline`` cells, whose tunnelling current
-(α_G·J·A_tun per cell, the displacement current it induces on the control gate) loads it. A regulated pump skips
-clock cycles while its output is above the target, so its mean output sits half a regulation ripple above the
-target; the averaged model places the regulated level there.
+**Pump-fed programming** (:meth:`FloatingGateCell.pulse`, :func:`program_wordline`, :func:`ispp`): the pump
+is regulated to the requested control-gate voltage (> 0: program; < 0: erase, the pump driving the well)
+and feeds the word line (R_wl, C_wl), charged from 0 V, shared by ``cells_per_wordline`` cells whose
+tunnelling current (α_G·J·A_tun per cell, the displacement current it induces on the control gate) loads
+it. A pump regulated by skipping cycles sits on average half a regulation ripple, i_pump/(f(C_L + C')),
+above its target; the averaged model regulates there, which makes the steady ISPP step ΔV_pp·(1 − 1/(2R_out
+f (C_L + C'))) through the pump (ΔV_pp exactly from an ideal source, Suh et al., IEEE JSSC 30(11), 1149
+(1995)).
 """
 
 from __future__ import annotations
@@ -104,7 +111,8 @@ def fowler_nordheim_coefficients(barrier_height: ArrayLike, mass_ratio: ArrayLik
 
 
 def fowler_nordheim_current_density(field: ArrayLike, a: ArrayLike, b: ArrayLike) -> Array:
-    """J = sign(E)·A·E²·exp(−B/|E|) [A/m²] for the oxide field ``field`` [V/m]; 0 at E = 0 with a finite gradient."""
+    """J = sign(E)·A·E²·exp(−B/|E|) [A/m²] for the oxide field ``field`` [V/m]; 0 at E = 0 with a finite
+    gradient."""
     field = jnp.asarray(field)
     mag = jnp.abs(field)
     on = mag > 0
@@ -142,14 +150,14 @@ class PumpSteadyState(NamedTuple):
 class DicksonPump(AbstractDevice):
     """Dickson charge pump (Dickson 1976; Tanzawa & Tanaka 1997) — equations in the module docstring.
 
-    Defaults: the measured SKY130 3-stage pump of Tiny Tapeout 7 (urish/tt07-charge-pump: N = 3, V_DD = 1.8 V,
-    25×25 µm² MIM pump capacitors ≈ 1.25 pF, 1.5 pF output capacitor, diode-connected LVT NMOS with V_th ≈ 0.44 V);
-    stray capacitance and resistances are assumed, and there is no load (``devices/dickson_tt07.toml`` holds the
-    values fitted to the silicon).
+    Defaults: the measured SKY130 3-stage pump of Tiny Tapeout 7 (urish/tt07-charge-pump: N = 3, V_DD = 1.8
+    V, 25×25 µm² MIM pump capacitors ≈ 1.25 pF, 1.5 pF output capacitor, diode-connected LVT NMOS with V_th
+    ≈ 0.44 V); stray capacitance and resistances are assumed, and there is no load
+    (``devices/dickson_tt07.toml`` holds the values fitted to the silicon).
 
-    As an :class:`AbstractDevice`: state = the averaged ladder [m_1 … m_N, V_out] [V] (cycle means of the top
-    nodes and the output); drive = extra load current drawn from the output [A]; ``rhs`` is the averaged ODE,
-    ``power`` the supply power [W], ``read`` the output voltage [V].
+    As an :class:`AbstractDevice`: state = the averaged ladder [m_1 … m_N, V_out] [V] (cycle means of the
+    top nodes and the output); drive = extra load current drawn from the output [A]; ``rhs`` is the
+    averaged ODE, ``power`` the supply power [W], ``read`` the output voltage [V].
     """
 
     supply_voltage: Float[Array, "..."] = param(1.8, "V")  #: V_DD, input of the first transfer device
@@ -168,12 +176,28 @@ class DicksonPump(AbstractDevice):
     def __check_init__(self):
         if not isinstance(self.stages, (int, np.integer)) or isinstance(self.stages, bool) or self.stages < 1:
             raise ValueError(f"DicksonPump.stages (N) must be an integer >= 1; got {self.stages!r}")
-        for name in ("supply_voltage", "clock_amplitude", "clock_frequency", "capacitance", "output_capacitance",
-                     "switch_resistance"):
-            check_range(f"DicksonPump.{name}", getattr(self, name), lower=0.0, lower_open=True,
-                        unit=_unit(type(self), name))
-        for name in ("stray_capacitance", "threshold_voltage", "clock_resistance", "load_conductance",
-                     "load_current"):
+        for name in (
+            "supply_voltage",
+            "clock_amplitude",
+            "clock_frequency",
+            "capacitance",
+            "output_capacitance",
+            "switch_resistance",
+        ):
+            check_range(
+                f"DicksonPump.{name}",
+                getattr(self, name),
+                lower=0.0,
+                lower_open=True,
+                unit=_unit(type(self), name),
+            )
+        for name in (
+            "stray_capacitance",
+            "threshold_voltage",
+            "clock_resistance",
+            "load_conductance",
+            "load_current",
+        ):
             check_range(f"DicksonPump.{name}", getattr(self, name), lower=0.0, unit=_unit(type(self), name))
 
     # ----------------------------------------------------------------- closed forms
@@ -192,64 +216,90 @@ class DicksonPump(AbstractDevice):
 
     def open_circuit_voltage(self) -> Array:
         """V_oc = V_DD − V_t + N(α V_φ,e − V_t) [V], the no-load output."""
-        return (self.supply_voltage - self.threshold_voltage
-                + self.stages * (self.coupling() * self.clock_swing() - self.threshold_voltage))
+        return (
+            self.supply_voltage
+            - self.threshold_voltage
+            + self.stages * (self.coupling() * self.clock_swing() - self.threshold_voltage)
+        )
 
     def stage_emfs(self) -> Float[Array, "... n"]:
-        """Clock boost seen by each transfer device between node means [V]: αV_φ,e/2 for the first and the last,
-        αV_φ,e for the N − 1 inner ones (the top nodes swing ±αV_φ,e/2 about their means)."""
+        """Clock boost seen by each transfer device between node means [V]: αV_φ,e/2 for the first and the
+        last, αV_φ,e for the N − 1 inner ones (the top nodes swing ±αV_φ,e/2 about their means)."""
         boost = self.coupling() * self.clock_swing()
         k = jnp.arange(self.stages + 1)
         return boost[..., None] * jnp.where((k == 0) | (k == self.stages), 0.5, 1.0)
 
     def stage_resistances(self) -> Float[Array, "... n"]:
-        """R_1 … R_{N+1} [Ω] of the averaged ladder between node means (module docstring); their sum is R_out."""
-        f, r, cp, cl = self.clock_frequency, self.switch_resistance, self.node_capacitance(), self.output_capacitance
+        """R_1 … R_{N+1} [Ω] of the averaged ladder between node means (module docstring); their sum is R_out.
+        """
+        f, r, cp, cl = (
+            self.clock_frequency,
+            self.switch_resistance,
+            self.node_capacitance(),
+            self.output_capacitance,
+        )
         period = 1.0 / f
         x1 = 1.0 / (2.0 * f * r * cp)  # half period over R_on·C' (first device: V_DD is a stiff source)
         eta1 = -jnp.expm1(-x1)
         r_first = period / (cp * eta1)
         r_inner = _coth(x1) / (f * cp)  # a pair of equal nodes relaxes with R_on·C'/2
-        # last device: node N and C_L relax through R_on while the load drains C_L (it conducts all half period)
+        # last device: node N and C_L relax through R_on while the load drains C_L (it conducts all half
+        # period)
         cser = cp * cl / (cp + cl)
         tau = r * cser
         x = 0.5 * period / tau
         eta = -jnp.expm1(-x)
         c = 0.5 * cser / cl
-        mean_offset = (0.5 * period - 0.125 * cser * period / cl - (1.0 - c) * (0.5 * period - tau * eta) / eta) / cl
+        mean_offset = (
+            0.5 * period - 0.125 * cser * period / cl - (1.0 - c) * (0.5 * period - tau * eta) / eta
+        ) / cl
         r_last = r * cser / cl + period * (1.0 - c) * jnp.exp(-x) / (cser * eta) + mean_offset
         # between node *means* the first and the last device each carry half a node's step q/C'
         half_step = 0.5 * period / cp
         inner = jnp.broadcast_to(r_inner[..., None], (*jnp.shape(r_inner), self.stages - 1))
-        return jnp.concatenate([(r_first - half_step)[..., None], inner, (r_last + half_step)[..., None]], axis=-1)
+        return jnp.concatenate(
+            [(r_first - half_step)[..., None], inner, (r_last + half_step)[..., None]], axis=-1
+        )
 
     def output_resistance(self) -> Array:
-        """R_out [Ω] of the cycle-mean output: N/(fC') in the slow-switching limit (plus ≈ C'/(8fC_L(C'+C_L)))."""
+        """R_out [Ω] of the cycle-mean output: N/(fC') in the slow-switching limit (plus ≈
+        C'/(8fC_L(C'+C_L))).
+        """
         return jnp.sum(self.stage_resistances(), axis=-1)
 
     def rest_state(self) -> Float[Array, "... n"]:
-        """The idle pump [V]: each node charged from V_DD through the transfer devices, max(V_DD − kV_t, 0)."""
+        """The idle pump [V]: each node charged from V_DD through the transfer devices, max(V_DD − kV_t, 0).
+        """
         k = jnp.arange(1, self.stages + 2)
         return _relu(self.supply_voltage[..., None] - k * self.threshold_voltage[..., None])
 
-    def ladder_currents(self, x: Float[ArrayLike, "... n"], enabled: ArrayLike = 1.0) -> Float[Array, "... n"]:
+    def ladder_currents(
+        self, x: Float[ArrayLike, "... n"], enabled: ArrayLike = 1.0
+    ) -> Float[Array, "... n"]:
         """Cycle-averaged currents through the N + 1 transfer devices [A] for node means ``x`` [V], the clock
         running a fraction ``enabled`` of the cycles (devices only conduct forward)."""
         x = jnp.asarray(x)
-        upstream = jnp.concatenate([jnp.broadcast_to(self.supply_voltage, x.shape[:-1])[..., None], x[..., :-1]],
-                                   axis=-1)
+        upstream = jnp.concatenate(
+            [jnp.broadcast_to(self.supply_voltage, x.shape[:-1])[..., None], x[..., :-1]], axis=-1
+        )
         drive = self.stage_emfs() + upstream - x - self.threshold_voltage[..., None]
         return jnp.asarray(enabled)[..., None] * _relu(drive) / self.stage_resistances()
 
-    def ladder_rhs(self, x: Float[ArrayLike, "... n"], i_extra: ArrayLike = 0.0,
-                   enabled: ArrayLike = 1.0) -> Float[Array, "... n"]:
+    def ladder_rhs(
+        self, x: Float[ArrayLike, "... n"], i_extra: ArrayLike = 0.0, enabled: ArrayLike = 1.0
+    ) -> Float[Array, "... n"]:
         """d/dt of the node means and the output [V/s] with an extra output load ``i_extra`` [A]."""
         x = jnp.asarray(x)
         i = self.ladder_currents(x, enabled)
         load = self.load_conductance * x[..., -1] + self.load_current + i_extra
         out = jnp.concatenate([i[..., 1:], load[..., None]], axis=-1)
-        caps = jnp.concatenate([jnp.broadcast_to(self.node_capacitance()[..., None], (*x.shape[:-1], self.stages)),
-                                jnp.broadcast_to(self.output_capacitance, x.shape[:-1])[..., None]], axis=-1)
+        caps = jnp.concatenate(
+            [
+                jnp.broadcast_to(self.node_capacitance()[..., None], (*x.shape[:-1], self.stages)),
+                jnp.broadcast_to(self.output_capacitance, x.shape[:-1])[..., None],
+            ],
+            axis=-1,
+        )
         return (i - out) / caps
 
     def charge_energy(self) -> Array:
@@ -257,56 +307,81 @@ class DicksonPump(AbstractDevice):
         return self.supply_voltage + self.stages * self.coupling() * self.clock_amplitude
 
     def supply_power(self, x: Float[ArrayLike, "... n"], enabled: ArrayLike = 1.0) -> Array:
-        """Power drawn from V_DD and the clock supply [W]: V_DD·i_1 + V_φ·α·Σ_k (i_{k+1} + f·C_s·V_φ,e) while the
-        clock runs (charge drawn by each clock line in its high phase; exact in periodic steady state)."""
+        """Power drawn from V_DD and the clock supply [W]: V_DD·i_1 + V_φ·α·Σ_k (i_{k+1} + f·C_s·V_φ,e) while
+        the clock runs (charge drawn by each clock line in its high phase; exact in periodic steady state).
+        """
         i = self.ladder_currents(x, enabled)
         stray = self.clock_frequency * self.stray_capacitance * self.clock_swing()
-        return (self.supply_voltage * i[..., 0] + self.clock_amplitude * self.coupling()
-                * (jnp.sum(i[..., 1:], axis=-1) + enabled * self.stages * stray))
+        return self.supply_voltage * i[..., 0] + self.clock_amplitude * self.coupling() * (
+            jnp.sum(i[..., 1:], axis=-1) + enabled * self.stages * stray
+        )
 
     def steady_state(self, extra_load_current: ArrayLike = 0.0) -> PumpSteadyState:
         """Periodic steady state (averaged model) under G_L, I_L and ``extra_load_current`` [A]."""
         r = self.output_resistance()
-        v = ((self.open_circuit_voltage() - r * (self.load_current + extra_load_current))
-             / (1.0 + r * self.load_conductance))
+        v = (self.open_circuit_voltage() - r * (self.load_current + extra_load_current)) / (
+            1.0 + r * self.load_conductance
+        )
         i = self.load_conductance * v + self.load_current + extra_load_current
         p = self.charge_energy() * i + (
-            self.stages * self.coupling() * self.clock_amplitude * self.clock_frequency * self.stray_capacitance
-            * self.clock_swing())
-        return PumpSteadyState(v_out=v, ripple=i / (self.clock_frequency * self.output_capacitance), i_out=i,
-                               supply_power=p, efficiency=v * i / p)
+            self.stages
+            * self.coupling()
+            * self.clock_amplitude
+            * self.clock_frequency
+            * self.stray_capacitance
+            * self.clock_swing()
+        )
+        return PumpSteadyState(
+            v_out=v,
+            ripple=i / (self.clock_frequency * self.output_capacitance),
+            i_out=i,
+            supply_power=p,
+            efficiency=v * i / p,
+        )
 
     def steady_nodes(self, extra_load_current: ArrayLike = 0.0) -> Float[Array, "... n"]:
         """Node means and output of the averaged ladder in steady state [V]."""
         i = self.steady_state(extra_load_current).i_out
-        steps = self.stage_emfs() - self.threshold_voltage[..., None] - self.stage_resistances() * i[..., None]
+        steps = (
+            self.stage_emfs() - self.threshold_voltage[..., None] - self.stage_resistances() * i[..., None]
+        )
         return self.supply_voltage[..., None] + jnp.cumsum(steps, axis=-1)
 
     def regulated_nodes(self, v_out: ArrayLike) -> Float[Array, "... n"]:
-        """Node means and output [V] of the pump held at ``v_out`` [V] by a clock-skipping regulator: the running
-        cycles carry the full current (V_oc − V_out)/R_out, whatever the load (which only sets the duty)."""
+        """Node means and output [V] of the pump held at ``v_out`` [V] by a clock-skipping regulator: the
+        running cycles carry the full current (V_oc − V_out)/R_out, whatever the load (which only sets the
+        duty)."""
         i_full = (self.open_circuit_voltage() - jnp.asarray(v_out)) / self.output_resistance()
-        steps = self.stage_emfs() - self.threshold_voltage[..., None] - self.stage_resistances() * i_full[..., None]
+        steps = (
+            self.stage_emfs()
+            - self.threshold_voltage[..., None]
+            - self.stage_resistances() * i_full[..., None]
+        )
         return self.supply_voltage[..., None] + jnp.cumsum(steps, axis=-1)
 
     def regulation_ripple(self, v_target: ArrayLike) -> Array:
-        """Peak-to-peak ripple [V] of a pump regulated at ``v_target`` [V] by skipping clock cycles: the charge of
-        one running cycle, i_pump/f, on C_L in parallel with the last node C' (the last device conducts for the
-        whole half period)."""
+        """Peak-to-peak ripple [V] of a pump regulated at ``v_target`` [V] by skipping clock cycles: the
+        charge of one running cycle, i_pump/f, on C_L in parallel with the last node C' (the last device
+        conducts for the whole half period)."""
         i_full = _relu(self.open_circuit_voltage() - v_target) / self.output_resistance()
         return i_full / (self.clock_frequency * (self.output_capacitance + self.node_capacitance()))
 
     def check_reach(self, v_target: ArrayLike, extra_load_current: ArrayLike = 0.0) -> Array:
-        """``v_target`` [V], or an error if the pump cannot hold |v_target| under its load (+ ``extra_load_current``
-        [A]): ``ValueError`` eagerly, an ``eqx.error_if`` runtime error under jit. Never clipped silently."""
+        """``v_target`` [V], or an error if the pump cannot hold |v_target| under its load (+
+        ``extra_load_current`` [A]): ``ValueError`` eagerly, an ``eqx.error_if`` runtime error under jit.
+        Never clipped silently."""
         reach = self.steady_state(extra_load_current).v_out
         bad = jnp.abs(v_target) > reach
-        msg = ("requested voltage exceeds what the DicksonPump can hold under its load (steady-state output "
-               "V_DD − V_t + N(αV_φ,e − V_t) − R_out·I_out); raise stages, clock_frequency or capacitance, or "
-               "lighten the load")
+        msg = (
+            "requested voltage exceeds what the DicksonPump can hold under its load (steady-state output "
+            "V_DD − V_t + N(αV_φ,e − V_t) − R_out·I_out); raise stages, clock_frequency or capacitance, or "
+            "lighten the load"
+        )
         if is_concrete(bad) and bool(np.any(np.asarray(bad))):
-            raise ValueError(f"{msg}: requested |V| = {np.max(np.abs(np.asarray(v_target))):.4g} V, reachable "
-                             f"{np.min(np.asarray(reach)):.4g} V (N = {self.stages})")
+            raise ValueError(
+                f"{msg}: requested |V| = {np.max(np.abs(np.asarray(v_target))):.4g} V, reachable "
+                f"{np.min(np.asarray(reach)):.4g} V (N = {self.stages})"
+            )
         return runtime_check(jnp.asarray(v_target), bad, msg)
 
     # --------------------------------------------------------- device interface
@@ -354,7 +429,9 @@ class SwitchedSolution(eqx.Module):
     ts: Float[Array, "cycles 2 samples"]  #: sample times [s]
     v_out: Float[Array, "cycles 2 samples"]  #: output voltage [V]
     nodes: Float[Array, "cycles n"]  #: top-node voltages V_1 … V_N at the end of each cycle [V]
-    energy: Float[Array, " cycles"]  #: energy drawn from the supplies since t = 0, at the end of each cycle [J]
+    energy: Float[
+        Array, " cycles"
+    ]  #: energy drawn from the supplies since t = 0, at the end of each cycle [J]
     enabled: Bool[Array, " cycles"]  #: whether the regulator let the clock run in that cycle
     extra: PyTree  #: states of the attached load at the end of each cycle (leading axis: cycles)
     final: Float[Array, " m"]  #: full final state [V_1…V_N, V_out, b_odd, b_even, E/pJ, extra…]
@@ -382,8 +459,8 @@ _PJ = 1e-12  # energy unit of the switched state (keeps the solver's tolerances 
 
 
 def _clock_levels(pump: DicksonPump, phase: int, enabled: Array) -> Array:
-    """Driver levels of the (odd, even) clock lines: phase 0 odd low, even high; phase 1 the reverse. A disabled
-    cycle holds the phase-1 levels."""
+    """Driver levels of the (odd, even) clock lines: phase 0 odd low, even high; phase 1 the reverse. A
+    disabled cycle holds the phase-1 levels."""
     vphi = pump.clock_amplitude
     low_high, high_low = jnp.stack([0.0 * vphi, vphi]), jnp.stack([vphi, 0.0 * vphi])
     if phase == 1:
@@ -392,9 +469,9 @@ def _clock_levels(pump: DicksonPump, phase: int, enabled: Array) -> Array:
 
 
 def _switched_field(pump: DicksonPump, load: AbstractPumpLoad | None, clk: Array, b0: Array, smooth: Array):
-    """Vector field within one half period with the clock lines driven to ``clk`` from bottom-plate levels ``b0``
-    through R_φ·C: db/dt = (clk − b0)·exp(−t/τ_φ)/τ_φ is a known forcing, not a (stiff) state. ``smooth`` = 0 when
-    the edge is instantaneous (applied as a jump before the solve)."""
+    """Vector field within one half period with the clock lines driven to ``clk`` from bottom-plate levels
+    ``b0`` through R_φ·C: db/dt = (clk − b0)·exp(−t/τ_φ)/τ_φ is a known forcing, not a (stiff) state.
+    ``smooth`` = 0 when the edge is instantaneous (applied as a jump before the solve)."""
     n = pump.stages
     cp = pump.node_capacitance()
     tau_phi = jnp.where(smooth > 0, pump.clock_resistance * pump.capacitance, 1.0)
@@ -403,7 +480,7 @@ def _switched_field(pump: DicksonPump, load: AbstractPumpLoad | None, clk: Array
 
     def field(t, y, args):
         del args
-        v, vout, extra = y[:n], y[n], y[n + 4:]
+        v, vout, extra = y[:n], y[n], y[n + 4 :]
         db = smooth * (clk - b0) * jnp.exp(-t / tau_phi) / tau_phi
         db_node = jnp.where(odd, db[0], db[1])
         upstream = jnp.concatenate([pump.supply_voltage[None], v])
@@ -427,33 +504,46 @@ def _switched_rest_state(pump: DicksonPump, extra0: Array) -> Array:
 
 
 def _switched_cycle(pump, load, y, enabled, samples, rtol, atol, adjoint):
-    """One clock cycle (two half periods) from state ``y``: the state at its end and V_out at ``samples`` times
-    per half period."""
+    """One clock cycle (two half periods) from state ``y``: the state at its end and V_out at ``samples``
+    times per half period."""
     n = pump.stages
     half = 0.5 / pump.clock_frequency
     tau_phi = pump.clock_resistance * pump.capacitance
-    smooth = (tau_phi > 1e-4 * half).astype(y.dtype)  # else the edge is a jump (its transient is unresolvable)
+    smooth = (tau_phi > 1e-4 * half).astype(
+        y.dtype
+    )  # else the edge is a jump (its transient is unresolvable)
     odd = (jnp.arange(1, n + 1) % 2) == 1
     outs = []
     for phase in (0, 1):
         clk = _clock_levels(pump, phase, enabled)
-        b0 = y[n + 1:n + 3]
-        # an instantaneous edge: every top node jumps by α·Δb while no charge moves; the driver supplies C(1 − α)Δb
+        b0 = y[n + 1 : n + 3]
+        # an instantaneous edge: every top node jumps by α·Δb while no charge moves; the driver supplies C(1 −
+        # α)Δb
         jump = (1.0 - smooth) * (clk - b0)
         jump_node = jnp.where(odd, jump[0], jump[1])
         going_high = jnp.where(odd, clk[0], clk[1]) > 0
-        e_jump = pump.clock_amplitude * jnp.sum(jnp.where(going_high, pump.capacitance * (1.0 - pump.coupling())
-                                                          * jump_node, 0.0))
+        e_jump = pump.clock_amplitude * jnp.sum(
+            jnp.where(going_high, pump.capacitance * (1.0 - pump.coupling()) * jump_node, 0.0)
+        )
         y = y.at[:n].add(pump.coupling() * jump_node).at[n + 3].add(e_jump / _PJ)
         ts = half * jnp.linspace(0.0, 1.0, samples)
-        sol = diffrax.diffeqsolve(diffrax.ODETerm(_switched_field(pump, load, clk, b0, smooth)), diffrax.Tsit5(),
-                                  0.0, half, half / 50, y, saveat=diffrax.SaveAt(ts=ts),
-                                  stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-                                  max_steps=100_000, adjoint=adjoint)
-        # explicit: the transfer devices park at their threshold kink, where implicit solvers' Newton iterations
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(_switched_field(pump, load, clk, b0, smooth)),
+            diffrax.Tsit5(),
+            0.0,
+            half,
+            half / 50,
+            y,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=100_000,
+            adjoint=adjoint,
+        )
+        # explicit: the transfer devices park at their threshold kink, where implicit solvers' Newton
+        # iterations
         # stall (measured: Kvaerno5 ran out of steps where Tsit5 took ~10³ per cycle)
         b_end = clk + (b0 - clk) * jnp.exp(-half / jnp.where(smooth > 0, tau_phi, half))
-        y = sol.ys[-1].at[n + 1:n + 3].set(jnp.where(smooth > 0, b_end, clk))
+        y = sol.ys[-1].at[n + 1 : n + 3].set(jnp.where(smooth > 0, b_end, clk))
         outs.append(sol.ys[:, n])
     return y, jnp.stack(outs)
 
@@ -470,12 +560,12 @@ def simulate_switched(
     rtol: float = 1e-7,
     atol: float = 1e-10,
 ) -> SwitchedSolution:
-    """The switched (per-phase) Dickson pump: every top node, the output and both clock bottom plates resolved in
-    time over ``cycles`` clock cycles from rest (or from ``y0``), with diffrax (Tsit5) in each cycle.
+    """The switched (per-phase) Dickson pump: every top node, the output and both clock bottom plates resolved
+    in time over ``cycles`` clock cycles from rest (or from ``y0``), with diffrax (Tsit5) in each cycle.
 
     Transfer devices conduct (ΔV − V_t)/R_on when forward biased beyond V_t; bottom plates follow the clock
-    through R_φ·C. With ``v_target`` [V] a regulator lets the clock run only in the cycles that start with the
-    output below the target. ``load`` attaches extra states (a word line with its cells) to the output.
+    through R_φ·C. With ``v_target`` [V] a regulator lets the clock run only in the cycles that start with
+    the output below the target. ``load`` attaches extra states (a word line with its cells) to the output.
     """
     if not isinstance(cycles, int) or cycles < 1:
         raise ValueError(f"cycles must be a positive integer; got {cycles!r}")
@@ -492,16 +582,22 @@ def _simulate_switched(pump, load, y, target, *, cycles, samples, rtol, atol):
     def body(y, k):
         del k
         enabled = y[n] < target
-        y, vs = _switched_cycle(pump, load, y, enabled, samples, rtol, atol, diffrax.RecursiveCheckpointAdjoint())
-        return y, (vs, y[:n], y[n + 3] * _PJ, enabled, y[n + 4:])
+        y, vs = _switched_cycle(
+            pump, load, y, enabled, samples, rtol, atol, diffrax.RecursiveCheckpointAdjoint()
+        )
+        return y, (vs, y[:n], y[n + 3] * _PJ, enabled, y[n + 4 :])
 
     y_end, (vs, nodes, energy, enabled, extra) = jax.lax.scan(body, y, jnp.arange(cycles))
     period = 1.0 / pump.clock_frequency
     local = 0.5 * period * jnp.linspace(0.0, 1.0, samples)
-    ts = (jnp.arange(cycles)[:, None, None] * period + jnp.array([0.0, 0.5])[None, :, None] * period
-          + local[None, None, :])
-    return SwitchedSolution(ts=ts, v_out=vs, nodes=nodes, energy=energy, enabled=enabled, extra=extra,
-                            final=y_end)
+    ts = (
+        jnp.arange(cycles)[:, None, None] * period
+        + jnp.array([0.0, 0.5])[None, :, None] * period
+        + local[None, None, :]
+    )
+    return SwitchedSolution(
+        ts=ts, v_out=vs, nodes=nodes, energy=energy, enabled=enabled, extra=extra, final=y_end
+    )
 
 
 def switched_steady_state(pump: DicksonPump, *, samples: int = 65) -> PumpSteadyState:
@@ -532,32 +628,43 @@ def _switched_steady_state(pump: DicksonPump, *, samples: int) -> PumpSteadyStat
     # a fixed count: the residual stalls at the adaptive solver's noise (~1e-8 V) after about six iterations
     root, _ = jax.lax.scan(newton, x0, None, length=12)
     y = jnp.concatenate([root, jnp.zeros(1)])
-    y_end, vs = _switched_cycle(pump, None, y, jnp.asarray(True), samples, rtol, atol,
-                                diffrax.RecursiveCheckpointAdjoint())
+    y_end, vs = _switched_cycle(
+        pump, None, y, jnp.asarray(True), samples, rtol, atol, diffrax.RecursiveCheckpointAdjoint()
+    )
     period = 1.0 / pump.clock_frequency
-    t = jnp.concatenate([0.5 * period * jnp.linspace(0.0, 1.0, samples),
-                         0.5 * period * (1.0 + jnp.linspace(0.0, 1.0, samples))])
+    t = jnp.concatenate(
+        [
+            0.5 * period * jnp.linspace(0.0, 1.0, samples),
+            0.5 * period * (1.0 + jnp.linspace(0.0, 1.0, samples)),
+        ]
+    )
     v = vs.reshape(-1)
     v_mean = _trapz_mean(v, t)
     i_out = pump.load_conductance * v_mean + pump.load_current
     p = y_end[n + 3] * _PJ / period
-    return PumpSteadyState(v_out=v_mean, ripple=jnp.max(v) - jnp.min(v), i_out=i_out, supply_power=p,
-                           efficiency=v_mean * i_out / p)
+    return PumpSteadyState(
+        v_out=v_mean,
+        ripple=jnp.max(v) - jnp.min(v),
+        i_out=i_out,
+        supply_power=p,
+        efficiency=v_mean * i_out / p,
+    )
 
 
 # ------------------------------------------------------------------------------------- floating-gate cell
 class FloatingGateCell(AbstractDevice):
-    """Floating-gate (or charge-trap) flash cell programmed by Fowler–Nordheim tunnelling through a charge pump —
-    equations in the module docstring.
+    """Floating-gate (or charge-trap) flash cell programmed by Fowler–Nordheim tunnelling through a charge
+    pump — equations in the module docstring.
 
-    State: ΔV_th [V]. Drive of :meth:`rhs` (an ideal source): control-gate voltage relative to the channel/well [V].
-    :meth:`pulse` programs through the pump: amplitude = target control-gate voltage [V] (> 0 program, < 0 erase).
-    ``read`` returns V_th [V] at ``read_current``.
+    State: ΔV_th [V]. Drive of :meth:`rhs` (an ideal source): control-gate voltage relative to the
+    channel/well [V]. :meth:`pulse` programs through the pump: amplitude = target control-gate voltage [V]
+    (> 0 program, < 0 erase). ``read`` returns V_th [V] at ``read_current``.
 
-    The pump and word-line parameters are fields of the cell (prefixed ``pump_`` and ``wordline_``) because cards,
-    populations and fits address parameters by flat name; :attr:`pump` assembles them into a
-    :class:`DicksonPump`, and :meth:`with_pump` plugs one in. Defaults: a generic NAND-like floating-gate cell
-    (8 nm tunnel oxide, α_G = 0.6) with a 10-stage 3.3 V pump (assumed values; see ``devices/flash_fg.toml``).
+    The pump and word-line parameters are fields of the cell (prefixed ``pump_`` and ``wordline_``) because
+    cards, populations and fits address parameters by flat name; :attr:`pump` assembles them into a
+    :class:`DicksonPump`, and :meth:`with_pump` plugs one in. Defaults: a generic NAND-like floating-gate
+    cell (8 nm tunnel oxide, α_G = 0.6) with a 10-stage 3.3 V pump (assumed values; see
+    ``devices/flash_fg.toml``).
     """
 
     tunnel_oxide_thickness: Float[Array, "..."] = param(8e-9, "m")  #: t_tun
@@ -593,46 +700,83 @@ class FloatingGateCell(AbstractDevice):
 
     def __check_init__(self):
         if not isinstance(self.pump_stages, (int, np.integer)) or self.pump_stages < 1:
-            raise ValueError(f"FloatingGateCell.pump_stages must be an integer >= 1; got {self.pump_stages!r}")
+            raise ValueError(
+                f"FloatingGateCell.pump_stages must be an integer >= 1; got {self.pump_stages!r}"
+            )
         cls = type(self)
-        check_range("FloatingGateCell.coupling_ratio", self.coupling_ratio, lower=0.0, upper=1.0, lower_open=True,
-                    upper_open=True, unit="1")
-        for name in ("tunnel_oxide_thickness", "tunnel_area", "barrier_height", "erase_barrier_height",
-                     "oxide_mass_ratio", "slope_factor", "specific_current", "read_current", "temperature",
-                     "wordline_resistance", "wordline_capacitance", "cells_per_wordline", "pump_regulation_band"):
-            check_range(f"FloatingGateCell.{name}", getattr(self, name), lower=0.0, lower_open=True,
-                        unit=_unit(cls, name))
-        self.pump
+        check_range(
+            "FloatingGateCell.coupling_ratio",
+            self.coupling_ratio,
+            lower=0.0,
+            upper=1.0,
+            lower_open=True,
+            upper_open=True,
+            unit="1",
+        )
+        for name in (
+            "tunnel_oxide_thickness",
+            "tunnel_area",
+            "barrier_height",
+            "erase_barrier_height",
+            "oxide_mass_ratio",
+            "slope_factor",
+            "specific_current",
+            "read_current",
+            "temperature",
+            "wordline_resistance",
+            "wordline_capacitance",
+            "cells_per_wordline",
+            "pump_regulation_band",
+        ):
+            check_range(
+                f"FloatingGateCell.{name}",
+                getattr(self, name),
+                lower=0.0,
+                lower_open=True,
+                unit=_unit(cls, name),
+            )
+        _ = self.pump  # building the DicksonPump checks the pump_* values
 
     # ---------------------------------------------------------------- the pump
     @property
     def pump(self) -> DicksonPump:
         """The cell's programming pump as a :class:`DicksonPump` (fields may carry a population axis)."""
-        return DicksonPump(**{name: getattr(self, "pump_" + name) for name in _PUMP_PARAMS}, stages=self.pump_stages)
+        return DicksonPump(
+            **{name: getattr(self, "pump_" + name) for name in _PUMP_PARAMS}, stages=self.pump_stages
+        )
 
     def with_pump(self, pump: DicksonPump) -> FloatingGateCell:
         """A copy of the cell programmed through ``pump`` (e.g. one loaded from a pump card)."""
-        cell = eqx.tree_at(lambda c: [getattr(c, "pump_" + n) for n in _PUMP_PARAMS], self,
-                           [jnp.asarray(getattr(pump, n)) for n in _PUMP_PARAMS])
+        cell = eqx.tree_at(
+            lambda c: [getattr(c, "pump_" + n) for n in _PUMP_PARAMS],
+            self,
+            [jnp.asarray(getattr(pump, n)) for n in _PUMP_PARAMS],
+        )
         return eqx.tree_at(lambda c: c.pump_stages, cell, pump.stages)
 
     # ------------------------------------------------------------- tunnelling
     def fn_coefficients(self, erase: bool = False) -> tuple[Array, Array]:
-        """(A [A/V²], B [V/m]) for programming (or ``erase``) from the barrier height and the effective mass."""
-        return fowler_nordheim_coefficients(self.erase_barrier_height if erase else self.barrier_height,
-                                            self.oxide_mass_ratio)
+        """(A [A/V²], B [V/m]) for programming (or ``erase``) from the barrier height and the effective mass.
+        """
+        return fowler_nordheim_coefficients(
+            self.erase_barrier_height if erase else self.barrier_height, self.oxide_mass_ratio
+        )
 
     def tunnel_field(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
         """Tunnel-oxide field E = α_G(V_CG − ΔV_th)/t_tun [V/m] (> 0 injects electrons into the gate)."""
         return self.coupling_ratio * (jnp.asarray(v_cg) - jnp.asarray(dvth)) / self.tunnel_oxide_thickness
 
     def tunnel_current_density(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
-        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0)."""
+        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0).
+        """
         field = self.tunnel_field(dvth, v_cg)
         a_p, b_p = self.fn_coefficients()
         a_e, b_e = self.fn_coefficients(erase=True)
-        return jnp.where(field >= 0, fowler_nordheim_current_density(field, a_p, b_p),
-                         fowler_nordheim_current_density(field, a_e, b_e))
+        return jnp.where(
+            field >= 0,
+            fowler_nordheim_current_density(field, a_p, b_p),
+            fowler_nordheim_current_density(field, a_e, b_e),
+        )
 
     def _dvth_per_charge(self) -> Array:
         """A_tun/C_CG = t_tun(1 − α_G)/(ε_ox α_G) [V·m²/C]."""
@@ -647,8 +791,9 @@ class FloatingGateCell(AbstractDevice):
         return self.coupling_ratio * self.tunnel_current_density(dvth, v_cg) * self.tunnel_area
 
     def constant_voltage_pulse(self, dvth: ArrayLike, v_cg: ArrayLike, width: ArrayLike) -> Array:
-        """ΔV_th [V] after ``width`` [s] at constant ``v_cg`` [V], exactly: 1/|E(t)| = ln(e^{B/|E0|} + Bκt)/B with
-        κ = A(1 − α_G)/ε_ox, computed as a log-sum-exp so that neither a weak nor a strong field overflows."""
+        """ΔV_th [V] after ``width`` [s] at constant ``v_cg`` [V], exactly: 1/|E(t)| = ln(e^{B/|E0|} + Bκt)/B
+        with κ = A(1 − α_G)/ε_ox, computed as a log-sum-exp so that neither a weak nor a strong field
+        overflows."""
         dvth, v_cg = jnp.asarray(dvth), jnp.asarray(v_cg)
         field = self.tunnel_field(dvth, v_cg)
         a_p, b_p = self.fn_coefficients()
@@ -667,16 +812,23 @@ class FloatingGateCell(AbstractDevice):
         return K_B * self.temperature / Q
 
     def drain_current(self, dvth: ArrayLike, v_gate: ArrayLike) -> Array:
-        """EKV saturation current I_spec·ln²(1 + exp((V_G − V_T0 − ΔV_th)/(2nU_T))) [A] at gate voltage [V]."""
+        """EKV saturation current I_spec·ln²(1 + exp((V_G − V_T0 − ΔV_th)/(2nU_T))) [A] at gate voltage [V].
+        """
         x = (jnp.asarray(v_gate) - self.neutral_threshold - jnp.asarray(dvth)) / (
-            2.0 * self.slope_factor * self.thermal_voltage())
+            2.0 * self.slope_factor * self.thermal_voltage()
+        )
         return self.specific_current * jnp.logaddexp(0.0, x) ** 2
 
     def read(self, state: ArrayLike) -> Array:
-        """V_th [V]: the gate voltage at which the drain current equals ``read_current`` (EKV inverted exactly)."""
+        """V_th [V]: the gate voltage at which the drain current equals ``read_current`` (EKV inverted
+        exactly).
+        """
         root = jnp.sqrt(self.read_current / self.specific_current)
-        return (self.neutral_threshold + jnp.asarray(state)
-                + 2.0 * self.slope_factor * self.thermal_voltage() * jnp.log(jnp.expm1(root)))
+        return (
+            self.neutral_threshold
+            + jnp.asarray(state)
+            + 2.0 * self.slope_factor * self.thermal_voltage() * jnp.log(jnp.expm1(root))
+        )
 
     def dvth_for_vth(self, vth: ArrayLike) -> Array:
         """The state ΔV_th [V] that reads as ``vth`` [V] (inverse of :meth:`read`)."""
@@ -689,47 +841,70 @@ class FloatingGateCell(AbstractDevice):
         return self.dvth_rate(state, drive)
 
     def power(self, state, drive):
-        """V_CG times the control-gate current [W] (the ideal source's share; the pump's is in :meth:`pulse`)."""
+        """V_CG times the control-gate current [W] (the ideal source's share; the pump's is in :meth:`pulse`).
+        """
         return drive * self.gate_current(state, drive)
 
     def initial_state(self, which: str = "erased") -> Array:
         """``"erased"``: ΔV_th = ``erased_threshold_shift``; ``"neutral"``: ΔV_th = 0 [V]."""
-        states = {"erased": self.erased_threshold_shift, "neutral": jnp.zeros_like(self.erased_threshold_shift)}
+        states = {
+            "erased": self.erased_threshold_shift,
+            "neutral": jnp.zeros_like(self.erased_threshold_shift),
+        }
         if which not in states:
             raise ValueError(f"initial_state(which=...) must be one of {sorted(states)}; got {which!r}")
         return states[which]
 
     def amplitude_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Control-gate voltages the pump can hold under its own load [V]: (0, V_reach] to program,
-        [−V_reach, 0) to erase (the smallest reach over a population)."""
+        """Control-gate voltages the pump can hold under its own load [V]: (0, V_reach] to program, [−V_reach,
+        0) to erase (the smallest reach over a population)."""
         reach = float(np.min(np.asarray(self.pump.steady_state().v_out)))
         return (0.0, reach), (-reach, 0.0)
 
-    def pulse(self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None) -> PulseResult:
+    def pulse(
+        self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None
+    ) -> PulseResult:
         """One programming pulse through the pump: the pump starts from rest (or, with ``pump_precharged``,
-        regulated at the target), is regulated to |``amplitude``| [V] and drives the word line (charged from 0 V)
-        for ``width`` [s]; ``amplitude`` > 0 programs, < 0 erases.
+        regulated at the target), is regulated to |``amplitude``| [V] and drives the word line (charged
+        from 0 V) for ``width`` [s]; ``amplitude`` > 0 programs, < 0 erases.
 
         Energy: drawn from the pump's supplies [J], per cell (the pulse's share of ``cells_per_wordline``).
         ``fixed_steps=n``: n steps for the cell (exact Fowler–Nordheim update per step) with the pump on a
-        two-stage Rosenbrock method; ``None``: one adaptive implicit solve of pump, word line and cell together
-        (the reference). The rise and fall are the pump's and the word line's: ``rise`` and ``fall`` must be 0.
-        The requested voltage must be within the pump's reach (an error otherwise, never clipped).
+        two-stage Rosenbrock method; ``None``: one adaptive implicit solve of pump, word line and cell
+        together (the reference). The rise and fall are the pump's and the word line's: ``rise`` and
+        ``fall`` must be 0. The requested voltage must be within the pump's reach (an error otherwise,
+        never clipped).
         """
         del key  # deterministic model
         for name, value in (("rise", rise), ("fall", fall)):
             if is_concrete(value) and float(np.max(np.abs(np.asarray(value)))) != 0.0:
-                raise ValueError(f"FloatingGateCell.pulse: {name} must be 0 (the pump and word line set the edges); "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"FloatingGateCell.pulse: {name} must be 0 (the pump and word line set the edges); "
+                    f"got {value!r}"
+                )
         amplitude = self.pump.check_reach(amplitude)
         pump_state = self.pump.regulated_nodes(jnp.abs(amplitude)) if self.pump_precharged else None
         res = program_wordline(self, state, amplitude, width, fixed_steps=fixed_steps, pump_state=pump_state)
-        return PulseResult(state=res.dvth, energy=res.energy_per_cell, duration=jnp.asarray(width) + 0.0 * res.energy_per_cell)
+        return PulseResult(
+            state=res.dvth,
+            energy=res.energy_per_cell,
+            duration=jnp.asarray(width) + 0.0 * res.energy_per_cell,
+        )
 
 
-_PUMP_PARAMS = ("supply_voltage", "clock_amplitude", "clock_frequency", "capacitance", "stray_capacitance",
-                "threshold_voltage", "switch_resistance", "clock_resistance", "output_capacitance",
-                "load_conductance", "load_current")
+_PUMP_PARAMS = (
+    "supply_voltage",
+    "clock_amplitude",
+    "clock_frequency",
+    "capacitance",
+    "stray_capacitance",
+    "threshold_voltage",
+    "switch_resistance",
+    "clock_resistance",
+    "output_capacitance",
+    "load_conductance",
+    "load_current",
+)
 
 
 # ------------------------------------------------------------------------------------ pump-fed programming
@@ -794,9 +969,10 @@ class _WordlineSetup(eqx.Module):
         return jnp.concatenate([x, jnp.zeros(3)])
 
     def regulate(self, y: Array) -> Array:
-        """Hold an overshooting output at its regulated level V_reg − band·g (g: the clock duty that balances the
-        load), as the clock-skipping regulator would not have pumped the excess; its energy is taken back.
-        A large fixed step can overshoot where the regulator engages, since the step sees the gate closed."""
+        """Hold an overshooting output at its regulated level V_reg − band·g (g: the clock duty that balances
+        the load), as the clock-skipping regulator would not have pumped the excess; its energy is taken
+        back. A large fixed step can overshoot where the regulator engages, since the step sees the gate
+        closed."""
         n = self.pump.stages
         x, w = y[: n + 1], y[n + 1]
         load = (x[-1] - w) / self.r_wl + self.pump.load_conductance * x[-1] + self.pump.load_current
@@ -813,13 +989,22 @@ def _setup(cells: FloatingGateCell, amplitude: Array) -> _WordlineSetup:
     target = jnp.abs(amplitude)
     # a pump regulated by skipping cycles sits about half a regulation ripple above its target on average
     v_reg = target + 0.5 * pump.regulation_ripple(target)
-    return _WordlineSetup(pump=pump, r_wl=_shared(cells.wordline_resistance), c_wl=_shared(cells.wordline_capacitance),
-                          n_wl=_shared(cells.cells_per_wordline), band=_shared(cells.pump_regulation_band),
-                          v_reg=v_reg, sign=jnp.where(amplitude >= 0, 1.0, -1.0))
+    return _WordlineSetup(
+        pump=pump,
+        r_wl=_shared(cells.wordline_resistance),
+        c_wl=_shared(cells.wordline_capacitance),
+        n_wl=_shared(cells.cells_per_wordline),
+        band=_shared(cells.pump_regulation_band),
+        v_reg=v_reg,
+        sign=jnp.where(amplitude >= 0, 1.0, -1.0),
+    )
 
 
-def _cells_current(cells: FloatingGateCell, setup: _WordlineSetup, dvth: Array, w: Array, weight: Array) -> Array:
-    """Current the word line's cells draw from it [A]: cells_per_wordline × the (weighted) mean cell current."""
+def _cells_current(
+    cells: FloatingGateCell, setup: _WordlineSetup, dvth: Array, w: Array, weight: Array
+) -> Array:
+    """Current the word line's cells draw from it [A]: cells_per_wordline × the (weighted) mean cell current.
+    """
     i = setup.sign * cells.gate_current(dvth, setup.sign * w)
     return setup.n_wl * jnp.sum(weight * i) / jnp.maximum(jnp.sum(jnp.broadcast_to(1.0, weight.shape)), 1.0)
 
@@ -836,22 +1021,26 @@ def program_wordline(
     pump_state: ArrayLike | None = None,
 ) -> WordlinePulse:
     """One pump-fed pulse on a word line: ``cells`` (one cell, or a population sharing one pump: its pump and
-    word-line parameters are taken from the first cell) starting at ``dvth`` [V], target control-gate voltage
-    ``amplitude`` [V] (> 0 program, < 0 erase) for ``width`` [s].
+    word-line parameters are taken from the first cell) starting at ``dvth`` [V], target control-gate
+    voltage ``amplitude`` [V] (> 0 program, < 0 erase) for ``width`` [s].
 
-    The word line carries ``cells_per_wordline`` cells, each drawing the mean current of ``cells`` weighted by
-    ``weight`` (1 for a cell being programmed, 0 for an inhibited one; default all 1). ``fixed_steps=n``: n graded
-    steps for the cells, each an exact constant-voltage Fowler–Nordheim update at the step's mean word-line
-    voltage, and ``pump_substeps`` ROS2 steps of the averaged pump and word line per cell step (the cells' current
-    held over the step); ``None``: one adaptive Kvaerno5 solve of everything together (the reference).
-    The pump starts at ``pump_state`` (its averaged ladder, e.g. the ``pump_state`` a previous pulse left;
-    ``None``: at rest) and the word line at 0 V. No reach check here (see :meth:`DicksonPump.check_reach`): a
-    pump that cannot reach droops.
+    The word line carries ``cells_per_wordline`` cells, each drawing the mean current of ``cells`` weighted
+    by ``weight`` (1 for a cell being programmed, 0 for an inhibited one; default all 1).
+    ``fixed_steps=n``: n graded steps for the cells, each an exact constant-voltage Fowler–Nordheim update
+    at the step's mean word-line voltage, and ``pump_substeps`` ROS2 steps of the averaged pump and word
+    line per cell step (the cells' current held over the step); ``None``: one adaptive Kvaerno5 solve of
+    everything together (the reference). The pump starts at ``pump_state`` (its averaged ladder, e.g. the
+    ``pump_state`` a previous pulse left; ``None``: at rest) and the word line at 0 V. No reach check here
+    (see :meth:`DicksonPump.check_reach`): a pump that cannot reach droops.
     """
     dvth = jnp.asarray(dvth, dtype=float)
     amplitude = jnp.asarray(amplitude, dtype=float)
     width = jnp.asarray(width, dtype=float)
-    weight = jnp.ones_like(dvth) if weight is None else jnp.broadcast_to(jnp.asarray(weight, dtype=float), dvth.shape)
+    weight = (
+        jnp.ones_like(dvth)
+        if weight is None
+        else jnp.broadcast_to(jnp.asarray(weight, dtype=float), dvth.shape)
+    )
     setup = _setup(cells, amplitude)
     n = setup.pump.stages
     if fixed_steps is None:
@@ -866,7 +1055,10 @@ def program_wordline(
         y, d = carry
         h = ab[1] - ab[0]
         i_cells = _cells_current(cells, setup, d, y[n + 1], weight)
-        field = lambda z: setup.field(z, i_cells)
+
+        def field(z):
+            return setup.field(z, i_cells)
+
         integral0 = y[n + 3]
 
         def sub(z, _):
@@ -874,15 +1066,25 @@ def program_wordline(
 
         y, _ = jax.lax.scan(sub, y, None, length=pump_substeps)
         w_mean = (y[n + 3] - integral0) / jnp.where(h > 0, h, 1.0)
-        d = jnp.where(h > 0, cells.constant_voltage_pulse(d, setup.sign * w_mean, jnp.where(h > 0, h, 1.0)), d)
-        return (y, d), y[n: n + 2]
+        d = jnp.where(
+            h > 0, cells.constant_voltage_pulse(d, setup.sign * w_mean, jnp.where(h > 0, h, 1.0)), d
+        )
+        return (y, d), y[n : n + 2]
 
     y0 = setup.start(pump_state)
     (y, d), trace = jax.lax.scan(step, (y0, dvth), jnp.stack([mesh[:-1], mesh[1:]], axis=1))
-    trace = jnp.concatenate([y0[None, n: n + 2], trace])
+    trace = jnp.concatenate([y0[None, n : n + 2], trace])
     energy = y[n + 2] * _NJ
-    return WordlinePulse(dvth=d, energy=energy, energy_per_cell=energy / setup.n_wl, v_wordline=y[n + 1],
-                         pump_state=y[: n + 1], ts=mesh, v_pump_trace=trace[:, 0], v_wordline_trace=trace[:, 1])
+    return WordlinePulse(
+        dvth=d,
+        energy=energy,
+        energy_per_cell=energy / setup.n_wl,
+        v_wordline=y[n + 1],
+        pump_state=y[: n + 1],
+        ts=mesh,
+        v_pump_trace=trace[:, 0],
+        v_wordline_trace=trace[:, 1],
+    )
 
 
 def _program_wordline_adaptive(cells, setup, dvth, width, weight, pump_state):
@@ -891,25 +1093,41 @@ def _program_wordline_adaptive(cells, setup, dvth, width, weight, pump_state):
 
     def field(t, y, args):
         del t, args
-        d = y[n + 4:].reshape(shape)
+        d = y[n + 4 :].reshape(shape)
         w = y[n + 1]
         i_cells = _cells_current(cells, setup, d, w, weight)
         dd = weight * cells.dvth_rate(d, setup.sign * w)
         return jnp.concatenate([setup.field(y[: n + 4], i_cells), dd.reshape(-1)])
 
     y0 = jnp.concatenate([setup.start(pump_state), dvth.reshape(-1)])
-    sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Kvaerno5(), 0.0, width, width * 1e-6, y0,
-                              stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-9),
-                              saveat=diffrax.SaveAt(t1=True), max_steps=100_000)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field),
+        diffrax.Kvaerno5(),
+        0.0,
+        width,
+        width * 1e-6,
+        y0,
+        stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-9),
+        saveat=diffrax.SaveAt(t1=True),
+        max_steps=100_000,
+    )
     y = sol.ys[-1]
     energy = y[n + 2] * _NJ
-    return WordlinePulse(dvth=y[n + 4:].reshape(shape), energy=energy, energy_per_cell=energy / setup.n_wl,
-                         v_wordline=y[n + 1], pump_state=y[: n + 1], ts=jnp.stack([0.0 * width, width]),
-                         v_pump_trace=jnp.stack([y0[n], y[n]]), v_wordline_trace=jnp.stack([y0[n + 1], y[n + 1]]))
+    return WordlinePulse(
+        dvth=y[n + 4 :].reshape(shape),
+        energy=energy,
+        energy_per_cell=energy / setup.n_wl,
+        v_wordline=y[n + 1],
+        pump_state=y[: n + 1],
+        ts=jnp.stack([0.0 * width, width]),
+        v_pump_trace=jnp.stack([y0[n], y[n]]),
+        v_wordline_trace=jnp.stack([y0[n + 1], y[n + 1]]),
+    )
 
 
 class _WordlineLoad(AbstractPumpLoad):
-    """A word line (R_wl, C_wl) with its tunnelling cells, hung on the switched pump's output; extra = [V_wl, ΔV_th…]."""
+    """A word line (R_wl, C_wl) with its tunnelling cells, hung on the switched pump's output; extra = [V_wl,
+    ΔV_th…]."""
 
     cells: FloatingGateCell
     setup: _WordlineSetup
@@ -922,21 +1140,35 @@ class _WordlineLoad(AbstractPumpLoad):
         return jnp.concatenate([((i_wl - i_cells) / self.setup.c_wl)[None], dd]), i_wl
 
 
-def program_wordline_switched(cells: FloatingGateCell, dvth: ArrayLike, amplitude: ArrayLike,
-                              width: float) -> WordlinePulse:
-    """Reference for :func:`program_wordline`: the same pulse with the switched pump (every node resolved within
-    each clock phase; the regulator lets a cycle run only when it starts with the output below |amplitude|).
-    ``width`` is rounded to whole clock cycles; ``dvth`` is a 1-D array of cells."""
+def program_wordline_switched(
+    cells: FloatingGateCell, dvth: ArrayLike, amplitude: ArrayLike, width: float
+) -> WordlinePulse:
+    """Reference for :func:`program_wordline`: the same pulse with the switched pump (every node resolved
+    within each clock phase; the regulator lets a cycle run only when it starts with the output below
+    |amplitude|). ``width`` is rounded to whole clock cycles; ``dvth`` is a 1-D array of cells."""
     dvth = jnp.atleast_1d(jnp.asarray(dvth, dtype=float))
     setup = _setup(cells, jnp.asarray(amplitude, dtype=float))
     cycles = max(1, round(float(width) * float(setup.pump.clock_frequency)))
-    sol = simulate_switched(setup.pump, cycles, v_target=jnp.abs(amplitude), load=_WordlineLoad(cells, setup),
-                            extra0=jnp.concatenate([jnp.zeros(1), dvth]), samples=2)
+    sol = simulate_switched(
+        setup.pump,
+        cycles,
+        v_target=jnp.abs(amplitude),
+        load=_WordlineLoad(cells, setup),
+        extra0=jnp.concatenate([jnp.zeros(1), dvth]),
+        samples=2,
+    )
     n = setup.pump.stages
     energy = sol.energy[-1]
-    return WordlinePulse(dvth=sol.final[n + 5:], energy=energy, energy_per_cell=energy / setup.n_wl,
-                         v_wordline=sol.final[n + 4], pump_state=sol.final[: n + 1], ts=sol.ts[:, 1, -1],
-                         v_pump_trace=sol.v_out[:, 1, -1], v_wordline_trace=sol.extra[:, 0])
+    return WordlinePulse(
+        dvth=sol.final[n + 5 :],
+        energy=energy,
+        energy_per_cell=energy / setup.n_wl,
+        v_wordline=sol.final[n + 4],
+        pump_state=sol.final[: n + 1],
+        ts=sol.ts[:, 1, -1],
+        v_pump_trace=sol.v_out[:, 1, -1],
+        v_wordline_trace=sol.extra[:, 0],
+    )
 
 
 # --------------------------------------------------------------------------------------------------- ISPP
@@ -970,19 +1202,21 @@ def ispp(
     sharpness: float | None = None,
     source: str = "pump",
 ) -> IsppResult:
-    """Incremental step pulse programming with verify (Suh et al., IEEE JSSC 30(11), 1149 (1995)) of the cells of
-    one word line through their shared pump: pulse k asks the pump for V_CG = ``v_start`` + k·``v_step`` [V] for
-    ``width`` [s]. The pump starts from rest and keeps running (regulated) from pulse to pulse, while the word
-    line is discharged for each verify: every pulse sees the word line charge from 0 V through R_wl, the pump
-    droop as it shares its charge, and the step up of its regulation target. Before each pulse every cell is read, and a cell whose V_th ≥ ``verify_level`` [V] is inhibited
-    (no more tunnelling, no more load on the word line). ``max_pulses`` pulses at most.
+    """Incremental step pulse programming with verify (Suh et al., IEEE JSSC 30(11), 1149 (1995)) of the cells
+    of one word line through their shared pump: pulse k asks the pump for V_CG = ``v_start`` + k·``v_step``
+    [V] for ``width`` [s]. The pump starts from rest and keeps running (regulated) from pulse to pulse,
+    while the word line is discharged for each verify: every pulse sees the word line charge from 0 V
+    through R_wl, the pump droop as it shares its charge, and the step up of its regulation target. Before
+    each pulse every cell is read, and a cell whose V_th ≥ ``verify_level`` [V] is inhibited (no more
+    tunnelling, no more load on the word line). ``max_pulses`` pulses at most.
 
-    ``cells`` is one cell or a population whose pump and word-line parameters are the same in every cell (the
-    word line's pump; checked when concrete). ``sharpness`` [V] replaces the hard verify by a logistic of that
-    width (a smooth relaxation for optimisation); ``None`` is the exact algorithm, whose gradients (piecewise
-    smooth: pulse counts are locally constant) exist almost everywhere. The requested voltages must be within the
-    pump's reach (an error otherwise). ``source="ideal"`` applies the same steps from an ideal voltage source
-    (exact constant-voltage pulses; no pump, no energy) — the textbook ISPP, for comparison.
+    ``cells`` is one cell or a population whose pump and word-line parameters are the same in every cell
+    (the word line's pump; checked when concrete). ``sharpness`` [V] replaces the hard verify by a logistic
+    of that width (a smooth relaxation for optimisation); ``None`` is the exact algorithm, whose gradients
+    (piecewise smooth: pulse counts are locally constant) exist almost everywhere. The requested voltages
+    must be within the pump's reach (an error otherwise). ``source="ideal"`` applies the same steps from an
+    ideal voltage source (exact constant-voltage pulses; no pump, no energy) — the textbook ISPP, for
+    comparison.
     """
     if source not in ("pump", "ideal"):
         raise ValueError(f"ispp source must be 'pump' or 'ideal'; got {source!r}")
@@ -992,8 +1226,13 @@ def ispp(
     check_range("ispp v_step", v_step, lower=0.0, unit="V")
     if sharpness is not None:
         check_range("ispp sharpness", sharpness, lower=0.0, lower_open=True, unit="V")
-    for name in ("wordline_resistance", "wordline_capacitance", "cells_per_wordline", "pump_regulation_band",
-                 *("pump_" + n for n in _PUMP_PARAMS)):
+    for name in (
+        "wordline_resistance",
+        "wordline_capacitance",
+        "cells_per_wordline",
+        "pump_regulation_band",
+        *("pump_" + n for n in _PUMP_PARAMS),
+    ):
         value = getattr(cells, name)
         if is_concrete(value) and np.ptp(np.asarray(value)) != 0:
             raise ValueError(f"ispp: all cells of a word line share one pump and word line; {name} varies")
@@ -1001,15 +1240,36 @@ def ispp(
     v_last = jnp.asarray(v_start) + (max_pulses - 1) * jnp.asarray(v_step)
     if source == "pump":
         v_last = pump.check_reach(jnp.maximum(jnp.abs(v_start), jnp.abs(v_last)))
-    return _ispp(cells, jnp.asarray(dvth0, dtype=float), jnp.asarray(v_start, dtype=float),
-                 jnp.asarray(v_step, dtype=float) + 0.0 * v_last, jnp.asarray(width, dtype=float),
-                 jnp.asarray(verify_level, dtype=float), max_pulses=max_pulses, fixed_steps=fixed_steps,
-                 pump_substeps=pump_substeps, sharpness=sharpness, source=source)
+    return _ispp(
+        cells,
+        jnp.asarray(dvth0, dtype=float),
+        jnp.asarray(v_start, dtype=float),
+        jnp.asarray(v_step, dtype=float) + 0.0 * v_last,
+        jnp.asarray(width, dtype=float),
+        jnp.asarray(verify_level, dtype=float),
+        max_pulses=max_pulses,
+        fixed_steps=fixed_steps,
+        pump_substeps=pump_substeps,
+        sharpness=sharpness,
+        source=source,
+    )
 
 
 @eqx.filter_jit
-def _ispp(cells, dvth0, v_start, v_step, width, verify_level, *, max_pulses, fixed_steps, pump_substeps, sharpness,
-          source):
+def _ispp(
+    cells,
+    dvth0,
+    v_start,
+    v_step,
+    width,
+    verify_level,
+    *,
+    max_pulses,
+    fixed_steps,
+    pump_substeps,
+    sharpness,
+    source,
+):
     def passed(vth):
         if sharpness is None:
             return (vth >= verify_level).astype(vth.dtype)
@@ -1022,12 +1282,27 @@ def _ispp(cells, dvth0, v_start, v_step, width, verify_level, *, max_pulses, fix
         v_cg = v_start + k * v_step
         if source == "ideal":
             ends = jnp.stack([v_cg, v_cg])
-            res = WordlinePulse(dvth=cells.constant_voltage_pulse(d, v_cg, width), energy=jnp.zeros(()),
-                                energy_per_cell=jnp.zeros(()), v_wordline=v_cg, pump_state=pump_state,
-                                ts=jnp.stack([0.0, width]), v_pump_trace=ends, v_wordline_trace=ends)
+            res = WordlinePulse(
+                dvth=cells.constant_voltage_pulse(d, v_cg, width),
+                energy=jnp.zeros(()),
+                energy_per_cell=jnp.zeros(()),
+                v_wordline=v_cg,
+                pump_state=pump_state,
+                ts=jnp.stack([0.0, width]),
+                v_pump_trace=ends,
+                v_wordline_trace=ends,
+            )
         else:
-            res = program_wordline(cells, d, v_cg, width, fixed_steps=fixed_steps, pump_substeps=pump_substeps,
-                                   weight=active, pump_state=pump_state)
+            res = program_wordline(
+                cells,
+                d,
+                v_cg,
+                width,
+                fixed_steps=fixed_steps,
+                pump_substeps=pump_substeps,
+                weight=active,
+                pump_state=pump_state,
+            )
         d = d + active * (res.dvth - d)
         running = jnp.max(active)  # the word line is pulsed while any of its cells still programs
         carry = (d, active, pulses + active, energy + running * res.energy_per_cell, res.pump_state)
@@ -1037,6 +1312,11 @@ def _ispp(cells, dvth0, v_start, v_step, width, verify_level, *, max_pulses, fix
     init = (dvth0, jnp.ones_like(dvth0), jnp.zeros_like(dvth0), jnp.zeros(()), pump.rest_state())
     (d, _, pulses, energy, _), (vth, v_cg, pulse_energy) = jax.lax.scan(body, init, jnp.arange(max_pulses))
     final = cells.read(d)
-    return IsppResult(vth=jnp.concatenate([vth, final[None]]), pulses=pulses,
-                      verified=(final >= verify_level).astype(final.dtype), v_cg=v_cg, pulse_energy=pulse_energy,
-                      energy_per_cell=energy)
+    return IsppResult(
+        vth=jnp.concatenate([vth, final[None]]),
+        pulses=pulses,
+        verified=(final >= verify_level).astype(final.dtype),
+        v_cg=v_cg,
+        pulse_energy=pulse_energy,
+        energy_per_cell=energy,
+    )
