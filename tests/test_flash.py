@@ -350,7 +350,10 @@ def test_bad_input_is_reported(cell):
         DicksonPump(clock_frequency=-1e6)
     with pytest.raises(ValueError, match="coupling_ratio"):
         FloatingGateCell(coupling_ratio=1.2)
-    reach = cell.amplitude_range()[0][1]
+    assert cell.amplitude_range() == ((0.0, 22.0), (-22.0, 0.0))  # static, within the pump's reach
+    with pytest.raises(ValueError, match="max_amplitude"):
+        FloatingGateCell(max_amplitude=30.0)  # beyond the 25.0 V the default pump holds under its divider
+    reach = float(cell.pump.steady_state().v_out)
     with pytest.raises(ValueError, match="reachable"):
         cell.pulse(cell.initial_state(), reach + 0.5, 10e-6, fixed_steps=8)
     with pytest.raises(ValueError, match="reachable"):

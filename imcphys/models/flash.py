@@ -697,6 +697,8 @@ class FloatingGateCell(AbstractDevice):
     pump_stages: int = eqx.field(static=True, default=10)
     #: False: the pump starts every :meth:`pulse` from rest; True: already regulated at the target
     pump_precharged: bool = eqx.field(static=True, default=False)
+    #: largest |control-gate voltage| programming may ask for [V]; must be within the pump's reach
+    max_amplitude: float = eqx.field(static=True, default=22.0)
 
     def __check_init__(self):
         if not isinstance(self.pump_stages, (int, np.integer)) or self.pump_stages < 1:
@@ -735,7 +737,12 @@ class FloatingGateCell(AbstractDevice):
                 lower_open=True,
                 unit=_unit(cls, name),
             )
-        _ = self.pump  # building the DicksonPump checks the pump_* values
+        reach = self.pump.steady_state().v_out  # building the DicksonPump checks the pump_* values
+        if is_concrete(reach):
+            least = float(np.min(np.asarray(reach)))
+            if not least >= self.max_amplitude > 0:
+                raise ValueError(f"FloatingGateCell.max_amplitude must be in (0, {least:.4g}] V, the pump's "
+                                 f"reach under its load; got {self.max_amplitude!r}")
 
     # ---------------------------------------------------------------- the pump
     @property
@@ -856,10 +863,9 @@ class FloatingGateCell(AbstractDevice):
         return states[which]
 
     def amplitude_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Control-gate voltages the pump can hold under its own load [V]: (0, V_reach] to program, [−V_reach,
-        0) to erase (the smallest reach over a population)."""
-        reach = float(np.min(np.asarray(self.pump.steady_state().v_out)))
-        return (0.0, reach), (-reach, 0.0)
+        """Control-gate voltages programming may ask for [V]: (0, max_amplitude] to program, [−max_amplitude,
+        0) to erase. Static (usable under jit); checked against the pump's reach when the cell is built."""
+        return (0.0, self.max_amplitude), (-self.max_amplitude, 0.0)
 
     def pulse(
         self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None

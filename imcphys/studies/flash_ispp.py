@@ -53,7 +53,8 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
             "stages": pump.stages,
             "open_circuit_voltage_V": float(pump.open_circuit_voltage()),
             "output_resistance_ohm": float(pump.output_resistance()),
-            "reach_V": cell.amplitude_range()[0][1],
+            "reach_V": float(pump.steady_state().v_out),
+            "max_amplitude_V": cell.amplitude_range()[0][1],
         }
     }
     figures: list[Figure] = []
