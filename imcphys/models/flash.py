@@ -652,6 +652,42 @@ def _switched_steady_state(pump: DicksonPump, *, samples: int) -> PumpSteadyStat
 
 
 # ------------------------------------------------------------------------------------- floating-gate cell
+class _Tunnel(eqx.Module):
+    """A cell's tunnelling constants, computed once (FN coefficients take powers and roots) and reused by
+    every step of a pulse."""
+
+    a_p: Array  #: FN A for programming [A/V²]
+    b_p: Array  #: FN B for programming [V/m]
+    a_e: Array  #: FN A for erase [A/V²]
+    b_e: Array  #: FN B for erase [V/m]
+    alpha: Array  #: α_G [1]
+    thickness: Array  #: t_tun [m]
+    area: Array  #: A_tun [m²]
+
+    def field(self, dvth, v_cg):
+        return self.alpha * (v_cg - dvth) / self.thickness
+
+    def current_density(self, dvth, v_cg):
+        field = self.field(dvth, v_cg)
+        return jnp.where(field >= 0, fowler_nordheim_current_density(field, self.a_p, self.b_p),
+                         fowler_nordheim_current_density(field, self.a_e, self.b_e))
+
+    def gate_current(self, dvth, v_cg):
+        return self.alpha * self.current_density(dvth, v_cg) * self.area
+
+    def step(self, dvth, v_cg, width):
+        """Exact ΔV_th after ``width`` at constant ``v_cg`` (see :meth:`FloatingGateCell.constant_voltage_pulse`)."""
+        field = self.field(dvth, v_cg)
+        program = field >= 0
+        a, b = jnp.where(program, self.a_p, self.a_e), jnp.where(program, self.b_p, self.b_e)
+        on = jnp.abs(field) > 1.0  # below 1 V/m nothing tunnels in any pulse (and B/|E| stays finite)
+        mag = jnp.where(on, jnp.abs(field), 1.0)
+        kappa = a * (1.0 - self.alpha) / EPS_OX
+        inv = jnp.logaddexp(b / mag, jnp.log(b * kappa * width)) / b
+        field_end = jnp.where(program, 1.0, -1.0) / inv
+        return jnp.where(on, v_cg - field_end * self.thickness / self.alpha, dvth)
+
+
 class FloatingGateCell(AbstractDevice):
     """Floating-gate (or charge-trap) flash cell programmed by Fowler–Nordheim tunnelling through a charge
     pump — equations in the module docstring.
@@ -769,21 +805,19 @@ class FloatingGateCell(AbstractDevice):
             self.erase_barrier_height if erase else self.barrier_height, self.oxide_mass_ratio
         )
 
+    def tunnel(self) -> _Tunnel:
+        """The tunnelling constants of the cell (computed once per pulse by the programming loops)."""
+        a_p, b_p = self.fn_coefficients()
+        a_e, b_e = self.fn_coefficients(erase=True)
+        return _Tunnel(a_p, b_p, a_e, b_e, self.coupling_ratio, self.tunnel_oxide_thickness, self.tunnel_area)
+
     def tunnel_field(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
         """Tunnel-oxide field E = α_G(V_CG − ΔV_th)/t_tun [V/m] (> 0 injects electrons into the gate)."""
         return self.coupling_ratio * (jnp.asarray(v_cg) - jnp.asarray(dvth)) / self.tunnel_oxide_thickness
 
     def tunnel_current_density(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
-        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0).
-        """
-        field = self.tunnel_field(dvth, v_cg)
-        a_p, b_p = self.fn_coefficients()
-        a_e, b_e = self.fn_coefficients(erase=True)
-        return jnp.where(
-            field >= 0,
-            fowler_nordheim_current_density(field, a_p, b_p),
-            fowler_nordheim_current_density(field, a_e, b_e),
-        )
+        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0)."""
+        return self.tunnel().current_density(jnp.asarray(dvth), jnp.asarray(v_cg))
 
     def _dvth_per_charge(self) -> Array:
         """A_tun/C_CG = t_tun(1 − α_G)/(ε_ox α_G) [V·m²/C]."""
@@ -795,24 +829,13 @@ class FloatingGateCell(AbstractDevice):
 
     def gate_current(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
         """Current the control gate draws while the cell tunnels, α_G·J·A_tun [A] (displacement current)."""
-        return self.coupling_ratio * self.tunnel_current_density(dvth, v_cg) * self.tunnel_area
+        return self.tunnel().gate_current(jnp.asarray(dvth), jnp.asarray(v_cg))
 
     def constant_voltage_pulse(self, dvth: ArrayLike, v_cg: ArrayLike, width: ArrayLike) -> Array:
         """ΔV_th [V] after ``width`` [s] at constant ``v_cg`` [V], exactly: 1/|E(t)| = ln(e^{B/|E0|} + Bκt)/B
         with κ = A(1 − α_G)/ε_ox, computed as a log-sum-exp so that neither a weak nor a strong field
         overflows."""
-        dvth, v_cg = jnp.asarray(dvth), jnp.asarray(v_cg)
-        field = self.tunnel_field(dvth, v_cg)
-        a_p, b_p = self.fn_coefficients()
-        a_e, b_e = self.fn_coefficients(erase=True)
-        program = field >= 0
-        a, b = jnp.where(program, a_p, a_e), jnp.where(program, b_p, b_e)
-        on = jnp.abs(field) > 1.0  # below 1 V/m nothing tunnels in any pulse (and B/|E| stays finite)
-        mag = jnp.where(on, jnp.abs(field), 1.0)
-        kappa = a * (1.0 - self.coupling_ratio) / EPS_OX
-        inv = jnp.logaddexp(b / mag, jnp.log(b * kappa * width)) / b
-        field_end = jnp.where(program, 1.0, -1.0) / inv
-        return jnp.where(on, v_cg - field_end * self.tunnel_oxide_thickness / self.coupling_ratio, dvth)
+        return self.tunnel().step(jnp.asarray(dvth), jnp.asarray(v_cg), jnp.asarray(width))
 
     # ----------------------------------------------------------------- read
     def thermal_voltage(self) -> Array:
@@ -1006,12 +1029,10 @@ def _setup(cells: FloatingGateCell, amplitude: Array) -> _WordlineSetup:
     )
 
 
-def _cells_current(
-    cells: FloatingGateCell, setup: _WordlineSetup, dvth: Array, w: Array, weight: Array
-) -> Array:
+def _cells_current(tunnel: _Tunnel, setup: _WordlineSetup, dvth: Array, w: Array, weight: Array) -> Array:
     """Current the word line's cells draw from it [A]: cells_per_wordline × the (weighted) mean cell current.
     """
-    i = setup.sign * cells.gate_current(dvth, setup.sign * w)
+    i = setup.sign * tunnel.gate_current(dvth, setup.sign * w)
     return setup.n_wl * jnp.sum(weight * i) / jnp.maximum(jnp.sum(jnp.broadcast_to(1.0, weight.shape)), 1.0)
 
 
@@ -1056,11 +1077,12 @@ def program_wordline(
     from ..simulate import GRADING
 
     mesh = width * (jnp.arange(fixed_steps + 1) / fixed_steps) ** GRADING
+    tunnel = cells.tunnel()
 
     def step(carry, ab):
         y, d = carry
         h = ab[1] - ab[0]
-        i_cells = _cells_current(cells, setup, d, y[n + 1], weight)
+        i_cells = _cells_current(tunnel, setup, d, y[n + 1], weight)
 
         def field(z):
             return setup.field(z, i_cells)
@@ -1072,9 +1094,7 @@ def program_wordline(
 
         y, _ = jax.lax.scan(sub, y, None, length=pump_substeps)
         w_mean = (y[n + 3] - integral0) / jnp.where(h > 0, h, 1.0)
-        d = jnp.where(
-            h > 0, cells.constant_voltage_pulse(d, setup.sign * w_mean, jnp.where(h > 0, h, 1.0)), d
-        )
+        d = jnp.where(h > 0, tunnel.step(d, setup.sign * w_mean, jnp.where(h > 0, h, 1.0)), d)
         return (y, d), y[n : n + 2]
 
     y0 = setup.start(pump_state)
@@ -1101,7 +1121,7 @@ def _program_wordline_adaptive(cells, setup, dvth, width, weight, pump_state):
         del t, args
         d = y[n + 4 :].reshape(shape)
         w = y[n + 1]
-        i_cells = _cells_current(cells, setup, d, w, weight)
+        i_cells = _cells_current(cells.tunnel(), setup, d, w, weight)
         dd = weight * cells.dvth_rate(d, setup.sign * w)
         return jnp.concatenate([setup.field(y[: n + 4], i_cells), dd.reshape(-1)])
 
@@ -1141,7 +1161,7 @@ class _WordlineLoad(AbstractPumpLoad):
     def __call__(self, v_out, extra):
         w, d = extra[0], extra[1:]
         i_wl = (v_out - w) / self.setup.r_wl
-        i_cells = _cells_current(self.cells, self.setup, d, w, jnp.ones_like(d))
+        i_cells = _cells_current(self.cells.tunnel(), self.setup, d, w, jnp.ones_like(d))
         dd = self.cells.dvth_rate(d, self.setup.sign * w)
         return jnp.concatenate([((i_wl - i_cells) / self.setup.c_wl)[None], dd]), i_wl
 
