@@ -676,7 +676,8 @@ class _Tunnel(eqx.Module):
         return self.alpha * self.current_density(dvth, v_cg) * self.area
 
     def step(self, dvth, v_cg, width):
-        """Exact ΔV_th after ``width`` at constant ``v_cg`` (see :meth:`FloatingGateCell.constant_voltage_pulse`)."""
+        """Exact ΔV_th after ``width`` at constant ``v_cg``
+        (:meth:`FloatingGateCell.constant_voltage_pulse`)."""
         field = self.field(dvth, v_cg)
         program = field >= 0
         a, b = jnp.where(program, self.a_p, self.a_e), jnp.where(program, self.b_p, self.b_e)
@@ -816,7 +817,8 @@ class FloatingGateCell(AbstractDevice):
         return self.coupling_ratio * (jnp.asarray(v_cg) - jnp.asarray(dvth)) / self.tunnel_oxide_thickness
 
     def tunnel_current_density(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
-        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0)."""
+        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0).
+        """
         return self.tunnel().current_density(jnp.asarray(dvth), jnp.asarray(v_cg))
 
     def _dvth_per_charge(self) -> Array:
