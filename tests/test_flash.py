@@ -10,6 +10,7 @@ JSSC 30(11), 1149 (1995) (ISPP: ΔV_th per step = ΔV_pp in steady state).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import equinox as eqx
@@ -261,8 +262,12 @@ def test_pump_fed_pulse_fixed_vs_adaptive_vs_switched(cell, pulse_fixed, pulse_a
     fixed = pulse_fixed(cell, d0, 20.0, 10e-6)
     assert float(sw.dvth[0]) == pytest.approx(float(fixed.state), abs=0.04)
     assert float(sw.energy_per_cell) == pytest.approx(float(fixed.energy), rel=0.06)
-    # the pump's rise costs programming against an ideal 20 V source
-    assert float(fixed.state) < float(cell.constant_voltage_pulse(d0, 20.0, 10e-6)) - 0.3
+    # the pump's rise costs programming against an ideal 20 V source; a pump already regulated at 20 V costs
+    # only the word line's charging (R_wl·C_wl = 20 ns) and the charge-sharing dip: within 50 mV of the source
+    ideal = float(cell.constant_voltage_pulse(d0, 20.0, 10e-6))
+    assert float(fixed.state) < ideal - 0.3
+    warm = pulse_fixed(dataclasses.replace(cell, pump_precharged=True), d0, 20.0, 10e-6)
+    assert float(warm.state) == pytest.approx(ideal, abs=0.05)
 
 
 def test_jit_equals_eager_and_vmap_equals_loop(population, pulse_fixed):
@@ -379,6 +384,11 @@ def test_cards_load(cell):
     tt07 = imcphys.load_card(imcphys.cards_dir() / "dickson_tt07.toml")
     assert isinstance(tt07, DicksonPump) and tt07.stages == 3
     assert float(tt07.capacitance) == pytest.approx(1.25e-12)
+    # the fitted silicon pump behind the floating-gate cell: 3 stages hold 4.5 V, so max_amplitude must follow
+    with pytest.raises(ValueError, match="max_amplitude"):
+        fg.with_pump(tt07)
+    on_tt07 = fg.with_pump(tt07, max_amplitude=4.0)
+    assert on_tt07.pump == tt07 and on_tt07.amplitude_range()[0][1] == 4.0
 
 
 def test_sonos_window_inside_sky130_spec(pulse_fixed):

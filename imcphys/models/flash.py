@@ -78,6 +78,8 @@ f (C_L + C'))) through the pump (ΔV_pp exactly from an ideal source, Suh et al.
 
 from __future__ import annotations
 
+import abc
+import dataclasses
 import math
 from typing import NamedTuple
 
@@ -429,9 +431,7 @@ class SwitchedSolution(eqx.Module):
     ts: Float[Array, "cycles 2 samples"]  #: sample times [s]
     v_out: Float[Array, "cycles 2 samples"]  #: output voltage [V]
     nodes: Float[Array, "cycles n"]  #: top-node voltages V_1 … V_N at the end of each cycle [V]
-    energy: Float[
-        Array, " cycles"
-    ]  #: energy drawn from the supplies since t = 0, at the end of each cycle [J]
+    energy: Float[Array, " cycles"]  #: supply energy drawn since t = 0, at the end of each cycle [J]
     enabled: Bool[Array, " cycles"]  #: whether the regulator let the clock run in that cycle
     extra: PyTree  #: states of the attached load at the end of each cycle (leading axis: cycles)
     final: Float[Array, " m"]  #: full final state [V_1…V_N, V_out, b_odd, b_even, E/pJ, extra…]
@@ -450,9 +450,9 @@ def _trapz_mean(v: Array, t: Array) -> Array:
 class AbstractPumpLoad(eqx.Module):
     """Something attached to the pump output in the switched model (e.g. a word line and its cells)."""
 
+    @abc.abstractmethod
     def __call__(self, v_out: Array, extra: PyTree) -> tuple[PyTree, Array]:
         """(d extra/dt, current drawn from the output [A]) at output voltage ``v_out`` [V]."""
-        raise NotImplementedError
 
 
 _PJ = 1e-12  # energy unit of the switched state (keeps the solver's tolerances meaningful)
@@ -789,14 +789,13 @@ class FloatingGateCell(AbstractDevice):
             **{name: getattr(self, "pump_" + name) for name in _PUMP_PARAMS}, stages=self.pump_stages
         )
 
-    def with_pump(self, pump: DicksonPump) -> FloatingGateCell:
-        """A copy of the cell programmed through ``pump`` (e.g. one loaded from a pump card)."""
-        cell = eqx.tree_at(
-            lambda c: [getattr(c, "pump_" + n) for n in _PUMP_PARAMS],
-            self,
-            [jnp.asarray(getattr(pump, n)) for n in _PUMP_PARAMS],
-        )
-        return eqx.tree_at(lambda c: c.pump_stages, cell, pump.stages)
+    def with_pump(self, pump: DicksonPump, *, max_amplitude: float | None = None) -> FloatingGateCell:
+        """A copy of the cell programmed through ``pump`` (e.g. one loaded from a pump card), optionally with a
+        new ``max_amplitude`` [V] (it must be within the new pump's reach)."""
+        values = {"pump_" + n: getattr(pump, n) for n in _PUMP_PARAMS}
+        if max_amplitude is not None:
+            values["max_amplitude"] = max_amplitude
+        return dataclasses.replace(self, **values, pump_stages=pump.stages)
 
     # ------------------------------------------------------------- tunnelling
     def fn_coefficients(self, erase: bool = False) -> tuple[Array, Array]:
@@ -916,11 +915,7 @@ class FloatingGateCell(AbstractDevice):
         amplitude = self.pump.check_reach(amplitude)
         pump_state = self.pump.regulated_nodes(jnp.abs(amplitude)) if self.pump_precharged else None
         res = program_wordline(self, state, amplitude, width, fixed_steps=fixed_steps, pump_state=pump_state)
-        return PulseResult(
-            state=res.dvth,
-            energy=res.energy_per_cell,
-            duration=jnp.asarray(width) + 0.0 * res.energy_per_cell,
-        )
+        return PulseResult(state=res.dvth, energy=res.energy_per_cell, duration=jnp.asarray(width, dtype=float))
 
 
 _PUMP_PARAMS = (
