@@ -676,8 +676,8 @@ class _Tunnel(eqx.Module):
         return self.alpha * self.current_density(dvth, v_cg) * self.area
 
     def step(self, dvth, v_cg, width):
-        """Exact ΔV_th after ``width`` at constant ``v_cg``
-        (:meth:`FloatingGateCell.constant_voltage_pulse`)."""
+        """Exact ΔV_th after ``width`` at constant ``v_cg`` (:meth:`FloatingGateCell.constant_voltage_pulse`).
+        """
         field = self.field(dvth, v_cg)
         program = field >= 0
         a, b = jnp.where(program, self.a_p, self.a_e), jnp.where(program, self.b_p, self.b_e)
@@ -699,9 +699,10 @@ class FloatingGateCell(AbstractDevice):
 
     The pump and word-line parameters are fields of the cell (prefixed ``pump_`` and ``wordline_``) because
     cards, populations and fits address parameters by flat name; :attr:`pump` assembles them into a
-    :class:`DicksonPump`, and :meth:`with_pump` plugs one in. Defaults: a generic NAND-like floating-gate
-    cell (8 nm tunnel oxide, α_G = 0.6) with a 10-stage 3.3 V pump (assumed values; see
-    ``devices/flash_fg.toml``).
+    :class:`DicksonPump`, and :meth:`with_pump` plugs one in. ``max_amplitude`` (static) bounds the
+    amplitudes program-and-verify may ask for and must lie within the pump's reach. Defaults: a generic
+    NAND-like floating-gate cell (8 nm tunnel oxide, α_G = 0.6) with a 10-stage 3.3 V pump (assumed values;
+    see ``devices/flash_fg.toml``).
     """
 
     tunnel_oxide_thickness: Float[Array, "..."] = param(8e-9, "m")  #: t_tun
@@ -790,8 +791,8 @@ class FloatingGateCell(AbstractDevice):
         )
 
     def with_pump(self, pump: DicksonPump, *, max_amplitude: float | None = None) -> FloatingGateCell:
-        """A copy of the cell programmed through ``pump`` (e.g. one loaded from a pump card), optionally with a
-        new ``max_amplitude`` [V] (it must be within the new pump's reach)."""
+        """A copy of the cell programmed through ``pump`` (e.g. one loaded from a pump card), optionally with
+        a new ``max_amplitude`` [V] (it must be within the new pump's reach)."""
         values = {"pump_" + n: getattr(pump, n) for n in _PUMP_PARAMS}
         if max_amplitude is not None:
             values["max_amplitude"] = max_amplitude
@@ -915,7 +916,8 @@ class FloatingGateCell(AbstractDevice):
         amplitude = self.pump.check_reach(amplitude)
         pump_state = self.pump.regulated_nodes(jnp.abs(amplitude)) if self.pump_precharged else None
         res = program_wordline(self, state, amplitude, width, fixed_steps=fixed_steps, pump_state=pump_state)
-        return PulseResult(state=res.dvth, energy=res.energy_per_cell, duration=jnp.asarray(width, dtype=float))
+        duration = jnp.asarray(width, dtype=float)
+        return PulseResult(state=res.dvth, energy=res.energy_per_cell, duration=duration)
 
 
 _PUMP_PARAMS = (
