@@ -5,10 +5,11 @@ The library never switches JAX to float64 by itself; entry points (tests, CLI, n
 
 from pathlib import Path
 
-from . import constants, population, stimulus
+from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .models import DicksonPump, FloatingGateCell, StanfordReRAM
+from .models import DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical, StanfordReRAM
+from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
 
@@ -24,6 +25,10 @@ __all__ = [
     "AbstractDevice",
     "DicksonPump",
     "FloatingGateCell",
+    "PCMCell",
+    "PCMCellState",
+    "PCMState",
+    "PCMStatistical",
     "PiecewiseLinear",
     "Pulse",
     "PulseResult",
@@ -31,9 +36,17 @@ __all__ = [
     "StanfordReRAM",
     "apply_pulse",
     "cards_dir",
+    "MonteCarloResult",
+    "Output",
+    "Study",
+    "get_study",
     "load_card",
+    "montecarlo",
+    "register_study",
+    "study_names",
     "population",
     "read_card",
+    "readout",
     "save_card",
     "constants",
     "hold",

@@ -54,6 +54,13 @@ class Card:
         kwargs = {k: (v.item() if v.ndim == 0 else v) for k, v in self.parameters.items()}
         return cls(**kwargs, **self.structure)
 
+    def variability_specs(self) -> dict[str, Any]:
+        """The ``[variability]`` table as population specs (widths in SI; see
+        :func:`imcphys.population.specs_from_table`); empty when the card has none."""
+        from .population import specs_from_table
+
+        return specs_from_table(self.device(), self.variability, where=f"{self.path or 'card'}: [variability]")
+
 
 def family_class(name: str) -> type[AbstractDevice]:
     """The device class of family ``name`` (a class exported by :mod:`imcphys.models`)."""
@@ -100,6 +107,7 @@ def read_card(path: str | Path) -> Card:
         card.device()  # validates values and relations (raises naming the parameter)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: {err}") from None
+    card.variability_specs()  # validates the [variability] table (raises naming the card and the entry)
     return card
 
 

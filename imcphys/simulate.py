@@ -214,8 +214,9 @@ def solve_pulse(
     else:
         mesh = stim.duration * (jnp.arange(fixed_steps + 1) / fixed_steps) ** GRADING
         y = _heun(sys, stim, y0, mesh, _noise_key(device, stim, state, key))
-    z, energy = sys.project(y)
-    return PulseResult(state=sys.to_state(z), energy=energy * ENERGY_UNIT, duration=stim.duration)
+    # project in physical units: a bound is then returned exactly, not bound/scale*scale
+    state = device.project(sys.to_state(y[0]))
+    return PulseResult(state=state, energy=y[1] * ENERGY_UNIT, duration=stim.duration)
 
 
 def apply_pulse(
@@ -287,8 +288,8 @@ def simulate(
         _, ys = jax.lax.scan(interval, y0, (meshes, keys))
         ys = _tmap(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
         result, num_steps = diffrax.RESULTS.successful, jnp.asarray(fixed_steps * (ts.shape[0] - 1))
-    zs, energy = jax.vmap(sys.project)(ys)
-    states = sys.to_state(zs)
+    zs, energy = ys
+    states = jax.vmap(device.project)(sys.to_state(zs))
     drive = jax.vmap(stimulus)(ts)
     observed = jax.vmap(device.observe)(states, drive)
     return Solution(ts=ts, states=states, drive=drive, observed=observed, energy=energy * ENERGY_UNIT, result=result,

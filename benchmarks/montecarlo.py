@@ -1,0 +1,270 @@
+"""Monte Carlo at scale: time and peak memory from 1e4 to 1e7 cells, compile times, gradient cost, the fraction of a
+plain fused JAX kernel of the same arithmetic, and the speed-up of 2 CPU host devices over 1.
+
+Workload: the registered ``reram_pulse_read`` study on the ReRAM card (its device-to-device spread, cycle-to-cycle
+noise; one SET and one RESET pulse of 100 ns at 25 °C, 16 Heun steps each, read after each).
+Each scaling point runs in its own process (fresh memory) with a fixed chunk budget; its peak RSS is sampled with
+psutil every 20 ms. Writes ``OUT/montecarlo.json``.
+
+    python benchmarks/montecarlo.py --out DIR [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CARD = REPO / "devices" / "reram_stanford_v1.toml"
+OPTIONS = {"temperatures": [298.15], "fixed_steps": 16}
+BUDGET = 256e6  # bytes of chunks in flight
+
+CHILD = """
+import json, os, resource, sys, time
+import jax
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_num_cpu_devices", int(sys.argv[3]))
+from imcphys.montecarlo import get_study, montecarlo
+study = get_study("reram_pulse_read", card=sys.argv[1], **json.loads(sys.argv[6]))
+chunk = int(sys.argv[7]) or None
+if chunk:  # warm-up run of one chunk of the same shape: the timed run then excludes compilation
+    montecarlo(study, cells=chunk, key=jax.random.key(0), out=sys.argv[4] + "_warm", chunk_cells=chunk,
+               progress=False)
+t0 = time.perf_counter()
+r = montecarlo(study, cells=int(sys.argv[2]), key=jax.random.key(0), out=sys.argv[4], chunk_cells=chunk,
+               memory_budget=float(sys.argv[5]), progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t0, "chunks": r.manifest["chunks"],
+                  "chunk_cells": r.manifest["identity"]["chunk_cells"], "devices": jax.device_count(),
+                  "ru_maxrss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_child(cells: int, devices: int, budget: float, warm_chunk: int = 0) -> dict:
+    """One Monte Carlo run in a fresh process; its peak RSS sampled with psutil. With ``warm_chunk`` the chunk
+    size is fixed and the timed run follows a warm-up of one chunk (compilation excluded)."""
+    import psutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(CARD), str(cells), str(devices),
+                                 str(Path(tmp) / "run"), str(budget), json.dumps(OPTIONS), str(warm_chunk)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ps, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, ps.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.02)
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"Monte Carlo child ({cells} cells) failed:\n{err[-2000:]}")
+        res = json.loads(out.strip().splitlines()[-1])
+        res["peak_rss_MB"] = max(peak / 2**20, res["ru_maxrss_MB"])
+        res["cells"] = cells
+        return res
+
+
+def best_of(f, repeats: int) -> float:
+    """Best wall time of ``repeats`` calls of ``f`` (which blocks until its result is ready)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def in_process(quick: bool) -> dict:
+    """Compile times, workload vs fused-kernel throughput, and gradient cost, on one device."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import jax.random as jr
+    import numpy as np
+
+    jax.config.update("jax_enable_x64", True)
+    import imcphys
+    import imcphys.montecarlo  # noqa: F401
+    mc = sys.modules["imcphys.montecarlo"]  # the module (imcphys.montecarlo is also the function's name)
+    from imcphys.constants import K_B, K_B_EV, Q
+    from imcphys.population import cell_keys, pulse_keys, sample_cells
+
+    study = mc.get_study("reram_pulse_read", card=CARD, **OPTIONS)
+    key = jax.random.key(0)
+    n = 20_000 if quick else 200_000
+    cells = jnp.arange(n)
+    kernel = mc._chunk_function(study, key)  # the study's jitted chunk kernel, without files or progress
+
+    t0 = time.perf_counter()
+    compiled_fwd = kernel.lower(cells, np.int64(n)).compile()
+    compile_forward = time.perf_counter() - t0
+    study_s = best_of(lambda: jax.block_until_ready(compiled_fwd(cells, np.int64(n))), 3)
+
+    # the full runner (sampling, checks, netCDF chunk files, progress machinery), kernel already compiled
+    with tempfile.TemporaryDirectory() as tmp:
+        mc.montecarlo(study, cells=n, key=key, out=Path(tmp) / "warm", chunk_cells=n // 4, progress=False)
+
+        def full():
+            mc.montecarlo(study, cells=n, key=key, out=Path(tmp) / f"r{time.perf_counter_ns()}",
+                          chunk_cells=n // 4, progress=False)
+        runner_s = best_of(full, 2)
+
+    # ---- the ceiling: one fused elementwise kernel of the same arithmetic on plain arrays (no modules, no vmap,
+    # no per-cell keys: one batched normal draw per step), the same 2 pulses × 16 Heun steps with projection
+    dev = study.device
+    p = {k: float(v) for k, v in imcphys.parameters(dev).items()}
+    steps = OPTIONS["fixed_steps"]
+    width = 100e-9
+    hs = jnp.asarray(np.diff(width * (np.arange(steps + 1) / steps) ** 1.5))  # imcphys's graded pulse mesh
+
+    def ceiling(ea, g0, tox, gam0, k):
+        def current(g, v):
+            return p["i0"] * jnp.exp(-g / g0) * jnp.sinh(v / p["v0"])
+
+        def rate(g, v, gam_nom):
+            g = jnp.clip(g, p["gap_min"], p["gap_max"])
+            temp = p["ambient_temperature"] + jnp.abs(v * current(g, v)) * p["thermal_resistance"]
+            gamma = gam_nom - p["beta"] * (g / 1e-9) ** 3
+            x = jnp.clip((gamma * abs(v) / tox - p["min_field"]) / p["field_threshold_width"], 0.0, 1.0)
+            on = x * x * (3.0 - 2.0 * x)
+            r = -p["gap_velocity"] * jnp.exp(-ea / (K_B_EV * temp)) * jnp.sinh(
+                gamma * p["atom_spacing"] / tox * v / (K_B * temp / Q))
+            sigma = p["gap_noise"] * math.sqrt(p["noise_time_step"]) * on / (
+                1.0 + jnp.exp((p["noise_t_crit"] - temp) / p["noise_t_smooth"]))
+            return r * on, sigma
+
+        def pulse(g, v, gam_nom, kp):
+            def step(i, carry):
+                g, kk = carry
+                kk, sub = jr.split(kk)
+                h = hs[i]
+                k1, _ = rate(g, v, gam_nom)
+                g1 = jnp.clip(g + h * k1, p["gap_min"], p["gap_max"])
+                k2, _ = rate(g1, v, gam_nom)
+                g = jnp.clip(g + 0.5 * h * (k1 + k2), p["gap_min"], p["gap_max"])
+                _, sigma = rate(g, v, gam_nom)
+                g = jnp.clip(g + sigma * jr.normal(sub, g.shape) * jnp.sqrt(h), p["gap_min"], p["gap_max"])
+                return g, kk
+
+            return jax.lax.fori_loop(0, steps, step, (g, kp))[0]
+
+        ks, kr = jr.split(k)
+        g_set = pulse(jnp.full(ea.shape, p["gap_max"]), 1.8, gam0, ks)
+        g_reset = pulse(g_set, -1.3, p["gamma0_reset"], kr)
+        return current(g_set, p["read_voltage"]) / p["read_voltage"], current(g_reset, p["read_voltage"]) / p[
+            "read_voltage"]
+
+    rng = np.random.default_rng(0)
+    args = (jnp.asarray(p["activation_energy"] + 0.02 * rng.standard_normal(n)),
+            jnp.asarray(p["gap_decay_length"] * np.exp(0.04 * rng.standard_normal(n))),
+            jnp.asarray(p["oxide_thickness"] * (1 + 0.03 * rng.standard_normal(n))),
+            jnp.asarray(p["gamma0"] * (1 + 0.02 * rng.standard_normal(n))), jax.random.key(1))
+    ceil_jit = jax.jit(ceiling)
+    jax.block_until_ready(ceil_jit(*args))
+    ceiling_s = best_of(lambda: jax.block_until_ready(ceil_jit(*args)), 3)
+
+    # ---- gradient of the population's mean log read conductance after SET w.r.t. nominal parameters and pulse
+    n_grad = 5_000 if quick else 20_000
+    gcells = jnp.arange(n_grad)
+
+    def mean_log_g(theta):
+        d = imcphys.replace(dev, activation_energy=theta[0], gamma0=theta[1])
+        pop = sample_cells(d, study.specs, gcells, key=mc.population_key(key))
+        keys = pulse_keys(cell_keys(mc.noise_key(key), gcells), 1)[:, 0]
+        g = eqx.filter_vmap(lambda c, k: imcphys.apply_pulse(c, c.gap_max, theta[2], width, fixed_steps=steps,
+                                                             key=k))(pop, keys)
+        return jnp.mean(jnp.log(jax.vmap(lambda c, gg: c.read(gg))(pop, g)))
+
+    theta = jnp.asarray([p["activation_energy"], p["gamma0"], 1.8])
+    fwd = jax.jit(mean_log_g)
+    t0 = time.perf_counter()
+    jax.block_until_ready(fwd(theta))
+    compile_small = time.perf_counter() - t0
+    vg = jax.jit(jax.value_and_grad(mean_log_g))
+    t0 = time.perf_counter()
+    jax.block_until_ready(vg(theta))
+    compile_grad = time.perf_counter() - t0
+    fwd_s = best_of(lambda: jax.block_until_ready(fwd(theta)), 3)
+    grad_s = best_of(lambda: jax.block_until_ready(vg(theta)), 3)
+
+    return {
+        "cells": n,
+        "compile_s": {"study_chunk_kernel": compile_forward, "set_pulse_forward": compile_small - fwd_s,
+                      "set_pulse_value_and_grad": compile_grad - grad_s},
+        "throughput_cells_per_s": {"fused_ceiling": n / ceiling_s, "study_kernel": n / study_s,
+                                   "montecarlo_runner": n / runner_s},
+        "fraction_of_ceiling": {"study_kernel": ceiling_s / study_s, "montecarlo_runner": ceiling_s / runner_s},
+        "gradient": {"cells": n_grad, "forward_s": fwd_s, "value_and_grad_s": grad_s, "ratio": grad_s / fwd_s,
+                     "wrt": ["activation_energy (nominal)", "gamma0 (nominal)", "SET amplitude"]},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--quick", action="store_true", help="small sizes: check that it works")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    sizes = [10_000, 100_000] if a.quick else [10_000, 100_000, 1_000_000, 10_000_000]
+    t_start = time.perf_counter()
+
+    scaling = [run_child(n, cores, BUDGET) for n in sizes]
+    for s in scaling:
+        print(f"  {s['cells']:>10} cells: {s['seconds']:8.1f} s, peak RSS {s['peak_rss_MB']:7.0f} MB, "
+              f"{s['chunks']} chunk(s) of {s['chunk_cells']}", flush=True)
+    big, small = scaling[-1], scaling[-2]
+    # linear time: the marginal cost per cell between the two largest sizes (compile time cancels out)
+    marginal = (big["seconds"] - small["seconds"]) / (big["cells"] - small["cells"])
+
+    n_speed = 100_000 if a.quick else 1_000_000
+    one, two = (run_child(n_speed, d, BUDGET, warm_chunk=n_speed // 10) for d in (1, 2))
+    inproc = in_process(a.quick)
+
+    res = {
+        "name": "montecarlo",
+        "quick": a.quick,
+        "workload": f"reram_pulse_read: SET +1.8 V then RESET -1.3 V, 100 ns, {OPTIONS['fixed_steps']} Heun steps "
+                    f"each, 1 temperature, card variability + cycle-to-cycle noise",
+        "memory_budget_MB": BUDGET / 1e6,
+        "scaling": scaling,
+        "marginal_us_per_cell": marginal * 1e6,
+        "peak_rss_growth_MB": big["peak_rss_MB"] - scaling[0]["peak_rss_MB"],
+        "sharding": {"cells": n_speed, "one_device_s": one["seconds"], "two_devices_s": two["seconds"],
+                     "speedup": one["seconds"] / two["seconds"]},
+        **inproc,
+        "seconds": time.perf_counter() - t_start,
+    }
+    frac = res["fraction_of_ceiling"]
+    res["rows"] = [
+        {"workload": f"Monte Carlo scaling {sizes[0]:.0e}–{sizes[-1]:.0e} cells (ReRAM SET+RESET+read)",
+         "imcphys": f"{big['seconds']:.1f} s for {big['cells']:.0e} cells, peak RSS {big['peak_rss_MB']:.0f} MB "
+                    f"(budget {BUDGET / 1e6:.0f} MB)",
+         "baseline": f"{scaling[0]['seconds']:.1f} s, {scaling[0]['peak_rss_MB']:.0f} MB at {sizes[0]:.0e} cells",
+         "ratio": None, "ceiling_fraction": frac["montecarlo_runner"],
+         "note": f"{marginal * 1e6:.2f} µs/cell marginal; {cores} CPU device(s)"},
+        {"workload": "Monte Carlo sharding, 2 CPU host devices vs 1",
+         "imcphys": f"{two['seconds']:.1f} s", "baseline": f"{one['seconds']:.1f} s on 1 device",
+         "ratio": res["sharding"]["speedup"], "ceiling_fraction": None, "note": f"{n_speed:.0e} cells, compilation excluded"},
+        {"workload": "Gradient of a population mean (3 parameters) vs forward",
+         "imcphys": f"{res['gradient']['value_and_grad_s']:.2f} s", "baseline": f"{res['gradient']['forward_s']:.2f} s forward",
+         "ratio": res["gradient"]["ratio"], "ceiling_fraction": None,
+         "note": f"{res['gradient']['cells']} cells; compile {res['compile_s']['set_pulse_value_and_grad']:.1f} s"},
+        {"workload": "Compile time of the study's chunk kernel", "imcphys": f"{res['compile_s']['study_chunk_kernel']:.1f} s",
+         "baseline": None, "ratio": None, "ceiling_fraction": frac["study_kernel"],
+         "note": "once per device and chunk shape"},
+    ]
+    (a.out / "montecarlo.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps({k: res[k] for k in ("marginal_us_per_cell", "peak_rss_growth_MB", "sharding",
+                                          "fraction_of_ceiling", "gradient", "compile_s")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
