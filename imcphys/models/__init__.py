@@ -4,4 +4,5 @@ from .flash import DicksonPump, FloatingGateCell
 from .pcm import PCMCell, PCMCellState, PCMState, PCMStatistical
 from .reram import StanfordReRAM
 
-__all__ = ["DicksonPump", "FloatingGateCell", "PCMCell", "PCMCellState", "PCMState", "PCMStatistical", "StanfordReRAM"]
+__all__ = ["DicksonPump", "FloatingGateCell", "PCMCell", "PCMCellState", "PCMState", "PCMStatistical",
+           "StanfordReRAM"]
