@@ -125,7 +125,8 @@ def main(out: Path, quick: bool) -> None:
         {"workload": f"Flash: ISPP with verify through the Dickson pump, {big['cells']:.0e} cells "
                      f"(≤ {SCHEME['max_pulses']} pulses of {SCHEME['width'] * 1e6:g} µs, pump in the loop)",
          "imcphys": f"{big['cells_per_s']:.3g} cells/s",
-         "baseline": f"scipy LSODA per-cell loop {scipy_rate:.3g} cells/s", "ratio": big["cells_per_s"] / scipy_rate, "ceiling_fraction": None,
+         "baseline": f"scipy LSODA per-cell loop {scipy_rate:.3g} cells/s",
+         "ratio": big["cells_per_s"] / scipy_rate, "ceiling_fraction": None,
          "note": f"{big['mean_pulses']:.1f} pulses/cell on average; no fused-kernel ceiling measured"},
     ]
     result = {
