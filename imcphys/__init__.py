@@ -8,7 +8,8 @@ from pathlib import Path
 from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .models import PCMCell, PCMCellState, PCMState, PCMStatistical, StanfordReRAM
+from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
+                     StanfordReRAM)
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
@@ -23,6 +24,8 @@ def cards_dir() -> Path:
 
 __all__ = [
     "AbstractDevice",
+    "DicksonPump",
+    "FloatingGateCell",
     "PCMCell",
     "PCMCellState",
     "PCMState",
