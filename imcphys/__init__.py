@@ -8,7 +8,8 @@ from pathlib import Path
 from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .models import PCMCell, PCMCellState, PCMState, PCMStatistical, StanfordReRAM
+from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
+                     StanfordReRAM)
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
 from .program import (
     AbstractScheme,
@@ -39,6 +40,8 @@ def cards_dir() -> Path:
 
 __all__ = [
     "AbstractDevice",
+    "DicksonPump",
+    "FloatingGateCell",
     "PCMCell",
     "PCMCellState",
     "PCMState",
