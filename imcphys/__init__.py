@@ -11,6 +11,22 @@ from .device import AbstractDevice, PulseResult, parameter_units, parameters, re
 from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
                      StanfordReRAM)
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
+from .program import (
+    AbstractScheme,
+    Bidirectional,
+    FixedAmplitude,
+    IncrementalAmplitude,
+    Optimized,
+    ProgramReport,
+    Schedule,
+    SearchResult,
+    Smoothing,
+    WriteCost,
+    grid_search,
+    optimize_scheme,
+    program,
+    random_search,
+)
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
 
@@ -30,6 +46,20 @@ __all__ = [
     "PCMCellState",
     "PCMState",
     "PCMStatistical",
+    "AbstractScheme",
+    "Bidirectional",
+    "FixedAmplitude",
+    "IncrementalAmplitude",
+    "Optimized",
+    "ProgramReport",
+    "Schedule",
+    "SearchResult",
+    "Smoothing",
+    "WriteCost",
+    "grid_search",
+    "optimize_scheme",
+    "program",
+    "random_search",
     "PiecewiseLinear",
     "Pulse",
     "PulseResult",
