@@ -5,14 +5,31 @@ The library never switches JAX to float64 by itself; entry points (tests, CLI, n
 
 from pathlib import Path
 
-from . import constants, population, stimulus
+from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
 from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
 from .fit import (Absolute, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from, fit,
                   pulse_response, trace)
-from .models import StanfordReRAM
+from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
+                     StanfordReRAM)
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
+from .program import (
+    AbstractScheme,
+    Bidirectional,
+    FixedAmplitude,
+    IncrementalAmplitude,
+    Optimized,
+    ProgramReport,
+    Schedule,
+    SearchResult,
+    Smoothing,
+    WriteCost,
+    grid_search,
+    optimize_scheme,
+    program,
+    random_search,
+)
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
 from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
 
@@ -39,6 +56,26 @@ __all__ = [
     "load_csv",
     "pulse_response",
     "trace",
+    "DicksonPump",
+    "FloatingGateCell",
+    "PCMCell",
+    "PCMCellState",
+    "PCMState",
+    "PCMStatistical",
+    "AbstractScheme",
+    "Bidirectional",
+    "FixedAmplitude",
+    "IncrementalAmplitude",
+    "Optimized",
+    "ProgramReport",
+    "Schedule",
+    "SearchResult",
+    "Smoothing",
+    "WriteCost",
+    "grid_search",
+    "optimize_scheme",
+    "program",
+    "random_search",
     "PiecewiseLinear",
     "Pulse",
     "PulseResult",
@@ -56,6 +93,7 @@ __all__ = [
     "study_names",
     "population",
     "read_card",
+    "readout",
     "save_card",
     "constants",
     "hold",

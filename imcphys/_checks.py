@@ -70,11 +70,17 @@ def check_less(name_a: str, a: Any, name_b: str, b: Any, unit: str = "") -> None
 
 
 def runtime_check(x: Any, bad: Any, message: str) -> Any:
-    """Return ``x``, raising ``message`` where ``bad`` is true — eagerly or under jit/vmap (``eqx.error_if``)."""
+    """Return ``x``, raising ``message`` where ``bad`` is true — eagerly or under jit/vmap (``eqx.error_if``).
+
+    Under jit the check is made on a scalar token added to a floating ``x`` rather than on ``x`` itself:
+    ``eqx.error_if`` runs on one device, and attached to a large sharded array it gathers the whole array there.
+    """
     if is_concrete(bad):
         if bool(np.any(np.asarray(bad))):
             raise ValueError(message)
         return x
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact):
+        return x + eqx.error_if(jnp.zeros((), x.dtype), jnp.any(bad), message)
     return eqx.error_if(x, jnp.any(bad), message)
 
 

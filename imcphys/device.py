@@ -14,7 +14,8 @@ What generic code (``simulate``, ``apply_pulse``, program-and-verify, fitting, M
 - ``diffusion(state, drive)`` — noise intensity for cycle-to-cycle variation (``None``: deterministic);
 - ``project(state)`` — the physical range of the state (e.g. a clipped filament gap);
 - ``pulse(state, amplitude, width, ...)`` — one programming pulse, returning the state and its energy;
-- ``amplitude_range()`` — the allowed programming amplitudes per polarity.
+- ``amplitude_range()`` — the allowed programming amplitudes per polarity;
+- ``smoothed(temperature)`` — a copy whose hard thresholds are smoothed, for gradient-based optimisation.
 """
 
 from __future__ import annotations
@@ -117,6 +118,14 @@ class AbstractDevice(eqx.Module):
     def state_scale(self) -> PyTree:
         """Typical magnitude of each state component, used to scale solver tolerances (default: 1)."""
         return jax.tree_util.tree_map(lambda _: 1.0, self.initial_state())
+
+    def smoothed(self, temperature: Float[ArrayLike, ""]) -> AbstractDevice:
+        """A copy of the device whose hard thresholds (e.g. a field threshold) are smoothed over a relative width
+        ``temperature`` (dimensionless, >= 0), for gradients through programming. ``smoothed(0)`` is the device
+        itself. Default: no threshold to smooth, returns ``self``.
+        """
+        del temperature
+        return self
 
     def pulse(
         self,

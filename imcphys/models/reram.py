@@ -172,6 +172,12 @@ class StanfordReRAM(AbstractDevice):
             raise ValueError(f"initial_state(which=...) must be one of {sorted(states)}; got {which!r}")
         return states[which]
 
+    def smoothed(self, temperature: Float[ArrayLike, ""]) -> StanfordReRAM:
+        """A copy whose F_min ramp is at least ``temperature``·F_min wide (``temperature`` dimensionless, >= 0):
+        the smooth relaxation of the field threshold for gradient-based optimisation; 0 gives the device itself."""
+        width = jnp.maximum(self.field_threshold_width, jnp.asarray(temperature) * self.min_field)
+        return eqx.tree_at(lambda d: d.field_threshold_width, self, width)
+
     def amplitude_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """SET pulses (0, +max_amplitude] V, RESET pulses [−max_amplitude, 0) V."""
         return (0.0, self.max_amplitude), (-self.max_amplitude, 0.0)

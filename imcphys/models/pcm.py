@@ -1,0 +1,521 @@
+r"""PCM: the statistical model calibrated on a million devices, and a physical drift model with temperature.
+
+**PCMStatistical** — the statistical model of Nandakumar et al., ICECS 2019 and Joshi et al., Nat. Commun. 11,
+2473 (2020), as implemented in IBM aihwkit's ``PCMLikeNoiseModel`` (MIT licence; the formulas, clipping and
+the order in which noise is applied below are aihwkit's, re-written in SI units). With x = g_target/g_max:
+
+.. math::
+
+    \sigma_{prog} &= s_p\,\frac{g_{max}}{g_{ref}}\sum_i c_i x^i,
+        \qquad g_{prog} = \max(g_{target} + \sigma_{prog} z_1,\ 0) \\
+    \mu_\nu &= \mathrm{clip}(-0.0155\ln x_c + 0.0244,\ 0.049,\ 0.1), \quad
+    \sigma_\nu = \mathrm{clip}(-0.0125\ln x_c - 0.0059,\ 0.008,\ 0.045), \quad x_c = \max(x, 10^{-7}) \\
+    \nu &= s_\nu\,|\mu_\nu + \sigma_\nu z_2| \quad\text{(one per device, drawn at programming)} \\
+    g_{drift}(t) &= g_{prog}\,\big((t + t_0)/t_0\big)^{-\nu} \\
+    Q_s &= \min\!\big(0.0088/\max((g_{prog}/g_{max})^{0.65}, 10^{-3}),\ 0.2\big), \quad
+    \sigma_n = s_r\,Q_s\sqrt{\ln\frac{t + t_0 + t_{read}}{2 t_{read}}} \\
+    g(t) &= \max(g_{drift} + |g_{drift}|\,\sigma_n z_3,\ 0)
+
+c = (0.26348, 1.9650, −1.1731) µS at g_ref = 25 µS, t_0 = 20 s, t_read = 250 ns; z_i standard normals;
+t is the time since the end of programming [s]; s_p, s_ν, s_r are the programming-, drift- and read-noise
+scales (1 = published). ``calibration = "hermes"`` selects the piecewise ν and Q_s fits of the IBM HERMES
+14-nm chip (Le Gallo et al., Nat. Electron. 6, 680 (2023); aihwkit's ``HermesNoiseModel`` with two devices
+per weight: g_max = 20.7 µS, t_0 = 300 s, t_read = 512 ns, cubic programming-noise polynomial), see
+``devices/pcm_hermes.toml``. As in aihwkit, the two devices of a HERMES weight are modelled as one
+conductance. Random numbers come from :mod:`imcphys._random` (the Threefry-2x32 hash of ``jax.random``,
+evaluated fused with the physics): two normals per device at programming, one per device and read.
+
+**PCMCell** — one mushroom cell with a melt-quenched amorphous plug, following the structural-relaxation
+picture of Le Gallo, Krebs, Zipoli, Salinga & Sebastian, Adv. Electron. Mater. 4, 1700627 (2018) and Le Gallo
+& Sebastian, J. Phys. D 53, 213002 (2020): relaxation of the glass proceeds by collective events whose barrier
+grows as the glass relaxes (a Gibbs-type model), and the conduction activation energy grows with it. State:
+the amorphous fraction a of the full RESET plug and the unrelaxed-defect fraction Σ of the glass (1 right
+after the quench, 0 fully relaxed).
+
+.. math::
+
+    E_b &= E_{b0} + E_s(1 - \Sigma), \qquad \frac{d\Sigma}{dt} = -v_0\,e^{-E_b/kT}
+        \qquad\text{(Arrhenius, barrier rising as the glass relaxes)} \\
+    \frac{da}{dt} &= -\frac{v_g(T)}{h}, \qquad v_g = v_{ref}\,e^{-\frac{E_g}{k}(\frac1T - \frac1{T_{ref}})}
+        \qquad\text{(crystal growth into the plug of height } h) \\
+    G &= G_c^{\,1-a}\,G_a^{\,a}, \qquad
+    G_a = G_{a0}\,e^{-\frac{E_c}{k}(\frac1T - \frac1{T_0})}\,e^{-\nu_a E_s (1-\Sigma)/kT}
+
+At constant T the barrier follows E_b(t) = kT ln(e^{E_{b,i}/kT} + (E_s/kT) v_0 t) exactly, so
+G ∝ (1 + t/τ)^{−a ν_a} with τ = e^{E_{b,i}/kT} kT/(E_s v_0): the power law of drift, with an exponent
+ν = a ν_a that does not depend on T and grows with the amorphous fraction (the logarithmic mixing rule of
+Lichtenecker makes ln G linear in a, as the measured μ_ν of the statistical model is linear in ln G). A bake
+raises E_b fast; back at room temperature drift then stalls until room-temperature time catches up: a bake of
+t_b at T_b is a wait t_b (T_r/T_b) exp(E_b (1/kT_r − 1/kT_b)) at T_r, E_b the barrier reached (exact once
+t ≫ τ).
+
+Programming (``pulse``, amplitude = cell current [A]; the sign selects the pulse shape): the cell heats to
+T = T_amb + R_th I² R_on. A SET pulse (I > 0) grows crystal (a falls) and relaxes the glass, solved as an ODE
+(or exactly, piecewise in temperature, on the fixed-step path); its current must stay below melting. A RESET
+pulse (I < 0) heats the same way, then melts and quenches a plug of
+a_m = clip((ΔT/(T_m − T_amb) − 1)/(ρ − 1), 0, 1) (the melt front of a hemispherical 1/r temperature field
+around the heater, ρ = full-plug radius / heater radius) with fresh glass (Σ = 1).
+
+Parameter values of ``PCMCell`` are assumed, chosen to reproduce published magnitudes (ν ≈ 0.1 for amorphous
+GST, an ON/OFF ratio of a few hundred, 10-year retention at 85 °C), see ``devices/pcm_cell_gst.toml``. Not
+modelled: crystalline-phase drift (ν ≈ 0.005–0.02), threshold-switching dynamics, cycle-to-cycle variability,
+and the temperature profile inside the plug — the whole plug is at the heater temperature during a pulse, so a
+100-ns partial-SET pulse ages the remaining glass as a 100-ns anneal at ~690 K would (drift of the level then
+starts about 10² s after programming at 25 °C).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from .. import _random
+from .._checks import check_range, is_concrete, runtime_check
+from .._math import safe_exp
+from ..constants import K_B_EV
+from ..device import AbstractDevice, PulseResult, param
+
+Calibration = Literal["joshi2020", "hermes"]
+_ZERO_CLIP = 1e-7  # aihwkit's floor of g/g_max inside the logarithms
+#: Relative tolerance on g_target <= g_max (weights mapped to exactly g_max may round one ulp above it).
+_G_MAX_TOL = 1e-6
+
+
+def _unit(cls: type, name: str) -> str:
+    return cls.__dataclass_fields__[name].metadata["unit"]
+
+
+def _check_init_ranges(obj: eqx.Module, specs: list[tuple[str, float | None, bool]]) -> None:
+    for name, lower, open_ in specs:
+        check_range(f"{type(obj).__name__}.{name}", getattr(obj, name), lower=lower, lower_open=open_,
+                    unit=_unit(type(obj), name))
+
+
+def _check_time(t: ArrayLike, name: str = "t (time since programming)") -> Array:
+    """A time [s] that must be finite and >= 0 (ValueError eagerly, ``eqx.error_if`` under jit)."""
+    check_range(name, t, lower=0.0, unit="s")
+    t = jnp.asarray(t)
+    if not jnp.issubdtype(t.dtype, jnp.floating):
+        t = t.astype(float)
+    return runtime_check(t, ~(t >= 0) | ~jnp.isfinite(t), f"{name} must be finite and >= 0 s")
+
+
+class PCMState(eqx.Module):
+    """What programming leaves in each device of a :class:`PCMStatistical` array (any shape)."""
+
+    g_prog: Float[Array, "..."]  #: conductance after programming [S] (drifted, when solved as an ODE)
+    nu: Float[Array, "..."]  #: drift exponent ν of the device [1]
+
+
+class PCMStatistical(AbstractDevice):
+    """Statistical PCM model of Joshi et al. 2020 / aihwkit ``PCMLikeNoiseModel`` in SI units (module
+    docstring).
+
+    ``PCMStatistical()`` has the published coefficients; ``load_card("devices/pcm_hermes.toml")`` the HERMES
+    calibration. Every method broadcasts over arrays of targets/times and works under ``jit``, ``vmap`` and
+    ``grad`` (the noise scales, g_max, t0 and t_read are differentiable parameters).
+    """
+
+    g_max: Float[Array, ""] = param(25e-6, "S")  #: conductance that the largest |weight| maps to
+    prog_coeffs: Float[Array, " k"] = param((0.26348e-6, 1.9650e-6, -1.1731e-6), "S")  #: c_i of σ_prog
+    prog_g_max_reference: Float[Array, ""] = param(25e-6, "S")  #: g_max at which the c_i were fitted
+    t0: Float[Array, ""] = param(20.0, "s")  #: first read after programming; drift reference time
+    t_read: Float[Array, ""] = param(250e-9, "s")  #: read duration in the 1/f noise integral
+    prog_noise_scale: Float[Array, ""] = param(1.0, "1")  #: s_p, multiplies σ_prog
+    read_noise_scale: Float[Array, ""] = param(1.0, "1")  #: s_r, multiplies σ_n
+    drift_scale: Float[Array, ""] = param(1.0, "1")  #: s_ν, multiplies ν
+    calibration: Calibration = eqx.field(static=True, default="joshi2020")  #: which published ν and Q_s fits
+
+    def __check_init__(self):
+        if self.calibration not in ("joshi2020", "hermes"):
+            raise ValueError("PCMStatistical.calibration must be 'joshi2020' or 'hermes'; "
+                             f"got {self.calibration!r}")
+        if jnp.ndim(self.prog_coeffs) < 1:
+            raise ValueError("PCMStatistical.prog_coeffs must be a 1-D array of polynomial coefficients [S]")
+        _check_init_ranges(self, [("g_max", 0.0, True), ("prog_g_max_reference", 0.0, True),
+                                  ("t0", 0.0, True), ("t_read", 0.0, True), ("prog_noise_scale", 0.0, False),
+                                  ("read_noise_scale", 0.0, False), ("drift_scale", 0.0, False)])
+        check_range("PCMStatistical.prog_coeffs", self.prog_coeffs, unit="S")
+
+    # ----------------------------------------------------------------- input checks
+    def _check_target(self, g_target: ArrayLike) -> Array:
+        g = jnp.asarray(g_target)
+        if not jnp.issubdtype(g.dtype, jnp.floating):
+            g = g.astype(float)
+        upper = self.g_max * (1 + _G_MAX_TOL)
+        if is_concrete(g) and is_concrete(upper):
+            check_range("g_target", g, lower=0.0, upper=float(np.max(upper)), unit="S (g_max = "
+                        f"{float(np.max(self.g_max)):g} S)")
+            return g
+        return runtime_check(g, ~((g >= 0) & (g <= upper)), "g_target must be finite and in [0, g_max] S")
+
+    # ----------------------------------------------------------------- published formulas
+    def programming_noise_std(self, g_target: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        """σ_prog [S] of the programmed conductance for ``g_target`` [S] (including ``prog_noise_scale``)."""
+        g = self._check_target(g_target)
+        x = g / self.g_max
+        poly = jnp.zeros_like(x)
+        for c in self.prog_coeffs[::-1]:  # Horner: Σ c_i x^i
+            poly = poly * x + c
+        return self.prog_noise_scale * poly * (self.g_max / self.prog_g_max_reference)
+
+    def drift_exponent_stats(self, g_target: Float[ArrayLike, "..."]) -> tuple[Array, Array]:
+        """(μ_ν, σ_ν) [1] of the normal whose absolute value is a device's ν, for ``g_target`` [S].
+
+        Includes ``drift_scale``. The mean and std of ν itself are those of the folded normal |N(μ_ν, σ_ν²)|.
+        """
+        x = jnp.maximum(jnp.abs(self._check_target(g_target) / self.g_max), _ZERO_CLIP)
+        ln_x = jnp.log(x)
+        if self.calibration == "joshi2020":
+            mu = jnp.clip(-0.0155 * ln_x + 0.0244, 0.049, 0.1)
+            sigma = jnp.clip(-0.0125 * ln_x - 0.0059, 0.008, 0.045)
+        else:  # HERMES, two devices per weight (aihwkit HermesNoiseModel, num_devices=2)
+            mu = jnp.where(x < 0.0945, jnp.clip(-0.0387 * ln_x - 0.0182, 0.0720, 0.13),
+                           -0.0436 * x**2 - 0.0126 * x + 0.0736)
+            sigma = jnp.where(x < 0.3055, jnp.clip(-0.0117 * ln_x - 0.0057, 0.0091, 0.04),
+                              -0.0118 * x**2 + 0.0093 * x + 0.0073)
+        return self.drift_scale * mu, self.drift_scale * sigma
+
+    def read_noise_q(self, g_prog: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        """Q_s [1], the 1/f read-noise amplitude of a device programmed to ``g_prog`` [S] (no scale)."""
+        x = jnp.abs(jnp.asarray(g_prog)) / self.g_max
+        if self.calibration == "joshi2020":
+            pos = x > 0
+            power = jnp.where(pos, jnp.where(pos, x, 1.0) ** 0.65, 0.0)  # gradient-safe x^0.65 at x = 0
+            return jnp.minimum(0.0088 / jnp.maximum(power, 1e-3), 0.2)
+        ln_x = jnp.log(jnp.maximum(x, _ZERO_CLIP))  # aihwkit's log(0) = -inf clips to 0.04 all the same
+        return jnp.where(x < 0.16, jnp.clip(-0.0117 * ln_x - 0.0069, 0.015, 0.04),
+                         0.0069 * x**3 - 0.0280 * x**2 + 0.0211 * x + 0.0123)
+
+    def read_noise_std(self, g_prog: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."]
+                       ) -> Float[Array, "..."]:
+        """σ_n [1], the relative std of the accumulated 1/f read noise at ``t`` [s] after programming."""
+        t = _check_time(t)
+        return (self.read_noise_scale * self.read_noise_q(g_prog)
+                * jnp.sqrt(jnp.log((t + self.t0 + self.t_read) / (2 * self.t_read))))
+
+    # ----------------------------------------------------------------- programming and reading
+    def program(self, g_target: Float[ArrayLike, "..."], *, key: PRNGKeyArray) -> PCMState:
+        """Program devices to ``g_target`` [S] (any shape): programming noise and one ν per device."""
+        g = self._check_target(g_target)
+        z_prog, z_nu = _random.normals(key, jnp.shape(g), 2, g.dtype)
+        g_prog = jnp.maximum(g + self.programming_noise_std(g) * z_prog, 0.0)
+        mu, sigma = self.drift_exponent_stats(g)
+        return PCMState(g_prog=g_prog, nu=jnp.abs(mu + sigma * z_nu))
+
+    def drift(self, state: PCMState, t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        """Noise-free drifted conductance g_prog·((t + t0)/t0)^−ν [S] at ``t`` [s] after programming."""
+        t = _check_time(t)
+        return state.g_prog * jnp.exp(-state.nu * jnp.log1p(t / self.t0))
+
+    def conductance(self, state: PCMState, t: Float[ArrayLike, "..."], key: PRNGKeyArray | None = None
+                    ) -> Float[Array, "..."]:
+        """Conductance [S] ``t`` seconds after programming; with ``key``, including the accumulated 1/f read
+        noise.
+
+        ``t`` broadcasts against the state (e.g. shape (k, 1) against states of shape (n,) reads k times).
+        """
+        g_drift = self.drift(state, t)
+        if key is None:
+            return g_drift
+        sigma_n = self.read_noise_std(state.g_prog, t)
+        (z,) = _random.normals(key, jnp.shape(g_drift), 1, g_drift.dtype)
+        return jnp.maximum(g_drift + jnp.abs(g_drift) * sigma_n * z, 0.0)
+
+    # ----------------------------------------------------------------- device interface
+    def rhs(self, t, state: PCMState, drive) -> PCMState:
+        """Drift as an ODE in the time t [s] since programming: dg/dt = −ν g/(t + t0), dν/dt = 0.
+
+        Solved from g(0) = g_prog it gives :meth:`drift`; ``drive`` is unused (the statistical model has no
+        temperature).
+        """
+        del drive
+        return PCMState(g_prog=-state.nu * state.g_prog / (t + self.t0), nu=jnp.zeros_like(state.nu))
+
+    def read(self, state: PCMState) -> Float[Array, "..."]:
+        """Noise-free conductance of ``state`` [S]."""
+        return state.g_prog
+
+    def initial_state(self, which: str = "reset") -> PCMState:
+        """``"reset"``: 0 S; ``"set"``: g_max with the mean ν of that level."""
+        if which == "reset":
+            return PCMState(g_prog=jnp.zeros_like(self.g_max), nu=jnp.zeros_like(self.g_max))
+        if which == "set":
+            return PCMState(g_prog=self.g_max, nu=self.drift_exponent_stats(self.g_max)[0])
+        raise ValueError(f"initial_state(which=...) must be 'reset' or 'set'; got {which!r}")
+
+    def state_scale(self) -> PCMState:
+        return PCMState(g_prog=self.g_max, nu=jnp.ones_like(self.g_max))
+
+    def amplitude_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Targets in [0, g_max] S; there is no RESET polarity (see :meth:`pulse`)."""
+        return (0.0, float(np.max(self.g_max))), (0.0, 0.0)
+
+    def pulse(self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None
+              ) -> PulseResult:
+        """Not available: the statistical model describes the *outcome* of IBM's closed-loop programming, not
+        single pulses. Use :meth:`program`, or :class:`PCMCell` for pulse-level programming."""
+        raise NotImplementedError("PCMStatistical has no single-pulse programming: use "
+                                  "program(g_target, key=...) or the physical model PCMCell")
+
+
+# =========================================================================================== physical model
+class PCMCellState(eqx.Module):
+    """State of one :class:`PCMCell` (fields may carry a leading cell axis in a population)."""
+
+    amorphous: Float[Array, "..."]  #: a, amorphous fraction of the full RESET plug [1] (0 SET, 1 full RESET)
+    defects: Float[Array, "..."]  #: Σ, unrelaxed-defect fraction of the glass [1] (1 as quenched, 0 relaxed)
+
+
+class PCMCell(AbstractDevice):
+    """Mushroom PCM cell with structural relaxation, crystal growth and melt-quench (module docstring).
+
+    Drive of :meth:`rhs` (and so of :func:`imcphys.simulate`): the **ambient temperature** [K], so that bakes
+    and temperature steps are stimuli (``hold(358.15, 3600)`` …) solved by diffrax. Programming goes through
+    :meth:`pulse` with the cell **current** [A] as amplitude: > 0 SET/partial SET, < 0 RESET. ``read`` returns
+    the conductance [S] at ``ambient_temperature``.
+    """
+
+    g_crystalline: Float[Array, "..."] = param(25e-6, "S")  #: G_c, fully SET cell
+    g_amorphous: Float[Array, "..."] = param(0.25e-6, "S")  #: G_a0, full plug as quenched (Σ = 1) at T_0
+    reference_temperature: Float[Array, "..."] = param(298.15, "K")  #: T_0 of G_a0
+    conduction_activation_energy: Float[Array, "..."] = param(0.3, "eV")  #: E_c of the quenched glass
+    drift_exponent: Float[Array, "..."] = param(0.1, "1")  #: ν_a of the full plug at constant T
+    attempt_frequency: Float[Array, "..."] = param(1e13, "1/s")  #: v_0 of the relaxation events
+    quench_barrier: Float[Array, "..."] = param(0.5, "eV")  #: E_b0, relaxation barrier right after the quench
+    barrier_span: Float[Array, "..."] = param(2.0, "eV")  #: E_s, barrier rise from Σ = 1 to Σ = 0
+    growth_velocity: Float[Array, "..."] = param(1.0, "m/s")  #: v_ref, crystal growth velocity at T_ref
+    growth_reference_temperature: Float[Array, "..."] = param(700.0, "K")  #: T_ref of v_ref
+    growth_activation_energy: Float[Array, "..."] = param(2.7, "eV")  #: E_g of crystal growth
+    plug_thickness: Float[Array, "..."] = param(50e-9, "m")  #: h, height of the full RESET plug
+    thermal_resistance: Float[Array, "..."] = param(2e7, "K/W")  #: R_th, heater-to-ambient
+    on_resistance: Float[Array, "..."] = param(3e3, "ohm")  #: R_on, cell resistance while programming
+    melting_temperature: Float[Array, "..."] = param(900.0, "K")  #: T_m (Ge2Sb2Te5 ≈ 890–900 K)
+    full_reset_ratio: Float[Array, "..."] = param(1.5, "1")  #: ρ, full-plug radius / heater radius
+    ambient_temperature: Float[Array, "..."] = param(298.15, "K")  #: T_amb during pulses and reads
+    max_set_current: float = eqx.field(static=True, default=95e-6)  #: largest SET amplitude allowed [A]
+    max_reset_current: float = eqx.field(static=True, default=150e-6)  #: largest |RESET amplitude| [A]
+
+    def __check_init__(self):
+        _check_init_ranges(self, [(n, 0.0, True) for n in (
+            "g_crystalline", "g_amorphous", "reference_temperature", "attempt_frequency", "barrier_span",
+            "growth_velocity", "growth_reference_temperature", "plug_thickness", "thermal_resistance",
+            "on_resistance", "melting_temperature", "ambient_temperature")]
+            + [(n, 0.0, False) for n in ("conduction_activation_energy", "drift_exponent", "quench_barrier",
+                                          "growth_activation_energy")])
+        check_range("PCMCell.full_reset_ratio", self.full_reset_ratio, lower=1.0, lower_open=True, unit="1")
+        if not (0 < self.max_set_current and 0 < self.max_reset_current):
+            raise ValueError("PCMCell.max_set_current and max_reset_current must be > 0 A")
+
+    # ----------------------------------------------------------------- physics
+    def barrier(self, defects: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        """Relaxation barrier E_b = E_b0 + E_s(1 − Σ) [eV]."""
+        return self.quench_barrier + self.barrier_span * (1.0 - jnp.asarray(defects))
+
+    def relaxation_rate(self, defects, temperature) -> Float[Array, "..."]:
+        """dΣ/dt = −v_0 exp(−E_b/kT) [1/s]."""
+        kt = K_B_EV * jnp.asarray(temperature)
+        return -self.attempt_frequency * safe_exp(-self.barrier(defects) / kt)
+
+    def growth_velocity_at(self, temperature: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        """Crystal growth velocity v_g(T) [m/s] (Arrhenius through v_ref at T_ref)."""
+        inv = 1.0 / jnp.asarray(temperature) - 1.0 / self.growth_reference_temperature
+        return self.growth_velocity * safe_exp(-self.growth_activation_energy / K_B_EV * inv)
+
+    def conductance(self, state: PCMCellState, temperature: Float[ArrayLike, "..."] | None = None
+                    ) -> Float[Array, "..."]:
+        """Cell conductance G = G_c^(1−a) G_a(Σ, T)^a [S] at ``temperature`` [K] (default: ambient)."""
+        temp = self.ambient_temperature if temperature is None else jnp.asarray(temperature)
+        kt = K_B_EV * temp
+        ln_ga = (jnp.log(self.g_amorphous)
+                 - self.conduction_activation_energy * (1.0 / kt
+                                                        - 1.0 / (K_B_EV * self.reference_temperature))
+                 - self.drift_exponent * self.barrier_span * (1.0 - state.defects) / kt)
+        a = state.amorphous
+        return jnp.exp((1.0 - a) * jnp.log(self.g_crystalline) + a * ln_ga)
+
+    def heating(self, current: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        """Temperature rise R_th I² R_on [K] at cell current ``current`` [A]."""
+        return self.thermal_resistance * jnp.square(current) * self.on_resistance
+
+    def melting_current(self) -> Float[Array, "..."]:
+        """Current [A] at which the heater reaches T_m: sqrt((T_m − T_amb)/(R_th R_on))."""
+        return jnp.sqrt((self.melting_temperature - self.ambient_temperature)
+                        / (self.thermal_resistance * self.on_resistance))
+
+    def melt_fraction(self, current: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        """Plug fraction a_m [1] melted (and quenched amorphous) by a RESET pulse of ``current`` [A]."""
+        over = self.heating(current) / (self.melting_temperature - self.ambient_temperature)
+        return jnp.clip((over - 1.0) / (self.full_reset_ratio - 1.0), 0.0, 1.0)
+
+    def _age(self, defects, temperature, duration):
+        """Σ after ``duration`` [s] at constant ``temperature`` [K], from
+        E_b(t) = kT ln(e^{E_b,i/kT} + (E_s/kT) v_0 t)."""
+        kt = K_B_EV * temperature
+        pos = duration > 0
+        ln_clock = jnp.where(pos, jnp.log(self.barrier_span / kt * self.attempt_frequency
+                                          * jnp.where(pos, duration, 1.0)), -jnp.inf)
+        e_b = kt * jnp.logaddexp(self.barrier(defects) / kt, ln_clock)
+        return jnp.clip(1.0 - (e_b - self.quench_barrier) / self.barrier_span, 0.0, 1.0)
+
+    def relax(self, state: PCMCellState, duration: Float[ArrayLike, "..."],
+              temperature: Float[ArrayLike, "..."] | None = None) -> PCMCellState:
+        """State after ``duration`` [s] at constant ``temperature`` [K] without current (the closed form of
+        :meth:`rhs`)."""
+        duration = _check_time(duration, "duration")
+        temp = self.ambient_temperature if temperature is None else jnp.asarray(temperature)
+        grown = self.growth_velocity_at(temp) * duration / self.plug_thickness
+        return PCMCellState(amorphous=jnp.clip(state.amorphous - grown, 0.0, 1.0),
+                            defects=self._age(state.defects, temp, duration))
+
+    # ----------------------------------------------------------------- device interface
+    def rhs(self, t, state: PCMCellState, drive) -> PCMCellState:
+        """d(state)/dt at ambient temperature ``drive`` [K] (no current): relaxation and crystal growth."""
+        del t
+        return PCMCellState(amorphous=-self.growth_velocity_at(drive) / self.plug_thickness
+                            * jnp.ones_like(state.amorphous),
+                            defects=self.relaxation_rate(state.defects, drive))
+
+    def read(self, state: PCMCellState) -> Float[Array, "..."]:
+        """Conductance [S] at ``ambient_temperature``."""
+        return self.conductance(state)
+
+    def observe(self, state: PCMCellState, drive) -> Float[Array, "..."]:
+        """Conductance [S] at the ambient temperature ``drive`` [K] of a bake."""
+        return self.conductance(state, drive)
+
+    def project(self, state: PCMCellState) -> PCMCellState:
+        """Both fractions in [0, 1]."""
+        return PCMCellState(jnp.clip(state.amorphous, 0.0, 1.0), jnp.clip(state.defects, 0.0, 1.0))
+
+    def state_scale(self) -> PCMCellState:
+        return PCMCellState(jnp.ones(()), jnp.ones(()))
+
+    def initial_state(self, which: str = "reset") -> PCMCellState:
+        """``"reset"``: full plug of fresh glass (a = 1, Σ = 1) just quenched; ``"set"``: crystalline."""
+        states = {"reset": 1.0, "set": 0.0}
+        if which not in states:
+            raise ValueError(f"initial_state(which=...) must be one of {sorted(states)}; got {which!r}")
+        return PCMCellState(jnp.asarray(states[which]), jnp.ones(()))
+
+    def amplitude_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """SET currents (0, max_set_current] A, RESET currents [−max_reset_current, 0) A."""
+        return (0.0, self.max_set_current), (-self.max_reset_current, 0.0)
+
+    def pulse(
+        self,
+        state: PCMCellState,
+        amplitude: Float[ArrayLike, ""],
+        width: Float[ArrayLike, ""],
+        *,
+        rise: Float[ArrayLike, ""] = 0.0,
+        fall: Float[ArrayLike, ""] = 0.0,
+        fixed_steps: int | None = None,
+        key: PRNGKeyArray | None = None,
+    ) -> PulseResult:
+        """One programming pulse of current ``amplitude`` [A] (> 0 SET, < 0 RESET) and plateau ``width`` [s].
+
+        SET: adaptive diffrax solve of growth and relaxation at T(t) = T_amb + R_th (I env(t))² R_on, or with
+        ``fixed_steps=n`` the exact solution for piecewise-constant temperature (exact on the plateau, n
+        pieces per edge). RESET: heating at the plateau temperature, then melt-quench of a_m. The cell has no
+        cycle-to-cycle noise here: ``key`` is accepted for the common interface and unused.
+        """
+        del key
+        amplitude = jnp.asarray(amplitude, dtype=float)
+        if fixed_steps is not None and (not isinstance(fixed_steps, int) or fixed_steps < 1):
+            raise ValueError(f"fixed_steps must be a positive integer or None; got {fixed_steps!r}")
+        if is_concrete(amplitude) and jnp.ndim(amplitude) == 0:  # eager: compute only the branch taken
+            if amplitude < 0:
+                return self._reset(state, -amplitude, width, rise, fall)
+            return self._set(state, amplitude, width, rise, fall, fixed_steps)
+        set_result = self._set(state, jnp.where(amplitude > 0, amplitude, 0.0), width, rise, fall,
+                               fixed_steps)
+        reset_result = self._reset(state, jnp.where(amplitude < 0, -amplitude, 0.0), width, rise, fall)
+        return jax.tree_util.tree_map(lambda s, r: jnp.where(amplitude >= 0, s, r), set_result, reset_result)
+
+    def _set(self, state, current, width, rise, fall, fixed_steps) -> PulseResult:
+        too_hot = self.ambient_temperature + self.heating(current) >= self.melting_temperature
+        current = runtime_check(current, too_hot,
+                                "PCMCell.pulse: a SET amplitude (> 0) must stay below the melting current "
+                                "sqrt((T_m - T_amb)/(R_th R_on)) A; use a negative amplitude to RESET")
+        if fixed_steps is None:
+            from ..simulate import solve_pulse
+
+            return solve_pulse(_HeatedCell(self), state, current, width, rise=rise, fall=fall)
+        return self._set_piecewise(state, current, width, rise, fall, fixed_steps)
+
+    def _set_piecewise(self, state, current, width, rise, fall, n) -> PulseResult:
+        """SET pulse with the temperature piecewise constant: exact on the plateau, n midpoint pieces per
+        edge."""
+        width, rise, fall = (jnp.asarray(x, dtype=float) for x in (width, rise, fall))
+        mid = (jnp.arange(n) + 0.5) / n
+        env = jnp.concatenate([mid, jnp.ones(1), mid[::-1]])  # envelope: rise, plateau, fall
+        dt = jnp.concatenate([jnp.full(n, rise / n), width[None], jnp.full(n, fall / n)])
+        temps = self.ambient_temperature + self.heating(current * env)
+        grown = jnp.sum(self.growth_velocity_at(temps) * dt) / self.plug_thickness
+
+        def step(defects, inp):
+            temp, d = inp
+            return self._age(defects, temp, d), None
+
+        defects, _ = jax.lax.scan(step, state.defects, (temps, dt))
+        new = PCMCellState(jnp.clip(state.amorphous - grown, 0.0, 1.0), defects)
+        power = jnp.square(current) * self.on_resistance
+        return PulseResult(new, power * (width + (rise + fall) / 3.0), width + rise + fall)
+
+    def _reset(self, state, current, width, rise, fall) -> PulseResult:
+        """RESET: the cell heats at the plateau temperature (the old plug crystallises and relaxes as it
+        would), then a_m melts and quenches to fresh glass."""
+        width = jnp.asarray(width, dtype=float)
+        temp = jnp.minimum(self.ambient_temperature + self.heating(current), self.melting_temperature)
+        heated = self.relax(state, width, temp)
+        a_m = self.melt_fraction(current)
+        a_new = jnp.maximum(heated.amorphous, a_m)
+        old = heated.amorphous - jnp.minimum(heated.amorphous, a_m)  # glass outside the melt keeps its age
+        some = a_new > 0
+        defects = jnp.where(some, (a_m + old * heated.defects) / jnp.where(some, a_new, 1.0), heated.defects)
+        power = jnp.square(current) * self.on_resistance
+        duration = width + jnp.asarray(rise) + jnp.asarray(fall)
+        return PulseResult(PCMCellState(a_new, defects), power * (width + (jnp.asarray(rise) + fall) / 3.0),
+                           duration)
+
+
+class _HeatedCell(AbstractDevice):
+    """A :class:`PCMCell` whose drive is the programming current [A]: the vector field of a SET pulse."""
+
+    cell: PCMCell
+
+    def rhs(self, t, state, drive):
+        del t
+        temp = self.cell.ambient_temperature + self.cell.heating(drive)
+        return PCMCellState(amorphous=-self.cell.growth_velocity_at(temp) / self.cell.plug_thickness
+                            * jnp.ones_like(state.amorphous),
+                            defects=self.cell.relaxation_rate(state.defects, temp))
+
+    def read(self, state):
+        return self.cell.read(state)
+
+    def initial_state(self, which: str = "reset"):
+        return self.cell.initial_state(which)
+
+    def amplitude_range(self):
+        return self.cell.amplitude_range()
+
+    def power(self, state, drive):
+        del state
+        return jnp.square(drive) * self.cell.on_resistance
+
+    def project(self, state):
+        return self.cell.project(state)
+
+    def state_scale(self):
+        return self.cell.state_scale()
+
+    def default_solver(self) -> diffrax.AbstractSolver:
+        return diffrax.Tsit5()
