@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import REPO
+from conftest import REPO, shared_data
 from scipy.optimize import curve_fit
 
 import imcphys
-from imcphys.data import Dataset
+from imcphys.data import Dataset, load_csv
 from imcphys.fit import Free, LogAbs, _make_transform
 
 NOISE = 0.02  # decades of current, about 4.7 % rms
@@ -291,6 +291,32 @@ def convert_back(value, unit, si):
     from imcphys.units import convert
 
     return float(convert(value, unit, si))
+
+
+# ------------------------------------------------------------------------------- another family, measured
+def _pump_output(pump, f_clk):
+    return imcphys.replace(pump, clock_frequency=f_clk).steady_state().v_out
+
+
+def test_dickson_pump_fits_the_measured_sky130_pump_through_the_generic_api():
+    """A user-supplied model function: the averaged Dickson pump (imcphys.models.flash) against the measured
+    3-stage TT07 pump, free C_s, G_L and R_φ from the flash study's start values. Issue bar: rms ≤ 0.1 V over
+    50 kHz–20 MHz."""
+    from imcphys.studies.flash_pump_fit import FREE, KNOWN
+
+    data = load_csv(shared_data("flash", "dickson_tt07", "tt07_dickson_3stage_vout_vs_fclk.csv"),
+                    units={"f_clk_kHz": "kHz", "v_ua0_measured_V": "V", "v_pump_V_(=2*ua0)": "V"})
+    f, v = data["f_clk_kHz"], data["v_pump_V_(=2*ua0)"]
+    on = f > 0  # f = 0: the pump is stopped, not an operating point
+    exp = imcphys.Experiment(_pump_output, jnp.asarray(f[on]), v[on], residual=imcphys.Absolute("V"), x=f[on],
+                             x_label="f_clk [Hz]", y_label="V_out [V]", name="TT07 pump", log_x=True)
+    start = imcphys.DicksonPump(stages=3, clock_frequency=1e6, **KNOWN,
+                                **{name: scale * value for name, (scale, value, _) in FREE.items()})
+    res = imcphys.fit(start, exp, free=list(FREE), key=jax.random.key(0), starts=4, candidates=32, progress=False)
+    band = (f[on] >= 50e3) & (f[on] <= 20e6)
+    assert np.sqrt(np.mean(res.residuals[0][band] ** 2)) <= 0.1
+    assert res.status == ("ok",) * 3 and np.all(res.relative_errors < 0.1)
+    assert res.starts.reached_best.sum() >= 3
 
 
 # ------------------------------------------------------------------------------------------------ CLI
