@@ -7,7 +7,10 @@ from pathlib import Path
 
 from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
+from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
+from .fit import (Absolute, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from, fit,
+                  pulse_response, trace)
 from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
                      StanfordReRAM)
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
@@ -39,7 +42,20 @@ def cards_dir() -> Path:
 
 
 __all__ = [
+    "Absolute",
     "AbstractDevice",
+    "Dataset",
+    "Experiment",
+    "FitResult",
+    "Free",
+    "LogAbs",
+    "Relative",
+    "dc_sweep",
+    "experiment_from",
+    "fit",
+    "load_csv",
+    "pulse_response",
+    "trace",
     "DicksonPump",
     "FloatingGateCell",
     "PCMCell",

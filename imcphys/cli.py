@@ -73,5 +73,49 @@ def mc(card: Path = typer.Option(..., help="device card (TOML) with a \\[variabi
         typer.echo(result.ber().to_series().to_string())
 
 
+@app.command("fit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def fit_command(
+    ctx: typer.Context,
+    card: Path = typer.Option(..., help="parameter card (TOML) to start from"),
+    data: list[Path] = typer.Option(..., help="measured CSV with units in its headers; repeat for a joint fit"),
+    free: list[str] = typer.Option(..., help="parameters to fit: --free NAME [NAME ...]"),
+    out: Path = typer.Option(Path("fit-out"), help="output directory"),
+    starts: int = typer.Option(8, help="solver starts (the card's values and the best screened candidates)"),
+    candidates: int = typer.Option(64, help="random start candidates screened by their cost"),
+    floor: float = typer.Option(0.0, help="current noise floor [A]: |I| at or below it is left out"),
+    seed: int = typer.Option(0, help="PRNG seed of the start candidates"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
+) -> None:
+    """Fit the --free parameters of a card to measured data; write the fitted card, a JSON report and plots.
+
+    The kind of measurement follows from the columns: 't [s], V [V], I [A]' is a DC sweep, 'amplitude [V],
+    width [s], I [A]' a pulse response (read after each pulse).
+    """
+    import jax
+
+    from .cards import read_card
+    from .data import load_csv
+    from .fit import experiment_from, fit
+    from .plot import save
+
+    stray = [a for a in ctx.args if a.startswith("-")]
+    if stray:
+        raise typer.BadParameter(f"unknown option(s) {stray}")
+    names = list(free) + list(ctx.args)
+    try:
+        template = read_card(card)
+        experiments = [experiment_from(load_csv(path), floor=floor) for path in data]
+        result = fit(template.device(), experiments, free=names, key=jax.random.key(seed), starts=starts,
+                     candidates=candidates, card=template, progress=not quiet)
+    except (ValueError, FileNotFoundError) as err:  # bad card, data or names: the message says where
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [result.save_card(out / f"{card.stem}_fitted.toml"), result.save_report(out / "fit_report.json"),
+             save(result.plot(), out / "fit.png")]
+    typer.echo(str(result.summary()))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
 if __name__ == "__main__":
     app()

@@ -92,7 +92,7 @@ def _scaled(device: AbstractDevice) -> _Scaled:
 
 
 # ------------------------------------------------------------------------------------------- adaptive path
-def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps, throw):
+def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps, throw, adjoint=None):
     """Solve from time a to b [s] in scaled time τ ∈ [0, 1], with the drive linear on [a, b]."""
     length = b - a
     # Sample the drive strictly inside the segment and extend linearly: exact for piecewise-linear stimuli, and
@@ -106,7 +106,8 @@ def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps,
 
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     sol = diffrax.diffeqsolve(diffrax.ODETerm(f), solver, 0.0, 1.0, None, y0, saveat=diffrax.SaveAt(t1=True),
-                              stepsize_controller=controller, max_steps=max_steps, throw=throw)
+                              stepsize_controller=controller, max_steps=max_steps, throw=throw,
+                              adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint())
     return _tmap(lambda x: x[-1], sol.ys), sol.result, sol.stats["num_steps"]
 
 
@@ -258,12 +259,16 @@ def simulate(
     atol: float = 1e-9,
     max_steps: int = 4096,
     throw: bool = True,
+    adjoint: diffrax.AbstractAdjoint | None = None,
 ) -> Solution:
     """Solve the device under ``stimulus`` from ``ts[0]`` and return states and observables at ``ts`` [s].
 
     Adaptive (``device.default_solver()`` + PID, segment by segment; ``max_steps`` per segment) unless ``fixed_steps=n``, which
     takes n Heun steps per interval of ``ts``. With ``throw=False`` a solver failure (e.g. ``max_steps``
     reached) is reported in ``Solution.result`` instead of raised; the states are then not to be trusted.
+    ``adjoint`` is diffrax's differentiation method for the adaptive path (default
+    ``diffrax.RecursiveCheckpointAdjoint()``, reverse mode); ``diffrax.ForwardMode()`` allows ``jax.jvp`` and
+    ``jax.jacfwd``, which Levenberg–Marquardt fits need.
     """
     _check_fixed_steps(fixed_steps)
     ts = jnp.asarray(ts, dtype=float)
@@ -279,7 +284,7 @@ def simulate(
     if fixed_steps is None:
         _no_noise_on_adaptive(key)
         ys, result, num_steps = _adaptive(sys, stimulus, y0, ts, solver=solver or device.default_solver(), rtol=rtol,
-                                          atol=atol, max_steps=max_steps, throw=throw)
+                                          atol=atol, max_steps=max_steps, throw=throw, adjoint=adjoint)
     else:
         key = _noise_key(device, stimulus, state0, key)
         frac = jnp.arange(fixed_steps + 1) / fixed_steps
