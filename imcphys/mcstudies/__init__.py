@@ -6,3 +6,4 @@ this package registers them all; add a new module to the import list below.
 """
 
 from . import reram  # noqa: F401
+from . import reram_verify  # noqa: F401
