@@ -7,3 +7,5 @@ this package registers them all; add a new module to the import list below.
 
 from . import reram  # noqa: F401
 from . import reram_verify  # noqa: F401
+from . import pcm  # noqa: F401
+from . import flash  # noqa: F401
