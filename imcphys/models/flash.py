@@ -329,9 +329,11 @@ class DicksonPump(AbstractDevice):
     def steady_state(self, extra_load_current: ArrayLike = 0.0) -> PumpSteadyState:
         """Periodic steady state (averaged model) under G_L, I_L and ``extra_load_current`` [A]."""
         r = self.output_resistance()
-        v = (self.open_circuit_voltage() - r * (self.load_current + extra_load_current)) / (
+        # the transfer devices conduct only forward: a pump whose loaded output would be negative (V_oc too low,
+        # or more load current than it can give) does not pump, and its output sits at 0 V
+        v = _relu((self.open_circuit_voltage() - r * (self.load_current + extra_load_current)) / (
             1.0 + r * self.load_conductance
-        )
+        ))
         i = self.load_conductance * v + self.load_current + extra_load_current
         p = self.charge_energy() * i + (
             self.stages
