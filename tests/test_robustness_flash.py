@@ -83,7 +83,7 @@ def cell_physics():
     return value_and_jvp(run)
 
 
-@examples(500)
+@examples(250)
 @given(params=st.fixed_dictionaries(CELL_PARAMS), dvth=st.floats(-20.0, 20.0), v_cg=voltages, width=widths,
        seed=seeds)
 def test_cell_tunnelling_never_overflows(cell_physics, params, dvth, v_cg, width, seed):
