@@ -211,7 +211,12 @@ def load_csv(
     out, unit_of, si = {}, {}, {}
     for j, (name, unit) in enumerate(columns):
         si[name] = si_unit(unit)
-        out[name] = convert(raw[:, j], unit, si[name], name=f"{path}, column {header[j].strip()!r}")
+        with np.errstate(over="ignore"):
+            out[name] = convert(raw[:, j], unit, si[name], name=f"{path}, column {header[j].strip()!r}")
+        bad = np.flatnonzero(~np.isfinite(out[name]))
+        if bad.size:  # e.g. 1e300 parsec: finite as written, beyond float64 in SI
+            raise ValueError(f"{path}, row {rows[bad[0]]}, column {header[j].strip()!r}: value "
+                             f"{raw[bad[0], j]!r} {unit} is not finite in SI ({si[name]})")
         unit_of[name] = unit
     data = Dataset(out, unit_of, si, rows, path)
     data.require(*require)

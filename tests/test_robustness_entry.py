@@ -194,7 +194,7 @@ def test_stimuli_finite_or_clear_errors(amplitudes, width, period, v_max, rate):
         try:
             stim = build(*args)
         except CLEAR_ERRORS as err:
-            assert_names(err, "amplitude", "width", "period", "v_max", "rate", "duration", "value", "stimulus")
+            assert_names(err, "amplitude", "width", "period", "v_max", "ramp_time", "duration", "value", "stimulus")
             continue
         tb = np.asarray(stim.breakpoints)
         assert np.all(np.isfinite(tb)) and np.all(np.diff(tb) >= 0)
