@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -148,15 +149,20 @@ def test_retention_gradients_match_finite_differences(li_cell, event, event_rete
     # solve w.r.t. the written level it starts from (the write's own derivative is the same code).
     cell = imcphys.replace(li_cell, hold_wordline_voltage=-0.6, temperature=358.15)
 
-    def fn(c_sn, v_t, v):
+    def fn(c_sn, v_t, v, adjoint=None):
         cell_x = imcphys.replace(cell, storage_capacitance=c_sn, threshold_voltage=v_t)
         if event:
-            return event_retention(cell_x, v, 0.6, 0.7, 0.0)
+            if adjoint is None:
+                return event_retention(cell_x, v, 0.6, 0.7, 0.0)
+            return cell_x.retention_time_event(v, 0.6, 0.7, adjoint=adjoint)
         return _retention_quadrature(cell, c_sn, v_t, v)
 
     x0 = (2e-15, 0.5, 0.656 if event else 0.8)
     f = fn if event else jax.jit(fn)
-    grads = jax.jit(jax.grad(fn, argnums=(0, 1, 2)))(*x0)
+    if event:  # forward mode: compiles several times faster than reverse mode through the event solve
+        grads = jax.jit(jax.jacfwd(lambda *x: fn(*x, adjoint=diffrax.ForwardMode()), argnums=(0, 1, 2)))(*x0)
+    else:
+        grads = jax.jit(jax.grad(fn, argnums=(0, 1, 2)))(*x0)
     assert np.isfinite(float(f(*x0))) and float(f(*x0)) > 0
     for k, g in enumerate(grads):
         def partial(x, k=k):
@@ -210,3 +216,43 @@ def test_bad_input_raises_clear_errors(li_cell):
         li_cell.at_temperature(-10.0)
     with pytest.raises(ValueError, match="temperature"):
         imcphys.IGZOTransistor(temperature=0.0)
+
+
+# ------------------------------------------------------------------------------ fast hold path, classifier
+def test_fast_hold_path_matches_diffrax(li_cell):
+    ts = np.geomspace(1.0, 1e4, 9)
+    hot = li_cell.at_temperature(358.15)
+    v0 = jnp.asarray(li_cell.level_voltages())
+    ref = np.asarray(eqx.filter_jit(eqx.filter_vmap(
+        lambda v: hot.hold_trace(v, jnp.concatenate([jnp.zeros(1), jnp.asarray(ts)]))))(v0))[:, 1:]
+    fast = np.asarray(eqx.filter_jit(lambda c: c.hold_voltage(v0, ts))(hot))
+    far = ref > 0.1  # away from the bit-line level where a fully decayed node settles
+    assert far.sum() > 20
+    assert np.max(np.abs(fast - ref)[far]) < 2e-3
+
+
+def test_classifier_loss_gradients_match_finite_differences(li_cell):
+    from imcphys.studies import igzo_2t0c
+
+    x_tr, y_tr, x_te, y_te = igzo_2t0c.digits_split()
+    w, b = igzo_2t0c.train_classifier(x_tr[:300], y_tr[:300], steps=100)
+    q, scale = igzo_2t0c.quantise_int4(w)
+    x, y = jnp.asarray(x_te[:64]), jnp.asarray(y_te[:64])
+    hot = imcphys.replace(li_cell, temperature=358.15)
+
+    def loss(c_sn, v_t, offset):
+        cell = imcphys.replace(hot, storage_capacitance=c_sn, threshold_voltage=v_t)
+        return igzo_2t0c.smooth_loss(cell, offset, q, scale, b, x, y, hold_time=10.0)
+
+    x0 = (2e-15, 0.5, 0.0)
+    f = jax.jit(loss)
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(*x0)
+    for k, g in enumerate(grads):
+        def partial(v, k=k):
+            args = list(x0)
+            args[k] = v
+            return f(*args)
+
+        fd = central_difference(partial, x0[k], rel=1e-5, abs_step=1e-6)
+        assert float(g) == pytest.approx(fd, rel=1e-3, abs=1e-9 * abs(fd) + 1e-12), f"argument {k}"
+        assert abs(float(g)) > 0
