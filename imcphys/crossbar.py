@@ -453,9 +453,11 @@ def _solve_core(opts: _Options, index: int | None, vector: bool, g, vb, r_in, r_
     branches = [general, both_zero, in_zero, out_zero]
     if index is not None:
         return branches[index]()
-    index = jnp.where(r_in == 0, jnp.where(r_out == 0, 1, 2), jnp.where(r_out == 0, 3, 0))
-    cur, a, b, iters, ok = jax.lax.switch(index, branches if linear else [general] * 4)
-    return cur, a, b, iters, ok & ((index == 0) | linear)
+    # Traced wire resistances: finite wires, or both ideal (the ideal MVM); one ideal side alone is supported only
+    # with concrete values (it would add two more branches to compile for a rare case).
+    both = (r_in == 0) & (r_out == 0)
+    cur, a, b, iters, ok = jax.lax.cond(both, both_zero, general) if linear else general()
+    return cur, a, b, iters, ok & ((r_in > 0) & (r_out > 0) | both & linear)
 
 
 def solve_crossbar_nodes(
