@@ -9,8 +9,8 @@ from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
 from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .fit import (Absolute, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from, fit,
-                  pulse_response, trace)
+from .fit import (Absolute, BatchFitResult, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from,
+                  fit, fit_each, pulse_response, trace)
 from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
                      StanfordReRAM)
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
@@ -53,6 +53,8 @@ __all__ = [
     "dc_sweep",
     "experiment_from",
     "fit",
+    "fit_each",
+    "BatchFitResult",
     "load_csv",
     "pulse_response",
     "trace",
