@@ -11,6 +11,7 @@ from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
 from .fit import (Absolute, BatchFitResult, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from,
                   fit, fit_each, pulse_response, trace)
+from .models import Cell2T0C, IGZOTransistor
 from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
                      StanfordReRAM)
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
@@ -58,6 +59,8 @@ __all__ = [
     "load_csv",
     "pulse_response",
     "trace",
+    "Cell2T0C",
+    "IGZOTransistor",
     "DicksonPump",
     "FloatingGateCell",
     "PCMCell",

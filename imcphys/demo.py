@@ -7,10 +7,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .report import write_report
-from .studies import Section, flash_ispp, pcm_drift, reram, run_study
+from .studies import (Section, fit_tour, flash_ispp, montecarlo_tour, optimize_write_verify, pcm_drift, reram,
+                      run_study)
 
 #: The demo's sections, in order: each a study module with ``run(out, *, quick, key) -> Section``.
-SECTIONS = [reram, pcm_drift, flash_ispp]
+SECTIONS = [reram, pcm_drift, flash_ispp, fit_tour, optimize_write_verify, montecarlo_tour]
 
 
 def run_demo(out: Path, *, quick: bool = True, seed: int = 0) -> tuple[Path, list[Section]]:

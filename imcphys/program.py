@@ -227,8 +227,13 @@ class Bidirectional(AbstractScheme):
 
 
 class Schedule(AbstractScheme):
-    """A rich bidirectional schedule: per-iteration SET and RESET magnitudes and widths (4·iterations + 1
-    settings with the tolerance), where grid search is hopeless and gradients pay off."""
+    """A rich schedule: per-iteration SET and RESET magnitudes and widths (4·iterations + 1 settings with the
+    tolerance), where grid search is hopeless and gradients pay off.
+
+    ``direction="both"`` (default) is bidirectional (SET or RESET by the sign of the error); ``"set"`` or
+    ``"reset"`` pulses one polarity only, like :class:`IncrementalAmplitude` (the other polarity's arrays are
+    then unused: leave them out of ``free`` when optimising).
+    """
 
     set_amplitude: Float[Array, " k"] = setting("drive")
     set_width: Float[Array, " k"] = setting("s")
@@ -237,8 +242,11 @@ class Schedule(AbstractScheme):
     tolerance: Float[Array, ""] = setting("error")
     error_scale: ErrorScale = _static(default="log")
     verify_time: float = _static(default=10e-9)  #: one verify read [s] (assumed)
+    direction: Literal["set", "reset", "both"] = _static(default="both")
 
     def __check_init__(self):
+        if self.direction not in ("set", "reset", "both"):
+            raise ValueError(f"Schedule.direction must be 'set', 'reset' or 'both'; got {self.direction!r}")
         shapes = {jnp.shape(getattr(self, n)) for n in ("set_amplitude", "set_width", "reset_amplitude",
                                                         "reset_width")}
         if len(shapes) != 1 or len(next(iter(shapes))) != 1 or next(iter(shapes))[0] < 1:
@@ -253,18 +261,17 @@ class Schedule(AbstractScheme):
         return int(jnp.shape(self.set_amplitude)[0])
 
     def table(self) -> PulseTable:
-        return PulseTable(self.set_amplitude, self.set_width, self.reset_amplitude, self.reset_width, "both")
+        return PulseTable(self.set_amplitude, self.set_width, self.reset_amplitude, self.reset_width,
+                          self.direction)
 
     @classmethod
     def from_scheme(cls, scheme: AbstractScheme) -> Schedule:
-        """The schedule that runs the same pulses as a bidirectional ``scheme`` (a starting point to refine)."""
+        """The schedule that runs the same pulses as ``scheme``, in the same direction (a starting point to
+        refine)."""
         t = scheme.table()
-        if t.direction != "both":
-            raise ValueError(f"Schedule.from_scheme needs a bidirectional scheme; {type(scheme).__name__} "
-                             f"pulses only {t.direction!r}")
         return cls(set_amplitude=t.set_amplitude, set_width=t.set_width, reset_amplitude=t.reset_amplitude,
                    reset_width=t.reset_width, tolerance=scheme.tolerance, error_scale=scheme.error_scale,
-                   verify_time=scheme.verify_time)
+                   verify_time=scheme.verify_time, direction=t.direction)
 
 
 # ------------------------------------------------------------------------------------------- smoothing
@@ -612,7 +619,7 @@ class Optimized(eqx.Module):
     objective: float
     objective_start: float  #: exact objective of the starting scheme on the same validation population
     history: np.ndarray
-    checks: np.ndarray  #: (step, exact objective on the training population) of every selection check
+    checks: np.ndarray  #: (step, exact objective on the selection population) of every selection check
     evaluations: int
     settings_count: int  #: number of scalar settings optimised
 
@@ -716,6 +723,7 @@ def optimize_scheme(
     learning_rate: float = 0.015,
     verify: Literal["smooth", "straight_through"] = "smooth",
     check_every: int = 0,
+    selection: AbstractDevice | None = None,
     optimizer: optax.GradientTransformation | None = None,
     initial: str | None = None,
     fixed_steps: int = 16,
@@ -725,13 +733,19 @@ def optimize_scheme(
 
     Each step programs the population once in ``verify`` mode with fresh cycle-to-cycle noise (``key`` folded
     with the step) and temperatures ``smoothing`` × a factor annealed geometrically from 1 to ``anneal``.
-    With ``check_every = c > 0`` the exact-mode objective on the training population is measured at the start
-    and every c steps, and the best checked scheme is kept (each check counts as an evaluation); otherwise the
-    last one is. ``validation`` must be a population drawn independently of ``population``. ``optimizer``
-    replaces the default, Adam at ``learning_rate`` with a cosine decay to 10 % over the steps.
+    With ``check_every = c > 0`` the exact-mode objective on the ``selection`` population (default: the
+    training population) is measured at the start and every c steps, with one noise draw common to every check,
+    and the best checked scheme is kept — the starting scheme itself if no step beats it (each check counts as an
+    evaluation); otherwise the last one is. A held-out ``selection`` population (drawn independently of both the
+    training and the validation populations) keeps the choice from rewarding iterates that merely fit the
+    training draw: refining an already good scheme, the gains are of the order of that overfitting.
+    ``validation`` must be a population drawn independently of ``population``. ``optimizer`` replaces the
+    default, Adam at ``learning_rate`` with a cosine decay to 10 % over the steps.
     """
     if validation is population:
         raise ValueError("validation must be a fresh population, not the training population")
+    if selection is not None and (selection is validation or selection is population):
+        raise ValueError("selection must be a held-out population, neither the training nor the validation one")
     if verify not in ("smooth", "straight_through"):
         raise ValueError(f"verify must be 'smooth' or 'straight_through' for optimisation; got {verify!r}")
     if not isinstance(steps, int) or steps < 1:
@@ -750,11 +764,12 @@ def optimize_scheme(
         return evaluate([_build(scheme, p)], pop, targets=targets, objective=objective, key=k, initial=initial,
                         fixed_steps=fixed_steps)[0]
 
+    checked = population if selection is None else selection
     history, checks = [], []
     best = (np.inf, params)
     for i in range(steps):
         if check_every and i % check_every == 0:
-            value = exact_on(population, params, k_check)
+            value = exact_on(checked, params, k_check)
             checks.append((i, value))
             best = min(best, (value, params), key=lambda b: b[0])
         factor = anneal ** (i / max(steps - 1, 1))
@@ -767,7 +782,7 @@ def optimize_scheme(
         if not np.isfinite(history[-1]):
             raise FloatingPointError(f"optimize_scheme: the {verify} objective became {history[-1]} at step {i}")
     if check_every:
-        value = exact_on(population, params, k_check)
+        value = exact_on(checked, params, k_check)
         checks.append((steps, value))
         best = min(best, (value, params), key=lambda b: b[0])
         params = best[1]

@@ -1,8 +1,9 @@
 """Device families, one per file: ``reram.py`` (Stanford RRAM), and more as they land."""
 
 from .flash import DicksonPump, FloatingGateCell
+from .igzo import Cell2T0C, IGZOTransistor
 from .pcm import PCMCell, PCMCellState, PCMState, PCMStatistical
 from .reram import StanfordReRAM
 
-__all__ = ["DicksonPump", "FloatingGateCell", "PCMCell", "PCMCellState", "PCMState", "PCMStatistical",
+__all__ = ["Cell2T0C", "IGZOTransistor", "DicksonPump", "FloatingGateCell", "PCMCell", "PCMCellState", "PCMState", "PCMStatistical",
            "StanfordReRAM"]
