@@ -10,8 +10,8 @@ from .cards import load_card, read_card, save_card
 from .crossbar import CrossbarSolution, solve_crossbar, solve_crossbar_nodes
 from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .fit import (Absolute, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from, fit,
-                  pulse_response, trace)
+from .fit import (Absolute, BatchFitResult, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from,
+                  fit, fit_each, pulse_response, trace)
 from .models import Cell2T0C, IGZOTransistor
 from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
                      StanfordReRAM)
@@ -58,6 +58,8 @@ __all__ = [
     "dc_sweep",
     "experiment_from",
     "fit",
+    "fit_each",
+    "BatchFitResult",
     "load_csv",
     "pulse_response",
     "trace",
