@@ -422,15 +422,17 @@ class Cell2T0C(AbstractDevice):
         return jnp.where(hit, sol.ts[-1] * scale, jnp.inf)
 
     def level_retention(self, levels: int | None = None, *, method: str = "quadrature",
-                        v_offset: Float[ArrayLike, "..."] = 0.0) -> Float[Array, "... m"]:
+                        v_offset: Float[ArrayLike, "..."] = 0.0, nodes: int = QUADRATURE_NODES
+                        ) -> Float[Array, "... m"]:
         """Retention time [s] of each of ``levels`` levels written at their nominal voltage plus ``v_offset``
         [V] (e.g. a write error), the margin of the level count on either side. ``method``: ``"quadrature"``
-        (fast path) or ``"event"`` (diffrax reference; one cell, no batch axes)."""
+        (fast path, ``nodes`` Gauss–Legendre nodes) or ``"event"`` (diffrax reference; one cell, no batch
+        axes)."""
         v = self.level_voltages(levels)
         margin = self.level_margin(levels)[..., None]
         v0 = v + jnp.asarray(v_offset)
         if method == "quadrature":
-            return self.retention_time(v0, v - margin, v + margin)
+            return self.retention_time(v0, v - margin, v + margin, nodes=nodes)
         if method == "event":
             return jax.vmap(self.retention_time_event)(v0, v - margin, v + margin)
         raise ValueError(f"method must be 'quadrature' or 'event'; got {method!r}")

@@ -121,18 +121,15 @@ def logits_from_currents(read_currents: Array, x: Array, unit_current: Array, sc
     return signal / unit_current * scale + bias
 
 
-def smooth_loss(cell: Cell2T0C, write_offset: Array, q: Array, scale: Array, bias: Array, x: Array, y: Array,
-                hold_time: float) -> Array:
+def smooth_loss(cell: Cell2T0C, v_write: Array, unit_current: Array, write_offset: Array, q: Array, scale: Array,
+                bias: Array, x: Array, y: Array, hold_time: float) -> Array:
     """Cross-entropy of the array's logits after ``hold_time`` [s] on the nominal ``cell`` (no spread, no ADC):
     a smooth proxy of accuracy, differentiable w.r.t. the cell's parameters (C_SN, V_T …) and the write
-    bit-line ``write_offset`` [V] added to every level's write voltage."""
-    v_levels = current_linear_levels(cell)
-    v0 = cell.write(write_voltages(cell, v_levels, fixed_steps=8) + write_offset, fixed_steps=8)
-    v_t = cell.hold_voltage(v0, [hold_time], steps_per_decade=8)[..., 0]
-    i_levels = cell.read_current(v_t)
-    unit = (cell.read_current(v_levels[-1]) - cell.read_current(v_levels[0])) / (MAGNITUDES - 1)
-    arr = Array2T0C(q)
-    logits = logits_from_currents(i_levels[arr.levels], x, unit, scale, bias, None)
+    bit-line ``write_offset`` [V] added to every level's write voltage ``v_write`` [V] (calibrated beforehand,
+    e.g. by :func:`write_voltages` on the nominal card, as a controller would)."""
+    v0 = cell.write(v_write + write_offset, fixed_steps=8)
+    i_levels = cell.read_current(cell.hold_voltage(v0, [hold_time], steps_per_decade=8)[..., 0])
+    logits = logits_from_currents(i_levels[Array2T0C(q).levels], x, unit_current, scale, bias, None)
     return -jnp.mean(jnp.sum(jax.nn.one_hot(y, 10) * jax.nn.log_softmax(logits), axis=-1))
 
 
