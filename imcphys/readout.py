@@ -24,6 +24,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ._checks import check_range
+from .crossbar import solve_crossbar
 from .device import param
 
 # ------------------------------------------------------------------------------- weights on differential pair
@@ -103,11 +104,48 @@ class ADC(eqx.Module):
 
 
 # ---------------------------------------------------------------------------------------- analog MVM
+class Wires(eqx.Module):
+    """Wire parasitics of a tile: IR drop along rows and columns, solved exactly by
+    :func:`imcphys.solve_crossbar` (differentiable).
+
+    In this module's convention (G[i, j], i the input row, j the output column) row i is driven at its end next
+    to column 0 and column j is sensed at its end past the last row, one wire segment before the first cell, one
+    between cells and one after the last (the crossbar module's geometry with its conductance matrix = G.T).
+    """
+
+    r_in_wire: Float[Array, ""] = param(1.0, "ohm")  #: one segment of an input (row) wire
+    r_out_wire: Float[Array, ""] = param(1.0, "ohm")  #: one segment of an output (column) wire
+    r_driver: Float[Array, ""] = param(0.0, "ohm")  #: row driver output resistance
+    r_sense: Float[Array, ""] = param(0.0, "ohm")  #: column sense-amplifier input resistance
+    method: str = eqx.field(static=True, default="auto")  #: "auto", "cg" or "direct"
+
+    def __check_init__(self):
+        for name in ("r_in_wire", "r_out_wire", "r_driver", "r_sense"):
+            check_range(f"Wires.{name}", getattr(self, name), lower=0.0, unit="ohm")
+
+    def __call__(self, g: Float[ArrayLike, "n_in n_out"], v: Float[ArrayLike, "... n_in"]
+                 ) -> Float[Array, "... n_out"]:
+        """Column currents [A] for row voltages ``v`` [V]."""
+        v = jnp.asarray(v)
+        flat = v.reshape(-1, v.shape[-1])
+        cur = solve_crossbar(jnp.asarray(g).T, flat.T, self.r_in_wire, self.r_out_wire, r_driver=self.r_driver,
+                             r_sense=self.r_sense, method=self.method)
+        return cur.T.reshape(v.shape[:-1] + (cur.shape[0],))
+
+
 def analog_mvm(g_plus: Float[ArrayLike, "n_in n_out"], g_minus: Float[ArrayLike, "n_in n_out"],
                x: Float[ArrayLike, "... n_in"], *, v_read: Float[ArrayLike, ""] = 0.2,
-               adc: ADC | None = None) -> Float[Array, "... n_out"]:
-    """Column currents I_j = Σ_i (G⁺_ij − G⁻_ij)·x_i·v_read [A] of a differential crossbar, then ``adc``."""
-    current = (jnp.asarray(x) * v_read) @ (jnp.asarray(g_plus) - jnp.asarray(g_minus))
+               adc: ADC | None = None, wires: Wires | None = None) -> Float[Array, "... n_out"]:
+    """Column currents I_j = Σ_i (G⁺_ij − G⁻_ij)·x_i·v_read [A] of a differential crossbar, then ``adc``.
+
+    With ``wires``, each of the two tiles (G⁺ and G⁻) is solved with its wire resistance (IR drop) and the column
+    currents are subtracted.
+    """
+    v = jnp.asarray(x) * v_read
+    if wires is None:
+        current = v @ (jnp.asarray(g_plus) - jnp.asarray(g_minus))
+    else:
+        current = wires(g_plus, v) - wires(g_minus, v)
     return current if adc is None else adc(current)
 
 

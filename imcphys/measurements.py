@@ -1,0 +1,230 @@
+r"""The standard measurement of each device family as a fit :class:`~imcphys.fit.Experiment`.
+
+:mod:`imcphys.fit` knows no family; this module does. :func:`measurement` turns a :class:`~imcphys.data.Dataset`
+into what :func:`imcphys.fit` needs — the module whose parameters are fitted and the experiment — for a
+``kind`` of measurement, which :func:`infer_kind` reads off the column names:
+
+============  ==========================================  ================================================
+kind          columns (any units of that dimension)       model, residual
+============  ==========================================  ================================================
+``dc``        ``t [s], V [V], I [A]``                     :func:`~imcphys.fit.dc_sweep` (adaptive solve),
+                                                          log10|I|
+``pulse``     ``amplitude [V], width [s], I [A]``         ``device.pulse`` then ``device.read``, log10|I|
+``vth``       ``amplitude [V], width [s], Vth [V]``       Flash: V_th after each control-gate pulse,
+                                                          through the cell's pump (``source="pump"``) or
+                                                          from an ideal pulse generator (``"ideal"``: the
+                                                          exact Fowler–Nordheim solution per pulse), in V
+``drift``     ``t [s], G [S]``                            PCM conductance vs time since programming at
+                                                          constant temperature (closed forms), log10 G
+``retention`` ``t [s], T [K], G [S]``                     a trace under the measured temperature (a bake):
+                                                          :func:`~imcphys.fit.trace`, adaptive, log10|G|
+``pump``      ``f_clk [Hz], V_out [V]``                   Dickson pump cycle-mean output in steady state
+                                                          vs clock frequency, in V
+============  ==========================================  ================================================
+
+For :class:`~imcphys.models.pcm.PCMStatistical` a drift trace belongs to one programmed device: the fitted
+module is then that device's :class:`~imcphys.models.pcm.PCMState` (g_prog = G at t = 0, and ν), not the card,
+whose parameters describe a population. For :class:`~imcphys.models.pcm.PCMCell` the card's parameters are
+fitted (the conductance of a full RESET plug drifting as its glass relaxes, ``drift_exponent``,
+``g_amorphous``, ``quench_barrier`` …).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from .data import Dataset
+from .device import AbstractDevice, replace
+from .fit import Absolute, Experiment, LogAbs, _name, dc_sweep, pulse_response, trace
+from .models.flash import DicksonPump, FloatingGateCell
+from .models.pcm import PCMCell, PCMState, PCMStatistical
+
+KINDS = ("dc", "pulse", "vth", "drift", "retention", "pump")
+
+#: column names of each kind, in the order the kind is tried by :func:`infer_kind`
+COLUMNS = {
+    "pump": ("f_clk", "V_out"),
+    "vth": ("amplitude", "width", "Vth"),
+    "pulse": ("amplitude", "width", "I"),
+    "dc": ("t", "V", "I"),
+    "retention": ("t", "T", "G"),
+    "drift": ("t", "G"),
+}
+
+
+def infer_kind(data: Dataset) -> str:
+    """The kind of measurement whose columns ``data`` has (see the module docstring)."""
+    for kind, names in COLUMNS.items():
+        if all(n in data for n in names):
+            return kind
+    expected = "; ".join(f"{k}: {', '.join(v)}" for k, v in COLUMNS.items())
+    raise ValueError(f"{data.source}: cannot tell the kind of measurement from the columns {data.names}; "
+                     f"expected one of — {expected}")
+
+
+def measurement(kind: str | None, data: Dataset, device: AbstractDevice, *, floor: float = 0.0,
+                **options: Any) -> tuple[eqx.Module, Experiment]:
+    """(module to fit, experiment) for ``data`` measured on a device like ``device``.
+
+    ``kind``: one of :data:`KINDS` (None: :func:`infer_kind`). ``floor`` [A or S]: currents or conductances at
+    or below it take no part (log residuals). ``options`` go to the builder: ``initial`` (a state name; default
+    the family's), ``source`` (``vth``: ``"pump"`` or ``"ideal"``), ``fixed_steps`` (``pulse``/``vth``).
+    """
+    kind = kind or infer_kind(data)
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of measurement {kind!r}; known: {', '.join(KINDS)}")
+    data.require(*COLUMNS[kind])
+    family = type(device).__name__
+    allowed = {"dc": (AbstractDevice,), "pulse": (AbstractDevice,), "vth": (FloatingGateCell,),
+               "drift": (PCMCell, PCMStatistical), "retention": (AbstractDevice,), "pump": (DicksonPump,)}[kind]
+    if not isinstance(device, allowed):
+        raise ValueError(f"a {kind!r} measurement needs a {' or '.join(c.__name__ for c in allowed)} card; "
+                         f"got {family}")
+    unknown = set(options) - {"initial", "source", "fixed_steps"}
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind!r} measurement")
+    initial = options.get("initial") or _default_initial(device)
+    if kind == "dc":
+        return device, dc_sweep(data, floor=floor, initial=initial)
+    if kind == "pulse":
+        return device, pulse_response(data, residual=LogAbs(float(floor)), initial=initial,
+                                      fixed_steps=int(options.get("fixed_steps", 32)))
+    if kind == "vth":
+        return device, vth_pulses(data, source=options.get("source", "pump"), initial=initial,
+                                  fixed_steps=int(options.get("fixed_steps", 32)))
+    if kind == "drift":
+        return drift_trace(data, device, floor=floor, initial=initial)
+    if kind == "retention":
+        return device, trace(data, time="t", drive="T", observed="G", residual=LogAbs(float(floor)),
+                             initial=initial, name=_name(data, "retention"))
+    return device, pump_output(data)
+
+
+def _default_initial(device: eqx.Module) -> str | None:
+    """The name of the state ``device.initial_state()`` starts from by default (``"reset"``, ``"erased"`` …):
+    named explicitly, a fit shares its compilation with one that names it."""
+    which = inspect.signature(device.initial_state).parameters.get("which")
+    return which.default if which is not None and isinstance(which.default, str) else None
+
+
+# ---------------------------------------------------------------------------------------------------- Flash
+class _IdealVth(eqx.Module):
+    """V_th after each rectangular control-gate pulse from an ideal source: the exact Fowler–Nordheim update
+    (:meth:`FloatingGateCell.constant_voltage_pulse`) pulse after pulse."""
+
+    initial: str | None
+
+    def __call__(self, cell: FloatingGateCell, inputs: dict[str, Array]) -> Array:
+        dvth0 = cell.initial_state(self.initial) if self.initial else cell.initial_state()
+        tunnel = cell.tunnel()
+
+        def step(dvth, pulse):
+            amplitude, width = pulse
+            dvth = tunnel.step(dvth, amplitude, width)
+            return dvth, cell.read(dvth)
+
+        return jax.lax.scan(step, dvth0, (inputs["amplitude"], inputs["width"]))[1]
+
+
+def vth_pulses(data: Dataset, *, source: str = "pump", amplitude: str = "amplitude", width: str = "width",
+               vth: str = "Vth", initial: str | None = None, fixed_steps: int = 32,
+               name: str | None = None) -> Experiment:
+    """Flash V_th [V] read after each control-gate pulse (row k: pulse k's ``amplitude`` [V] and ``width``
+    [s], and V_th after it), compared in volts, from ``initial`` (default: erased).
+
+    ``source="pump"``: each pulse through the cell's own pump and word line (``FloatingGateCell.pulse`` on the
+    fixed-step path, ``fixed_steps`` steps) — a cell measured on its chip. ``"ideal"``: a pulse generator on
+    the control gate (rectangular pulses, the exact constant-voltage solution) — a test cell on a probe
+    station; it compiles and runs far faster.
+    """
+    if source == "pump":
+        return pulse_response(data, amplitude=amplitude, width=width, read=vth, initial=initial,
+                              residual=Absolute("V"), fixed_steps=fixed_steps, name=name or _name(data, "V_th"))
+    if source != "ideal":
+        raise ValueError(f"source must be 'pump' or 'ideal'; got {source!r}")
+    data.require(amplitude, width, vth)
+    w = data[width]
+    if np.any(w <= 0):
+        k = int(np.flatnonzero(w <= 0)[0])
+        raise ValueError(f"{data.where(width, k)}: pulse width must be > 0 s; got {w[k]!r} s")
+    inputs = {"amplitude": jnp.asarray(data[amplitude]), "width": jnp.asarray(w)}
+    return Experiment(_IdealVth(initial), inputs, data[vth], residual=Absolute("V"),
+                      x=np.arange(1, len(w) + 1), x_label="pulse number [1]", y_label=data.label(vth),
+                      name=name or _name(data, "V_th (ideal source)"))
+
+
+class _PumpOutput(eqx.Module):
+    """Cycle-mean output of the pump in periodic steady state at each clock frequency."""
+
+    def __call__(self, pump: DicksonPump, f_clk: Array) -> Array:
+        return replace(pump, clock_frequency=f_clk).steady_state().v_out
+
+
+def pump_output(data: Dataset, *, frequency: str = "f_clk", output: str = "V_out",
+                name: str | None = None) -> Experiment:
+    """Dickson pump output [V] vs clock frequency [Hz] (averaged model in steady state), compared in volts;
+    rows with f_clk = 0 (the pump stopped) are not operating points and are left out."""
+    data.require(frequency, output)
+    f, v = data[frequency], data[output]
+    on = f > 0
+    if not on.any():
+        raise ValueError(f"{data.source}: no row with a clock frequency > 0 Hz")
+    return Experiment(_PumpOutput(), jnp.asarray(f[on]), v[on], residual=Absolute("V"), x=f[on],
+                      x_label=data.label(frequency), y_label=data.label(output),
+                      name=name or _name(data, "pump output"), log_x=True)
+
+
+# ------------------------------------------------------------------------------------------------------ PCM
+class _StatisticalDrift(eqx.Module):
+    """g_prog·((t + t0)/t0)^−ν of one device (its state is what is fitted); ``inputs``: the model and t."""
+
+    def __call__(self, state: PCMState, inputs: tuple[PCMStatistical, Array]) -> Array:
+        model, t = inputs
+        return model.drift(state, t)
+
+
+class _CellDrift(eqx.Module):
+    """Conductance of a :class:`PCMCell` a time t after it was left in ``initial`` (the closed form at its
+    ambient temperature)."""
+
+    initial: str
+
+    def __call__(self, cell: PCMCell, t: Array) -> Array:
+        return cell.conductance(cell.relax(cell.initial_state(self.initial), t))
+
+
+def drift_trace(data: Dataset, device: PCMCell | PCMStatistical, *, time: str = "t", conductance: str = "G",
+                floor: float = 0.0, initial: str | None = None,
+                name: str | None = None) -> tuple[eqx.Module, Experiment]:
+    """A PCM drift trace, conductance [S] vs time since programming [s], compared as log10 G (points at or
+    below ``floor`` [S] left out). Returns (module to fit, experiment).
+
+    :class:`PCMStatistical`: the device's own state (g_prog, ν) is fitted; it starts from the first read
+    extrapolated back to t = 0 with the mean ν of that level. :class:`PCMCell`: the cell's parameters, from
+    ``initial`` (default ``"reset"``: a freshly quenched full plug) at the ambient temperature.
+    """
+    data.require(time, conductance)
+    t, g = data[time], data[conductance]
+    if np.any(t < 0):
+        k = int(np.flatnonzero(t < 0)[0])
+        raise ValueError(f"{data.where(time, k)}: the time since programming must be >= 0 s; got {t[k]!r} s")
+    label = name or _name(data, "drift")
+    common = {"residual": LogAbs(float(floor)), "x": t, "x_label": data.label(time),
+              "y_label": data.label(conductance), "name": label, "log_x": True}
+    if isinstance(device, PCMStatistical):
+        g_first = float(np.clip(g[0], 1e-12, float(device.g_max)))
+        nu0 = float(device.drift_exponent_stats(g_first)[0])
+        g0 = g_first * float((1 + t[0] / device.t0) ** nu0)
+        state = PCMState(g_prog=jnp.asarray(g0), nu=jnp.asarray(nu0))
+        return state, Experiment(_StatisticalDrift(), (device, jnp.asarray(t)), g, **common)
+    return device, Experiment(_CellDrift(initial or "reset"), jnp.asarray(t), g, **common)
+
+
+__all__ = ["COLUMNS", "KINDS", "drift_trace", "infer_kind", "measurement", "pump_output", "vth_pulses"]
