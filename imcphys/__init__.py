@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
+from .crossbar import CrossbarSolution, solve_crossbar, solve_crossbar_nodes
 from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
 from .fit import (Absolute, BatchFitResult, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from,
@@ -43,6 +44,9 @@ def cards_dir() -> Path:
 
 
 __all__ = [
+    "CrossbarSolution",
+    "solve_crossbar",
+    "solve_crossbar_nodes",
     "Absolute",
     "AbstractDevice",
     "Dataset",

@@ -76,7 +76,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import _random
-from .._checks import check_range, is_concrete, runtime_check
+from .._checks import check_less, check_range, is_concrete, runtime_check
 from .._math import safe_exp
 from ..constants import K_B_EV
 from ..device import AbstractDevice, PulseResult, param
@@ -195,15 +195,22 @@ class PCMStatistical(AbstractDevice):
             power = jnp.where(pos, jnp.where(pos, x, 1.0) ** 0.65, 0.0)  # gradient-safe x^0.65 at x = 0
             return jnp.minimum(0.0088 / jnp.maximum(power, 1e-3), 0.2)
         ln_x = jnp.log(jnp.maximum(x, _ZERO_CLIP))  # aihwkit's log(0) = -inf clips to 0.04 all the same
+        # the cubic was fitted on g <= g_max and turns negative above 1.6 g_max (reached by programming noise):
+        # a device programmed above g_max reads with the noise of g_max
+        xc = jnp.minimum(x, 1.0)
         return jnp.where(x < 0.16, jnp.clip(-0.0117 * ln_x - 0.0069, 0.015, 0.04),
-                         0.0069 * x**3 - 0.0280 * x**2 + 0.0211 * x + 0.0123)
+                         0.0069 * xc**3 - 0.0280 * xc**2 + 0.0211 * xc + 0.0123)
 
     def read_noise_std(self, g_prog: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."]
                        ) -> Float[Array, "..."]:
         """σ_n [1], the relative std of the accumulated 1/f read noise at ``t`` [s] after programming."""
         t = _check_time(t)
-        return (self.read_noise_scale * self.read_noise_q(g_prog)
-                * jnp.sqrt(jnp.log((t + self.t0 + self.t_read) / (2 * self.t_read))))
+        # The published form assumes t0 >> t_read; with t0 < t_read the logarithm is negative just after
+        # programming, where no noise has accumulated yet: σ_n = 0 there (double where: finite gradient at 0).
+        ln = jnp.log((t + self.t0 + self.t_read) / (2 * self.t_read))
+        pos = ln > 0
+        root = jnp.where(pos, jnp.sqrt(jnp.where(pos, ln, 1.0)), 0.0)
+        return self.read_noise_scale * self.read_noise_q(g_prog) * root
 
     # ----------------------------------------------------------------- programming and reading
     def program(self, g_target: Float[ArrayLike, "..."], *, key: PRNGKeyArray) -> PCMState:
@@ -315,6 +322,9 @@ class PCMCell(AbstractDevice):
             + [(n, 0.0, False) for n in ("conduction_activation_energy", "drift_exponent", "quench_barrier",
                                           "growth_activation_energy")])
         check_range("PCMCell.full_reset_ratio", self.full_reset_ratio, lower=1.0, lower_open=True, unit="1")
+        # above the melting point there is no amorphous state to keep (and the melting current is imaginary)
+        check_less("PCMCell.ambient_temperature", self.ambient_temperature, "PCMCell.melting_temperature",
+                   self.melting_temperature, "K")
         if not (0 < self.max_set_current and 0 < self.max_reset_current):
             raise ValueError("PCMCell.max_set_current and max_reset_current must be > 0 A")
 
@@ -483,7 +493,9 @@ class PCMCell(AbstractDevice):
         a_m = self.melt_fraction(current)
         a_new = jnp.maximum(heated.amorphous, a_m)
         old = heated.amorphous - jnp.minimum(heated.amorphous, a_m)  # glass outside the melt keeps its age
-        some = a_new > 0
+        # the plug's mean Σ is a ratio of fractions: below 1e-12 of a plug (no effect on any read) it keeps the old
+        # Σ, so that the gradient of the ratio, ~1/a_new², cannot overflow
+        some = a_new > 1e-12
         defects = jnp.where(some, (a_m + old * heated.defects) / jnp.where(some, a_new, 1.0), heated.defects)
         power = jnp.square(current) * self.on_resistance
         duration = width + jnp.asarray(rise) + jnp.asarray(fall)
