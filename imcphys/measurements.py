@@ -269,13 +269,24 @@ def transfer_curve(data: Dataset, *, transistor: str = "write", floor: float = 0
 
 
 class _Hold(eqx.Module):
-    """Read current of a 2T0C cell during a hold at a fixed temperature, from V_SN(0) = v_sn0: the adaptive
-    solve :meth:`Cell2T0C.hold_trace` in forward mode (what Levenberg–Marquardt differentiates)."""
+    """Read current of a 2T0C cell during a hold (word line at ``hold_wordline_voltage``, bit line at
+    ``hold_bitline_voltage``) at a fixed temperature, from V_SN(0) = v_sn0: one adaptive solve of the cell's
+    hold ODE from t = 0 saved at the sample times, in forward mode (what Levenberg–Marquardt differentiates), as
+    :meth:`Cell2T0C.hold_trace` does; a failed solve gives NaN (a large residual), not an error, as fits try
+    odd parameters. (One solve with ``SaveAt``: :func:`imcphys.simulate` solves segment by segment, which
+    compiled many times slower here.)"""
 
     def __call__(self, cell: Cell2T0C, inputs: dict[str, Array]) -> Array:
         cell = cell.at_temperature(inputs["temperature"])
-        v0 = cell.window_high if inputs["v_sn0"] is None else inputs["v_sn0"]
-        return cell.read_current(cell.hold_trace(v0, inputs["t"], adjoint=diffrax.ForwardMode()))
+        v0 = jnp.asarray(cell.window_high if inputs["v_sn0"] is None else inputs["v_sn0"], dtype=float)
+        ts = inputs["t"]
+        term = diffrax.ODETerm(lambda t, v, args: cell.rhs(t, v, cell.hold_bitline_voltage))
+        sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, ts[-1], ts[0] * 1e-3, v0,
+                                  saveat=diffrax.SaveAt(ts=ts),
+                                  stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-9),
+                                  max_steps=4096, adjoint=diffrax.ForwardMode(), throw=False)
+        ok = sol.result == diffrax.RESULTS.successful
+        return jnp.where(ok, cell.read_current(jnp.where(ok, sol.ys, v0)), jnp.nan)
 
 
 def hold_retention(data: Dataset, *, v_sn0: float | None = None, floor: float = 0.0, name: str | None = None
