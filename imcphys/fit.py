@@ -602,8 +602,8 @@ def _tiled_data(problem: _Problem, rows: int) -> tuple[tuple[Array, ...], tuple[
     """The problem's own data, ``rows`` times (a leading axis): one start's share of a batched solve. The
     single fit runs through the batched solver so that it shares its compilation with :func:`fit_each`
     (same model, data shape and rows per chunk)."""
-    def tile(x):
-        return jnp.broadcast_to(x, (rows, *x.shape))
+    def tile(x):  # through numpy: an eager jnp.broadcast_to would compile once per shape
+        return jnp.asarray(np.broadcast_to(np.asarray(x), (rows, *x.shape)))
 
     return tuple(tile(c.observed) for c in problem.experiments), tuple(tile(c.mask) for c in problem.experiments)
 
@@ -1060,7 +1060,7 @@ def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.n
     theta, f, jac = np.asarray(out.theta[best]), np.asarray(out.residuals[best]), np.asarray(out.jacobian[best])
     unc = _uncertainty(tr, theta, jac, f, sum(e.points for e in experiments))
     values, se, cov, corr, status, dof, s2 = unc
-    device = problem.device_at(jnp.asarray(theta))
+    device = replace(problem.device, **{n: values[i] for i, n in enumerate(tr.names)})
     predictions, residuals, rms = [], [], []
     for e, pred in zip(experiments, out.predictions):
         pred = np.asarray(pred[best])
@@ -1071,8 +1071,8 @@ def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.n
         rms.append(float(np.sqrt(np.mean(r[mask] ** 2))))
     with np.errstate(invalid="ignore"):
         reached = 2.0 * (cost - cost[best]) / s2 < 1.0 if s2 > 0 else cost <= cost[best]
-    p_start = np.stack([np.asarray(tr.params(jnp.asarray(t))) for t in thetas])
-    p_final = np.stack([np.asarray(tr.params(jnp.asarray(t))) for t in out.theta])
+    p_start = np.stack([np.asarray(_transform_at(tr, jnp.asarray(t))[0]) for t in thetas])
+    p_final = np.stack([np.asarray(_transform_at(tr, jnp.asarray(t))[0]) for t in out.theta])
     starts = Starts(p_start, p_final, cost, np.asarray(out.success), np.asarray(out.steps), reached)
     units = parameter_units(problem.device)
     return FitResult(device=device, initial_device=problem.device, names=tr.names,

@@ -18,8 +18,15 @@ kind          columns (any units of that dimension)       model, residual
                                                           constant temperature (closed forms), log10 G
 ``retention`` ``t [s], T [K], G [S]``                     a trace under the measured temperature (a bake):
                                                           :func:`~imcphys.fit.trace`, adaptive, log10|G|
+``retention`` ``t [s], T [K], I_read [A]``                2T0C: read current during a hold at the
+                                                          temperature T (one value per file) after
+                                                          writing ``v_sn0`` [V] (default: top level),
+                                                          log10|I|
 ``pump``      ``f_clk [Hz], V_out [V]``                   Dickson pump cycle-mean output in steady state
                                                           vs clock frequency, in V
+``transfer``  ``V_GS [V], V_DS [V], I_D [A]``             IGZO TFT transfer (and output) curves of the 2T0C
+                                                          card's write transistor (``transistor="read"``:
+                                                          the read transistor), log10|I_D|
 ============  ==========================================  ================================================
 
 For :class:`~imcphys.models.pcm.PCMStatistical` a drift trace belongs to one programmed device: the fitted
@@ -34,6 +41,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -44,27 +52,29 @@ from .data import Dataset
 from .device import AbstractDevice, replace
 from .fit import Absolute, Experiment, LogAbs, _name, dc_sweep, pulse_response, trace
 from .models.flash import DicksonPump, FloatingGateCell
+from .models.igzo import Cell2T0C
 from .models.pcm import PCMCell, PCMState, PCMStatistical
 
-KINDS = ("dc", "pulse", "vth", "drift", "retention", "pump")
+KINDS = ("dc", "pulse", "vth", "drift", "retention", "pump", "transfer")
 
-#: column names of each kind, in the order the kind is tried by :func:`infer_kind`
+#: the column sets of each kind, in the order :func:`infer_kind` tries them
 COLUMNS = {
-    "pump": ("f_clk", "V_out"),
-    "vth": ("amplitude", "width", "Vth"),
-    "pulse": ("amplitude", "width", "I"),
-    "dc": ("t", "V", "I"),
-    "retention": ("t", "T", "G"),
-    "drift": ("t", "G"),
+    "pump": (("f_clk", "V_out"),),
+    "transfer": (("V_GS", "V_DS", "I_D"),),
+    "vth": (("amplitude", "width", "Vth"),),
+    "pulse": (("amplitude", "width", "I"),),
+    "dc": (("t", "V", "I"),),
+    "retention": (("t", "T", "G"), ("t", "T", "I_read")),
+    "drift": (("t", "G"),),
 }
 
 
 def infer_kind(data: Dataset) -> str:
     """The kind of measurement whose columns ``data`` has (see the module docstring)."""
-    for kind, names in COLUMNS.items():
-        if all(n in data for n in names):
+    for kind, sets in COLUMNS.items():
+        if any(all(n in data for n in names) for names in sets):
             return kind
-    expected = "; ".join(f"{k}: {', '.join(v)}" for k, v in COLUMNS.items())
+    expected = "; ".join(f"{k}: {' or '.join(', '.join(c) for c in v)}" for k, v in COLUMNS.items())
     raise ValueError(f"{data.source}: cannot tell the kind of measurement from the columns {data.names}; "
                      f"expected one of — {expected}")
 
@@ -80,14 +90,17 @@ def measurement(kind: str | None, data: Dataset, device: AbstractDevice, *, floo
     kind = kind or infer_kind(data)
     if kind not in KINDS:
         raise ValueError(f"unknown kind of measurement {kind!r}; known: {', '.join(KINDS)}")
-    data.require(*COLUMNS[kind])
+    sets = COLUMNS[kind]
+    if not any(all(n in data for n in names) for names in sets):  # name the missing columns of the likeliest set
+        data.require(*sets[-1] if isinstance(device, Cell2T0C) else sets[0])
     family = type(device).__name__
     allowed = {"dc": (AbstractDevice,), "pulse": (AbstractDevice,), "vth": (FloatingGateCell,),
-               "drift": (PCMCell, PCMStatistical), "retention": (AbstractDevice,), "pump": (DicksonPump,)}[kind]
+               "drift": (PCMCell, PCMStatistical), "retention": (AbstractDevice,), "pump": (DicksonPump,),
+               "transfer": (Cell2T0C,)}[kind]
     if not isinstance(device, allowed):
         raise ValueError(f"a {kind!r} measurement needs a {' or '.join(c.__name__ for c in allowed)} card; "
                          f"got {family}")
-    unknown = set(options) - {"initial", "source", "fixed_steps"}
+    unknown = set(options) - {"initial", "source", "fixed_steps", "transistor", "v_sn0"}
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind!r} measurement")
     initial = options.get("initial") or _default_initial(device)
@@ -102,8 +115,12 @@ def measurement(kind: str | None, data: Dataset, device: AbstractDevice, *, floo
     if kind == "drift":
         return drift_trace(data, device, floor=floor, initial=initial)
     if kind == "retention":
+        if isinstance(device, Cell2T0C):
+            return device, hold_retention(data, v_sn0=options.get("v_sn0"), floor=floor)
         return device, trace(data, time="t", drive="T", observed="G", residual=LogAbs(float(floor)),
                              initial=initial, name=_name(data, "retention"))
+    if kind == "transfer":
+        return device, transfer_curve(data, transistor=options.get("transistor", "write"), floor=floor)
     return device, pump_output(data)
 
 
@@ -227,4 +244,71 @@ def drift_trace(data: Dataset, device: PCMCell | PCMStatistical, *, time: str = 
     return device, Experiment(_CellDrift(initial or "reset"), jnp.asarray(t), g, **common)
 
 
-__all__ = ["COLUMNS", "KINDS", "drift_trace", "infer_kind", "measurement", "pump_output", "vth_pulses"]
+# ----------------------------------------------------------------------------------------------------- IGZO
+class _Transfer(eqx.Module):
+    """I_D(V_GS, V_DS) of one of the 2T0C cell's transistors."""
+
+    transistor: str = eqx.field(static=True)
+
+    def __call__(self, cell: Cell2T0C, inputs: tuple[Array, Array]) -> Array:
+        tft = cell.write_transistor() if self.transistor == "write" else cell.read_transistor()
+        return tft.drain_current(*inputs)
+
+
+def transfer_curve(data: Dataset, *, transistor: str = "write", floor: float = 0.0, name: str | None = None
+                   ) -> Experiment:
+    """IGZO TFT curves, I_D [A] at each (V_GS, V_DS) [V] row (transfer curves at one or more V_DS, or output
+    curves), of the 2T0C card's ``transistor`` (``"write"`` or ``"read"``: they share n, γ and I_sq, and have
+    their own V_T and geometry); compared as log10|I_D|, |I_D| <= ``floor`` [A] (the instrument's) left out."""
+    if transistor not in ("write", "read"):
+        raise ValueError(f"transistor must be 'write' or 'read'; got {transistor!r}")
+    data.require("V_GS", "V_DS", "I_D")
+    return Experiment(_Transfer(transistor), (jnp.asarray(data["V_GS"]), jnp.asarray(data["V_DS"])), data["I_D"],
+                      residual=LogAbs(float(floor)), x=data["V_GS"], x_label=data.label("V_GS"),
+                      y_label=data.label("I_D"), name=name or _name(data, f"{transistor} TFT"))
+
+
+class _Hold(eqx.Module):
+    """Read current of a 2T0C cell during a hold (word line at ``hold_wordline_voltage``, bit line at
+    ``hold_bitline_voltage``) at a fixed temperature, from V_SN(0) = v_sn0: one adaptive solve of the cell's
+    hold ODE from t = 0 saved at the sample times, in forward mode (what Levenberg–Marquardt differentiates), as
+    :meth:`Cell2T0C.hold_trace` does; a failed solve gives NaN (a large residual), not an error, as fits try
+    odd parameters. (One solve with ``SaveAt``: :func:`imcphys.simulate` solves segment by segment, which
+    compiled many times slower here.)"""
+
+    def __call__(self, cell: Cell2T0C, inputs: dict[str, Array]) -> Array:
+        cell = cell.at_temperature(inputs["temperature"])
+        v0 = jnp.asarray(cell.window_high if inputs["v_sn0"] is None else inputs["v_sn0"], dtype=float)
+        ts = inputs["t"]
+        term = diffrax.ODETerm(lambda t, v, args: cell.rhs(t, v, cell.hold_bitline_voltage))
+        sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, ts[-1], ts[0] * 1e-3, v0,
+                                  saveat=diffrax.SaveAt(ts=ts),
+                                  stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-9),
+                                  max_steps=4096, adjoint=diffrax.ForwardMode(), throw=False)
+        ok = sol.result == diffrax.RESULTS.successful
+        return jnp.where(ok, cell.read_current(jnp.where(ok, sol.ys, v0)), jnp.nan)
+
+
+def hold_retention(data: Dataset, *, v_sn0: float | None = None, floor: float = 0.0, name: str | None = None
+                   ) -> Experiment:
+    """A 2T0C retention trace: the read current I_read [A] at times t [s] (> 0, increasing) of a hold at the
+    temperature T [K] of the file (one value), after writing V_SN = ``v_sn0`` [V] (default the top level,
+    ``window_high``); compared as log10|I|. Fitting traces at two or more temperatures together determines
+    the off-state leakage and its activation energy."""
+    data.require("t", "T", "I_read")
+    t, temp = data["t"], data["T"]
+    if np.any(temp != temp[0]):
+        k = int(np.flatnonzero(temp != temp[0])[0])
+        raise ValueError(f"{data.where('T', k)}: a retention trace is at one temperature; got {temp[k]!r} K "
+                         f"after {temp[0]!r} K (give one file per temperature)")
+    if t[0] <= 0:
+        raise ValueError(f"{data.where('t', 0)}: hold times must be > 0 s (t = 0 is the end of the write)")
+    inputs = {"t": jnp.asarray(t), "temperature": jnp.asarray(float(temp[0])),
+              "v_sn0": None if v_sn0 is None else jnp.asarray(float(v_sn0))}
+    return Experiment(_Hold(), inputs, data["I_read"], residual=LogAbs(float(floor)),
+                      x=t, x_label=data.label("t"), y_label=data.label("I_read"), log_x=True,
+                      name=name or _name(data, f"retention at {float(temp[0]):.5g} K"))
+
+
+__all__ = ["COLUMNS", "KINDS", "drift_trace", "hold_retention", "infer_kind", "measurement", "pump_output",
+           "transfer_curve", "vth_pulses"]

@@ -4,14 +4,14 @@ exponent of a population, and ``imcphys fit`` for each kind of measurement.
 Per family, "measurements" are simulated from its card (the closed form the fit uses: the question here is the
 fit, the models' closed forms are tested against their ODEs in the family tests) with noise, for SEEDS seeds.
 Each seed has its own noise draw and its own start: every free parameter perturbed by 30–50 % (random sign),
-then multi-start (STARTS solver starts: the perturbed card and the best of CANDIDATES screened random points
-within a factor 2). All seeds are fitted by one :func:`imcphys.fit_each` call, one compilation per family,
-shared with the CLI test of that family (same rows per vmapped chunk: STARTS).
+then multi-start (STARTS solver starts: the perturbed card and random points within a factor 2 of it, no
+screening). All seeds are fitted by one :func:`imcphys.fit_each` call, one compilation per family, shared with
+the CLI test of that family (same rows per vmapped chunk: STARTS).
 
 A seed "recovers" the parameters when every one lies within 3 reported standard errors of the truth (99.7 % for
 a correct Gaussian error) and within 5 %; the designs are chosen so that the data determine every free
 parameter to better than 2.5 % (checked). The same fits give the spread test: the standard deviation of
-(fit − truth) over the seeds against the median reported standard error.
+(fit − truth) over the seeds that reached the global optimum against the median reported standard error.
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ import numpy as np
 import pytest
 
 import imcphys
-from imcphys.fit import Free
 from imcphys.measurements import drift_trace, infer_kind, measurement, pump_output, vth_pulses
 
 SEEDS = 40
 STARTS = 4
-CANDIDATES = 16
 
 
 def perturbed(truth: np.ndarray, rng: np.random.Generator, m: int) -> np.ndarray:
@@ -54,9 +52,10 @@ def values_of(module, names) -> np.ndarray:
 
 def round_trip(start, experiment, observed, free, truth_values, *, seed: int):
     rng = np.random.default_rng(seed)
+    seeds = len(observed[0] if isinstance(observed, list) else observed)
     return imcphys.fit_each(start, experiment, observed, free=free, key=jax.random.key(seed),
-                            initial=perturbed(truth_values, rng, len(observed)), starts=STARTS,
-                            candidates=CANDIDATES, batch=1, progress=False)
+                            initial=perturbed(truth_values, rng, seeds), starts=STARTS,
+                            batch=1, progress=False)
 
 
 def check_round_trip(res, truth_values):
@@ -66,7 +65,12 @@ def check_round_trip(res, truth_values):
 
 
 def check_spread(res, truth_values):
-    ratio = spread_ratio(res.values, res.std_errors, truth_values)
+    """Over the seeds whose best start reached the global optimum (residual scale within 1.5× of the median:
+    a seed whose starts all stopped in a local minimum is a multi-start failure, counted by the round trip)."""
+    converged = res.noise < 1.5 * np.median(res.noise)
+    assert converged.sum() >= 0.8 * len(converged)
+    truth_values = np.broadcast_to(truth_values, res.values.shape)[converged]
+    ratio = spread_ratio(res.values[converged], res.std_errors[converged], truth_values)
     assert np.all((ratio > 1 / 1.5) & (ratio < 1.5)), ratio
 
 
@@ -181,8 +185,7 @@ def test_pcm_cell_standard_errors_match_spread(pcm_cell):
 
 # ============================================================================ Flash: V_th after each pulse
 FLASH_CARD = imcphys.cards_dir() / "flash_fg.toml"
-FLASH_FREE = [Free("barrier_height"), Free("coupling_ratio", upper=1.0), Free("neutral_threshold")]
-FLASH_NAMES = [f.name for f in FLASH_FREE]
+FLASH_FREE = ["barrier_height", "coupling_ratio", "neutral_threshold"]
 NOISE_VTH = 5e-3  # V
 # program transients at 15, 17 and 19 V (widths 0.1 µs … 2 ms, cumulative), a 1 ms −20 V erase between them
 _WIDTHS = 1e-7 * 3.0 ** np.arange(10)
@@ -201,7 +204,7 @@ def flash():
     exp = vth_pulses(flash_dataset(np.zeros(FLASH_AMPLITUDES.size)), source="ideal", initial="erased")
     vth = np.asarray(exp.predict(truth))
     noisy = vth + NOISE_VTH * np.random.default_rng(7).standard_normal((SEEDS, vth.size))
-    res = round_trip(truth, exp, noisy, FLASH_FREE, values_of(truth, FLASH_NAMES), seed=8)
+    res = round_trip(truth, exp, noisy, FLASH_FREE, values_of(truth, FLASH_FREE), seed=8)
     return truth, noisy, res
 
 
@@ -209,13 +212,13 @@ def test_flash_vth_round_trip(flash):
     """Fowler–Nordheim program transients from a pulse generator: their onset and slope fix the barrier φ_B
     and the coupling ratio α_G, the read offset V_T0."""
     truth, _, res = flash
-    check_round_trip(res, values_of(truth, FLASH_NAMES))
+    check_round_trip(res, values_of(truth, FLASH_FREE))
     assert np.median(res.noise) == pytest.approx(NOISE_VTH, rel=0.15)
 
 
 def test_flash_vth_standard_errors_match_spread(flash):
     truth, _, res = flash
-    check_spread(res, values_of(truth, FLASH_NAMES))
+    check_spread(res, values_of(truth, FLASH_FREE))
 
 
 # ====================================================================== Flash: Dickson pump from a card
@@ -247,6 +250,77 @@ def test_pump_standard_errors_match_spread(pump):
     check_spread(res, values_of(truth, PUMP_FREE))
 
 
+# ============================================================================== IGZO: TFT transfer curves
+IGZO_CARD = imcphys.cards_dir() / "igzo_2t0c_li2025.toml"
+TRANSFER_FREE = ["threshold_voltage", "ideality", "band_tail_exponent", "sheet_current"]
+V_GS = np.tile(np.linspace(-0.5, 2.0, 26), 2)  # V, transfer curves at V_DS = 0.05 V and 1 V
+V_DS = np.repeat([0.05, 1.0], 26)
+FLOOR = 1e-13  # A, the instrument's floor: the off-state current (~1e-19 A) is far below it
+NOISE_TRANSFER = 0.01  # decades
+
+
+def transfer_dataset(i_d):
+    return imcphys.Dataset.from_arrays({"V_GS": (V_GS, "V"), "V_DS": (V_DS, "V"), "I_D": (i_d, "A")})
+
+
+@pytest.fixture(scope="module")
+def igzo_transfer():
+    truth = imcphys.load_card(IGZO_CARD)
+    _, exp = measurement("transfer", transfer_dataset(np.ones(V_GS.size)), truth, floor=FLOOR)
+    i_d = np.asarray(exp.predict(truth))
+    noisy = i_d * 10 ** (NOISE_TRANSFER * np.random.default_rng(12).standard_normal((SEEDS, i_d.size)))
+    res = round_trip(truth, exp, noisy, TRANSFER_FREE, values_of(truth, TRANSFER_FREE), seed=13)
+    return truth, noisy, res
+
+
+def test_igzo_transfer_round_trip(igzo_transfer):
+    """Write-transistor transfer curves above the instrument floor: the sub-threshold slope fixes n, the
+    onset V_T, the power law above threshold γ and I_sq; the points below the floor take no part."""
+    truth, noisy, res = igzo_transfer
+    check_round_trip(res, values_of(truth, TRANSFER_FREE))
+    assert np.all(res.dof == int(np.sum(np.abs(noisy[0]) > FLOOR)) - len(TRANSFER_FREE))
+
+
+def test_igzo_transfer_standard_errors_match_spread(igzo_transfer):
+    truth, _, res = igzo_transfer
+    check_spread(res, values_of(truth, TRANSFER_FREE))
+
+
+# ====================================================================== IGZO: 2T0C retention, two temperatures
+RETENTION_FREE = ["off_current", "off_activation_energy"]
+T_HOLD = np.geomspace(1.0, 1e4, 30)  # s after writing the top level (1.0 V)
+
+
+def retention_dataset(temperature, i_read):
+    return imcphys.Dataset.from_arrays({"t": (T_HOLD, "s"), "T": (np.full(T_HOLD.size, temperature), "K"),
+                                        "I_read": (i_read, "A")})
+
+
+@pytest.fixture(scope="module")
+def igzo_retention():
+    """Read current while the top level (1.0 V) leaks away at 25 °C and at 85 °C, fitted together."""
+    truth = imcphys.load_card(IGZO_CARD)
+    exps = [measurement(None, retention_dataset(temp, np.ones(T_HOLD.size)), truth)[1] for temp in (298.15, 358.15)]
+    rng = np.random.default_rng(14)
+    # fewer seeds: each fit runs two adaptive ODE solves per evaluation (16 seeds: the spread to about 18 %)
+    noisy = [np.asarray(e.predict(truth)) * 10 ** (NOISE_DECADES * rng.standard_normal((16, T_HOLD.size)))
+             for e in exps]
+    res = round_trip(truth, exps, noisy, RETENTION_FREE, values_of(truth, RETENTION_FREE), seed=15)
+    return truth, res
+
+
+def test_igzo_retention_round_trip(igzo_retention):
+    """With the word line at −1 V the write transistor's channel is off by ~20 decades: the node leaks
+    through the off-state floor I_off(T)·W, Arrhenius in T; two temperatures fix I_off and E_a."""
+    truth, res = igzo_retention
+    check_round_trip(res, values_of(truth, RETENTION_FREE))
+
+
+def test_igzo_retention_standard_errors_match_spread(igzo_retention):
+    truth, res = igzo_retention
+    check_spread(res, values_of(truth, RETENTION_FREE))
+
+
 # ================================================================================================= CLI
 def _run_cli(args):
     from typer.testing import CliRunner
@@ -265,30 +339,35 @@ def _perturbed_card(card_path, names, factors, path):
     return imcphys.save_card(device, path, template=card)
 
 
-@pytest.mark.parametrize("family", ["pump", "pcm_cell", "flash_ideal"])
-def test_cli_fits_each_family_from_a_perturbed_card(family, pump, pcm_cell, flash, tmp_path):
+@pytest.mark.parametrize("family", ["pump", "pcm_cell", "flash_ideal", "igzo_transfer"])
+def test_cli_fits_each_family_from_a_perturbed_card(family, request, tmp_path):
     """``imcphys fit`` infers the kind from the columns, fits from a card 30–40 % off, writes the card and the
     report; the values agree with the truth within 3 standard errors (the --starts of the round trips: the
     compilation is shared)."""
+    extra, factors = [], [1.3, 0.7, 1.4]
     if family == "pump":
-        truth, noisy, _ = pump
+        truth, noisy, _ = request.getfixturevalue("pump")
         card, names = PUMP_CARD, PUMP_FREE
-        data = imcphys.Dataset.from_arrays({"f_clk": (F_CLK / 1e3, "kHz"), "V_out": (noisy[0], "V")})
-        extra = []
+        data = [imcphys.Dataset.from_arrays({"f_clk": (F_CLK / 1e3, "kHz"), "V_out": (noisy[0], "V")})]
     elif family == "pcm_cell":
-        truth, noisy, _ = pcm_cell
+        truth, noisy, _ = request.getfixturevalue("pcm_cell")
         card, names = PCM_CELL_CARD, PCM_CELL_FREE
-        data = imcphys.Dataset.from_arrays({"t": (T_CELL, "s"), "G": (noisy[0] * 1e6, "uS")})
-        extra = []
-    else:
-        truth, noisy, _ = flash
-        card, names = FLASH_CARD, FLASH_NAMES
-        data = flash_dataset(noisy[0])
+        data = [imcphys.Dataset.from_arrays({"t": (T_CELL, "s"), "G": (noisy[0] * 1e6, "uS")})]
+    elif family == "flash_ideal":
+        truth, noisy, _ = request.getfixturevalue("flash")
+        card, names = FLASH_CARD, FLASH_FREE
+        data = [flash_dataset(noisy[0])]
         extra = ["--set", "source=ideal"]
-    csv_path = data.to_csv(tmp_path / f"{family}.csv")
-    start = _perturbed_card(card, names, [1.3, 0.7, 1.4][:len(names)], tmp_path / "start.toml")
+    else:
+        truth, noisy, _ = request.getfixturevalue("igzo_transfer")
+        card, names = IGZO_CARD, TRANSFER_FREE
+        data = [transfer_dataset(noisy[0])]
+        extra, factors = ["--floor", str(FLOOR)], [1.3, 1.3, 0.7, 1.4]  # n >= 1
+    paths = [str(d.to_csv(tmp_path / f"{family}_{k}.csv")) for k, d in enumerate(data)]
+    start = _perturbed_card(card, names, factors[:len(names)], tmp_path / "start.toml")
     out = tmp_path / "out"
-    run = _run_cli(["--card", str(start), "--data", str(csv_path), "--free", *names, "--out", str(out), *extra])
+    files = [a for path in paths for a in ("--data", path)]
+    run = _run_cli(["--card", str(start), *files, "--free", *names, "--out", str(out), *extra])
     assert "multi-start" in run.output
     report = json.loads((out / "fit_report.json").read_text())
     for p in report["parameters"]:

@@ -1,6 +1,7 @@
 """Readout calibration by gradient (imcphys.readout): the learned-step-size ADC gradient, input checks, and
 notebooks/calibrate_readout.ipynb — per-column ADC range/gain/offset and PCM drift compensation fitted by gradient
-on one programmed array and judged on a fresh one — run end to end."""
+on one programmed array and judged on a fresh one, the refresh interval of a 2T0C array on fresh cells — run end to
+end."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def test_calibrate_reaches_the_minimum_of_a_quadratic():
 
 def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
     """notebooks/calibrate_readout.ipynb in its quick sizes: the gradient-calibrated ADC settings and drift
-    compensation beat the hand settings on a fresh array (the notebook prints the comparisons it measured)."""
+    compensation beat the hand settings on a fresh array, the 2T0C refresh interval on fresh cells (the notebook
+    prints the comparisons it measured)."""
     import nbclient
     import nbformat
     from conftest import REPO
@@ -64,3 +66,4 @@ def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "calibrated beats the hand setting on the fresh array: True" in printed
     assert "gradient compensation beats both on the fresh array: True" in printed
+    assert "gradient refresh interval beats the hand rule on fresh cells: True" in printed
