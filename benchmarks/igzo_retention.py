@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -119,6 +120,7 @@ def main() -> None:
     margin = float(cell.level_margin())
     chunk = min(args.chunk, n)
 
+    load_start = list(os.getloadavg())
     imcphys_run(pop, chunk, chunk)  # compile (one chunk shape) and warm up
     t0 = time.perf_counter()
     stats = imcphys_run(pop, n, chunk)
@@ -149,6 +151,7 @@ def main() -> None:
                       "extrapolated linearly to the full workload",
         "speedup_vs_scipy_loop": loop_full / t_imc,
         "per_temperature": stats,
+        "load_average": {"start": load_start, "end": list(os.getloadavg())},
         "bars": {">= 300x the scipy loop": loop_full / t_imc >= 300, "< 60 s": t_imc < 60},
     }
     result["rows"] = [{

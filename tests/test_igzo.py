@@ -273,8 +273,8 @@ def test_montecarlo_retention_ber_study(tmp_path, li_cell):
     # independent check: the same cells (population_key) through level_retention directly
     card = imcphys.read_card(LI2025)
     pop = imcphys.population.sample(li_cell, card.variability_specs(), 64, key=population_key(jax.random.key(3)))
-    ret = np.stack([np.asarray(eqx.filter_jit(eqx.filter_vmap(lambda c, t=t: c.at_temperature(t).level_retention()))(
-        pop)) for t in temps])  # (temperature, cell, level)
+    per_temp = eqx.filter_jit(eqx.filter_vmap(lambda c, t: c.at_temperature(t).level_retention(), in_axes=(0, None)))
+    ret = np.stack([np.asarray(per_temp(pop, jnp.asarray(t))) for t in temps])  # (temperature, cell, level)
     expected = (ret[:, None] < np.asarray(times)[None, :, None, None]).mean(axis=(2, 3))
     np.testing.assert_allclose(ber, expected, rtol=0, atol=1e-12)
     assert np.all(np.diff(ber, axis=1) >= 0) and np.all(ber[1] >= ber[0])  # worse with time and temperature
