@@ -48,8 +48,13 @@ def nodal_matrix(g: np.ndarray, r_in: float, r_out: float) -> sp.csc_matrix:
     return sp.bmat([[wa + d, -d], [-d, wb + d]], format="csc")
 
 
-def scipy_solve(g: np.ndarray, v: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """(factorisation s, solve s, output currents (M, B))."""
+#: scipy's triangular solves take every right-hand side in turn; past this many seconds for the first 8, the
+#: remaining ones are not run and the solve time is extrapolated (recorded as such in the JSON).
+SCIPY_SOLVE_CAP_S = 300.0
+
+
+def scipy_solve(g: np.ndarray, v: np.ndarray) -> tuple[float, float, np.ndarray, int]:
+    """(factorisation s, solve s, output currents (M, B solved), RHS actually solved)."""
     m, n = g.shape
     k = nodal_matrix(g, R_WIRE, R_WIRE)
     f = np.zeros((2 * m * n, v.shape[1]))
@@ -57,10 +62,15 @@ def scipy_solve(g: np.ndarray, v: np.ndarray) -> tuple[float, float, np.ndarray]
     t0 = time.perf_counter()
     lu = splu(k)
     t1 = time.perf_counter()
-    x = lu.solve(f)
+    x = lu.solve(f[:, :8])
     t2 = time.perf_counter()
+    solved = 8
+    if (t2 - t1) * f.shape[1] / 8 <= SCIPY_SOLVE_CAP_S:
+        x = np.concatenate([x, lu.solve(f[:, 8:])], axis=1)
+        t2, solved = time.perf_counter(), f.shape[1]
+    t_solve = (t2 - t1) * f.shape[1] / solved
     b = x[m * n:].reshape(m, n, -1)
-    return t1 - t0, t2 - t1, b[:, -1] / R_WIRE
+    return t1 - t0, t_solve, b[:, -1] / R_WIRE, solved
 
 
 def main(out: Path, quick: bool) -> None:
@@ -94,11 +104,12 @@ def main(out: Path, quick: bool) -> None:
                "ir_drop_mean_rel": float(np.mean(np.abs(np.asarray(sol.currents) - g @ v)) / np.mean(np.abs(g @ v)))}
         print(row, flush=True)
         try:
-            t_fact, t_lu_solve, cur_lu = scipy_solve(g, v)
-            row.update({"scipy_factorise_s": t_fact, "scipy_solve_s": t_lu_solve,
+            t_fact, t_lu_solve, cur_lu, solved = scipy_solve(g, v)
+            cur = np.asarray(sol.currents)[:, :solved]
+            row.update({"scipy_factorise_s": t_fact, "scipy_solve_s": t_lu_solve, "scipy_rhs_solved": solved,
+                        "scipy_solve_extrapolated": solved < B,
                         "scipy_total_s": t_fact + t_lu_solve, "speedup_vs_scipy": (t_fact + t_lu_solve) / t_solve,
-                        "max_rel_diff_vs_scipy": float(np.max(np.abs(np.asarray(sol.currents) - cur_lu))
-                                                       / np.max(np.abs(cur_lu)))})
+                        "max_rel_diff_vs_scipy": float(np.max(np.abs(cur - cur_lu)) / np.max(np.abs(cur_lu)))})
         except MemoryError as err:
             row["scipy_error"] = f"MemoryError: {err}"
         print(row, flush=True)
@@ -107,7 +118,9 @@ def main(out: Path, quick: bool) -> None:
             "workload": f"Crossbar IR drop: {m}×{m} tile, {B} input vectors, 1 Ω segments, CG to 1e-8",
             "imcphys": f"{t_solve:.3g} s ({row['cg_iterations']} CG iterations); gradient {t_grad / t_solve:.2f}× "
                        "a solve",
-            "baseline": (f"scipy splu {row['scipy_total_s']:.3g} s (factorise {t_fact:.3g} s)"
+            "baseline": (f"scipy splu {row['scipy_total_s']:.3g} s (factorise {t_fact:.3g} s"
+                         + (f"; solve extrapolated from {row['scipy_rhs_solved']} RHS)"
+                            if row["scipy_solve_extrapolated"] else ")")
                          if "scipy_total_s" in row else row.get("scipy_error")),
             "ratio": row.get("speedup_vs_scipy"), "ceiling_fraction": None,
             "note": "same run; ratio = scipy time / imcphys time"})

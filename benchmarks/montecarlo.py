@@ -32,7 +32,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_num_cpu_devices", int(sys.argv[3]))
 from imcphys.montecarlo import get_study, montecarlo
-study = get_study("reram_pulse_read", card=sys.argv[1], **json.loads(sys.argv[6]))
+study = get_study(sys.argv[8], card=sys.argv[1], **json.loads(sys.argv[6]))
 chunk = int(sys.argv[7]) or None
 if chunk:  # warm-up run of one chunk of the same shape: the timed run then excludes compilation
     montecarlo(study, cells=chunk, key=jax.random.key(0), out=sys.argv[4] + "_warm", chunk_cells=chunk,
@@ -46,14 +46,16 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "chunks": r.manifest["chu
 """
 
 
-def run_child(cells: int, devices: int, budget: float, warm_chunk: int = 0) -> dict:
+def run_child(cells: int, devices: int, budget: float, warm_chunk: int = 0, study: str = "reram_pulse_read",
+              options: dict | None = None) -> dict:
     """One Monte Carlo run in a fresh process; its peak RSS sampled with psutil. With ``warm_chunk`` the chunk
     size is fixed and the timed run follows a warm-up of one chunk (compilation excluded)."""
     import psutil
 
+    options = OPTIONS if options is None else options
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(CARD), str(cells), str(devices),
-                                 str(Path(tmp) / "run"), str(budget), json.dumps(OPTIONS), str(warm_chunk)],
+                                 str(Path(tmp) / "run"), str(budget), json.dumps(options), str(warm_chunk), study],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ps, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
@@ -206,13 +208,36 @@ def in_process(quick: bool) -> dict:
     }
 
 
+#: Issue 7's performance bar: 1e7 cells of one ReRAM program-and-verify (up to 20 verify iterations) on the CPU's
+#: cores with peak memory under 4 GB.
+WRITE_VERIFY = {"iterations": 20, "fixed_steps": 8}
+WRITE_VERIFY_BUDGET = 1e9  # bytes of chunks in flight
+
+
+def write_verify(cells: int, devices: int) -> dict:
+    """The ``reram_write_verify`` study over ``cells`` cells on ``devices`` CPU devices, in a fresh process (time
+    including compilation, peak RSS)."""
+    res = run_child(cells, devices, WRITE_VERIFY_BUDGET, study="reram_write_verify", options=WRITE_VERIFY)
+    res["cells_per_s"] = cells / res["seconds"]
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--quick", action="store_true", help="small sizes: check that it works")
+    ap.add_argument("--write-verify-only", action="store_true",
+                    help="only the 1e7-cell program-and-verify row (1e4 cells with --quick)")
+    ap.add_argument("--write-verify-cells", type=int, default=None, help="cells of that row (default 1e7)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
+    wv_cells = a.write_verify_cells or (10_000 if a.quick else 10_000_000)
+    if a.write_verify_only:
+        wv = write_verify(wv_cells, cores)
+        (a.out / "montecarlo_write_verify.json").write_text(json.dumps(wv, indent=1))
+        print(json.dumps(wv, indent=1))
+        return
     sizes = [10_000, 100_000] if a.quick else [10_000, 100_000, 1_000_000, 10_000_000]
     t_start = time.perf_counter()
 
@@ -227,6 +252,7 @@ def main() -> None:
     n_speed = 100_000 if a.quick else 1_000_000
     one, two = (run_child(n_speed, d, BUDGET, warm_chunk=n_speed // 10) for d in (1, 2))
     inproc = in_process(a.quick)
+    wv = write_verify(wv_cells, cores)
 
     res = {
         "name": "montecarlo",
@@ -240,6 +266,7 @@ def main() -> None:
         "sharding": {"cells": n_speed, "one_device_s": one["seconds"], "two_devices_s": two["seconds"],
                      "speedup": one["seconds"] / two["seconds"]},
         **inproc,
+        "write_verify": wv,
         "seconds": time.perf_counter() - t_start,
     }
     frac = res["fraction_of_ceiling"]
@@ -257,6 +284,11 @@ def main() -> None:
          "imcphys": f"{res['gradient']['value_and_grad_s']:.2f} s", "baseline": f"{res['gradient']['forward_s']:.2f} s forward",
          "ratio": res["gradient"]["ratio"], "ceiling_fraction": None,
          "note": f"{res['gradient']['cells']} cells; compile {res['compile_s']['set_pulse_value_and_grad']:.1f} s"},
+        {"workload": f"ReRAM program-and-verify Monte Carlo, {wv_cells:.0e} cells (≤ {WRITE_VERIFY['iterations']} "
+                     "verify iterations, 8 levels)",
+         "imcphys": f"{wv['seconds']:.0f} s, peak RSS {wv['peak_rss_MB']:.0f} MB",
+         "baseline": None, "ratio": None, "ceiling_fraction": None,
+         "note": f"{cores} CPU device(s), {wv['chunks']} chunk(s) of {wv['chunk_cells']}; bar: < 4 GB"},
         {"workload": "Compile time of the study's chunk kernel", "imcphys": f"{res['compile_s']['study_chunk_kernel']:.1f} s",
          "baseline": None, "ratio": None, "ceiling_fraction": frac["study_kernel"],
          "note": "once per device and chunk shape"},

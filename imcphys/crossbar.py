@@ -1,45 +1,47 @@
 r"""Crossbar array parasitics: a differentiable nodal solve for wire IR drop and sneak paths.
 
 Geometry (the reference interface). An M×N array: M output lines (index i) and N input lines (index j);
-``conductance[i, j]`` [S] is the cell between output line i and input line j. Every cell has two nodes: a[i, j] on
-input line j and b[i, j] on output line i. Input line j is driven with ``v_in[j]`` at its end next to output line 0,
-through the driver resistance plus one wire segment ``r_in_wire`` [Ω] to a[0, j], then one segment between
-successive cells (its far end, past i = M−1, is open). Output line i runs from j = 0 to j = N−1 and is held at
-virtual ground beyond its last cell, through one segment ``r_out_wire`` plus the sense resistance. The output current
-of line i is the current into its virtual ground, I_i = b[i, N−1]/(r_out_wire + r_sense) [A].
+``conductance[i, j]`` [S] is the cell between output line i and input line j. Every cell has two nodes:
+a[i, j] on input line j and b[i, j] on output line i. Input line j is driven with ``v_in[j]`` at its end next to
+output line 0, through the driver resistance plus one wire segment ``r_in_wire`` [Ω] to a[0, j], then one
+segment between successive cells (its far end, past i = M−1, is open). Output line i runs from j = 0 to j =
+N−1 and is held at virtual ground beyond its last cell, through one segment ``r_out_wire`` plus the sense
+resistance. The output current of line i is the current into its virtual ground, I_i = b[i, N−1]/(r_out_wire +
+r_sense) [A].
 
-Kirchhoff's current law at every node, with g_a = 1/r_in_wire, g_b = 1/r_out_wire and the cell current
-c(V) = G·V (or a nonlinear I–V):
+Kirchhoff's current law at every node, with g_a = 1/r_in_wire, g_b = 1/r_out_wire and the cell current c(V) =
+G·V (or a nonlinear I–V):
 
 .. math::
 
     g_a\,(2a_{ij} - a_{i-1,j} - a_{i+1,j}) + c(a_{ij} - b_{ij}) = 0,\qquad
     g_b\,(2b_{ij} - b_{i,j-1} - b_{i,j+1}) - c(a_{ij} - b_{ij}) = 0,
 
-with the end nodes adjusted for the driver, the open end, and the sense segment. For linear cells the system is
-symmetric positive definite, [[L_a + D, −D], [−D, L_b + D]] with D = diag(G): L_a couples nodes along input lines
-only and L_b along output lines only, so each line alone is tridiagonal. The solver eliminates the input-line nodes
-(a Schur complement S = L_b + D − D (L_a + D)^{-1} D on the output-line nodes) and runs conjugate gradients on S
-preconditioned by the exact output-line solves (L_b + D)^{-1}; every product with S takes one exact solve of all
-input lines. Both line solves are Thomas sweeps with the factorisation computed once per solve. Wires are ~1e4×
-stiffer than cells, so a diagonal (Jacobi) preconditioner needs thousands of iterations, while exact line solves
-leave only the slow coupling between the two line directions for CG (tens of iterations at 1024×1024, 1 Ω, 100 µS).
-Small arrays are solved directly (dense LU of the full nodal matrix).
+with the end nodes adjusted for the driver, the open end, and the sense segment. For linear cells the system
+is symmetric positive definite, [[L_a + D, −D], [−D, L_b + D]] with D = diag(G): L_a couples nodes along input
+lines only and L_b along output lines only, so each line alone is tridiagonal. The solver eliminates the
+input-line nodes (a Schur complement S = L_b + D − D (L_a + D)^{-1} D on the output-line nodes) and runs
+conjugate gradients on S preconditioned by the exact output-line solves (L_b + D)^{-1}; every product with S
+takes one exact solve of all input lines. Both line solves are Thomas sweeps with the factorisation computed
+once per solve. Wires are ~1e4× stiffer than cells, so a diagonal (Jacobi) preconditioner is hopeless (minutes
+at 512×512 when this was scoped), while exact line solves leave only the slow coupling between the two line
+directions for CG (6 iterations at 256×256 and 9 at 512×512 with 1 Ω segments and 10–100 µS cells). Small arrays are solved directly (dense LU of the full nodal
+matrix).
 
-Nonlinear cells (e.g. the ReRAM sinh I–V) are solved by Newton's method; each Newton step is the same linear solve
-with D = diag(dc/dV). Gradients with respect to conductances, voltages, resistances and I–V parameters are by
-implicit differentiation: one adjoint solve with the (symmetric) Jacobian at the solution, no backpropagation
-through iterations.
+Nonlinear cells (e.g. the ReRAM sinh I–V) are solved by Newton's method; each Newton step is the same linear
+solve with D = diag(dc/dV). Gradients with respect to conductances, voltages, resistances and I–V parameters
+are by implicit differentiation: one adjoint solve with the (symmetric) Jacobian at the solution, no
+backpropagation through iterations.
 
-Zero wire resistance is handled exactly by merging nodes: with r_in_wire = r_out_wire = 0 every line is one node
-(an (M+N)-node system, which is how a passive array's sneak-path read is written in closed form) and with
-ideal drivers and sense amplifiers it is the ideal MVM I = G·v exactly. With exactly one wire resistance zero, that
-side's lines must be held by ideal drivers (or sense amplifiers) and the other side's lines decouple into
-tridiagonal solves.
+Zero wire resistance is handled exactly by merging nodes: with r_in_wire = r_out_wire = 0 every line is one
+node (an (M+N)-node system, which is how a passive array's sneak-path read is written in closed form) and with
+ideal drivers and sense amplifiers it is the ideal MVM I = G·v exactly. With exactly one wire resistance zero,
+that side's lines must be held by ideal drivers (or sense amplifiers) and the other side's lines decouple into
+tridiagonal solves; this case needs concrete resistances (under jit a traced zero resistance is supported only
+for both sides at once).
 
 Passive arrays: lines that are not ``driven`` (input) or not ``sensed`` (output) float; a floating output line
-reports zero current. 1T1R arrays: :func:`one_t_one_r` turns the cells of unselected lines off.
-"""
+reports zero current. 1T1R arrays: :func:`one_t_one_r` turns the cells of unselected lines off."""
 
 from __future__ import annotations
 

@@ -27,3 +27,37 @@ def central_difference(f, x: float, rel: float = 1e-6, abs_step: float = 1e-9) -
     """(f(x + h) − f(x − h)) / 2h with h = rel·|x| (``abs_step`` when x = 0)."""
     h = rel * abs(x) if x != 0 else abs_step
     return (float(f(x + h)) - float(f(x - h))) / (2 * h)
+
+
+# ------------------------------------------------------------------ hypothesis example count (issue 8: >= 5000)
+_HYPOTHESIS_EXAMPLES = {"examples": 0, "tests": 0}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Count the examples every hypothesis test runs (its inner test is wrapped for the duration of the call)."""
+    import functools
+
+    handle = getattr(item.obj, "hypothesis", None)
+    inner = getattr(handle, "inner_test", None)
+    if inner is None:
+        yield
+        return
+
+    @functools.wraps(inner)
+    def counted(*args, **kwargs):
+        _HYPOTHESIS_EXAMPLES["examples"] += 1
+        return inner(*args, **kwargs)
+
+    handle.inner_test = counted
+    _HYPOTHESIS_EXAMPLES["tests"] += 1
+    try:
+        yield
+    finally:
+        handle.inner_test = inner
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _HYPOTHESIS_EXAMPLES["tests"]:
+        terminalreporter.write_line(f"hypothesis: {_HYPOTHESIS_EXAMPLES['examples']} examples in "
+                                    f"{_HYPOTHESIS_EXAMPLES['tests']} property-based tests")

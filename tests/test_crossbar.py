@@ -87,6 +87,11 @@ def test_zero_wire_resistance_is_ideal_mvm(array):
     gj, vj = jnp.asarray(g), jnp.asarray(v)
     assert np.array_equal(imcphys.solve_crossbar(g, v, 0.0, 0.0), gj @ vj)
     assert np.array_equal(imcphys.solve_crossbar(g, v[:, 0], 0.0, 0.0), gj @ vj[:, 0])
+    # the readout's wire path (its G is n_in × n_out, the crossbar's transpose) on two tiles
+    x = v.T / 0.2
+    ideal = imcphys.readout.analog_mvm(g.T, 0.5 * g.T, x)
+    wired = imcphys.readout.analog_mvm(g.T, 0.5 * g.T, x, wires=imcphys.readout.Wires(r_in_wire=0.0, r_out_wire=0.0))
+    np.testing.assert_allclose(wired, ideal, rtol=1e-13)
     # the limit from the general solve: IR drop vanishes linearly with r
     err = [np.max(np.abs(imcphys.solve_crossbar(g, v, r, r, method="cg", rtol=1e-12) - g @ v)) for r in (1e-3, 1e-4)]
     assert 9.0 < err[0] / err[1] < 11.0

@@ -117,8 +117,10 @@ def fowler_nordheim_current_density(field: ArrayLike, a: ArrayLike, b: ArrayLike
     gradient."""
     field = jnp.asarray(field)
     mag = jnp.abs(field)
-    on = mag > 0
-    safe = jnp.where(on, mag, 1.0)
+    # below |E| = B/700, exp(−B/|E|) < 1e-304 is zero in float64: J = 0 there, and the derivative B/E² of the
+    # exponent (which overflows as E → 0) is never formed
+    on = mag > jnp.asarray(b) / 700.0
+    safe = jnp.where(on, mag, jnp.asarray(b) + 1.0)
     return jnp.where(on, jnp.sign(field) * a * safe**2 * safe_exp(-b / safe), 0.0)
 
 
@@ -132,6 +134,12 @@ def _inv_or_big(x: Array, big: float = 1e30) -> Array:
     """1/x, and ``big`` where x = 0 (gradient-safe)."""
     nz = x > 0
     return jnp.where(nz, 1.0 / jnp.where(nz, x, 1.0), big)
+
+
+def _safe_ratio(num: Array, den: Array) -> Array:
+    """num/den, and 0 where den = 0 (gradient-safe)."""
+    nz = den != 0
+    return jnp.where(nz, num / jnp.where(nz, den, 1.0), 0.0)
 
 
 def _relu(x: Array) -> Array:
@@ -321,9 +329,11 @@ class DicksonPump(AbstractDevice):
     def steady_state(self, extra_load_current: ArrayLike = 0.0) -> PumpSteadyState:
         """Periodic steady state (averaged model) under G_L, I_L and ``extra_load_current`` [A]."""
         r = self.output_resistance()
-        v = (self.open_circuit_voltage() - r * (self.load_current + extra_load_current)) / (
+        # the transfer devices conduct only forward: a pump whose loaded output would be negative (V_oc too low,
+        # or more load current than it can give) does not pump, and its output sits at 0 V
+        v = _relu((self.open_circuit_voltage() - r * (self.load_current + extra_load_current)) / (
             1.0 + r * self.load_conductance
-        )
+        ))
         i = self.load_conductance * v + self.load_current + extra_load_current
         p = self.charge_energy() * i + (
             self.stages
@@ -338,7 +348,7 @@ class DicksonPump(AbstractDevice):
             ripple=i / (self.clock_frequency * self.output_capacitance),
             i_out=i,
             supply_power=p,
-            efficiency=v * i / p,
+            efficiency=_safe_ratio(v * i, p),  # 0 for an unloaded pump without stray losses (0/0)
         )
 
     def steady_nodes(self, extra_load_current: ArrayLike = 0.0) -> Float[Array, "... n"]:
