@@ -7,10 +7,11 @@ from pathlib import Path
 
 from . import constants, population, readout, stimulus
 from .cards import load_card, read_card, save_card
+from .crossbar import CrossbarSolution, solve_crossbar, solve_crossbar_nodes
 from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .fit import (Absolute, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from, fit,
-                  pulse_response, trace)
+from .fit import (Absolute, BatchFitResult, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from,
+                  fit, fit_each, pulse_response, trace)
 from .models import Cell2T0C, IGZOTransistor
 from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
                      StanfordReRAM)
@@ -43,6 +44,9 @@ def cards_dir() -> Path:
 
 
 __all__ = [
+    "CrossbarSolution",
+    "solve_crossbar",
+    "solve_crossbar_nodes",
     "Absolute",
     "AbstractDevice",
     "Dataset",
@@ -54,6 +58,8 @@ __all__ = [
     "dc_sweep",
     "experiment_from",
     "fit",
+    "fit_each",
+    "BatchFitResult",
     "load_csv",
     "pulse_response",
     "trace",

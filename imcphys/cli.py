@@ -85,17 +85,26 @@ def fit_command(
     floor: float = typer.Option(0.0, help="current noise floor [A]: |I| at or below it is left out"),
     seed: int = typer.Option(0, help="PRNG seed of the start candidates"),
     quiet: bool = typer.Option(False, help="no progress bars"),
+    kind: str | None = typer.Option(None, help="dc | pulse | vth | drift | retention | pump (default: from the "
+                                               "CSV columns)"),
+    set_: list[str] = typer.Option([], "--set", help="measurement option NAME=VALUE, e.g. source=ideal (Flash "
+                                                     "V_th from a pulse generator), initial=set; repeatable"),
 ) -> None:
     """Fit the --free parameters of a card to measured data; write the fitted card, a JSON report and plots.
 
-    The kind of measurement follows from the columns: 't [s], V [V], I [A]' is a DC sweep, 'amplitude [V],
-    width [s], I [A]' a pulse response (read after each pulse).
+    The kind of measurement follows from the columns (or --kind): 't [s], V [V], I [A]' is a DC sweep,
+    'amplitude [V], width [s], I [A]' a pulse response (read after each pulse), 'amplitude, width, Vth [V]'
+    Flash V_th after each pulse, 't [s], G [S]' a PCM drift trace, 't [s], T [K], G [S]' a retention trace
+    under the measured temperature, 'f_clk [Hz], V_out [V]' a Dickson pump's output. A drift trace of the
+    statistical PCM model fits that device's g_prog and nu (its state): no card is written then.
     """
     import jax
 
     from .cards import read_card
     from .data import load_csv
-    from .fit import experiment_from, fit
+    from .device import AbstractDevice
+    from .fit import fit
+    from .measurements import measurement
     from .plot import save
 
     stray = [a for a in ctx.args if a.startswith("-")]
@@ -104,15 +113,21 @@ def fit_command(
     names = list(free) + list(ctx.args)
     try:
         template = read_card(card)
-        experiments = [experiment_from(load_csv(path), floor=floor) for path in data]
-        result = fit(template.device(), experiments, free=names, key=jax.random.key(seed), starts=starts,
-                     candidates=candidates, card=template, progress=not quiet)
+        device = template.device()
+        built = [measurement(kind, load_csv(path), device, floor=floor, **_parse_options(set_)) for path in data]
+        fitted = built[0][0]
+        if any(m is not fitted for m, _ in built[1:]):
+            raise ValueError("these measurements fit different things (a device's state, not the card): give "
+                             "one --data file at a time")
+        result = fit(fitted, [e for _, e in built], free=names, key=jax.random.key(seed), starts=starts,
+                     candidates=candidates, card=template if fitted is device else None, progress=not quiet)
     except (ValueError, FileNotFoundError) as err:  # bad card, data or names: the message says where
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     out.mkdir(parents=True, exist_ok=True)
-    paths = [result.save_card(out / f"{card.stem}_fitted.toml"), result.save_report(out / "fit_report.json"),
-             save(result.plot(), out / "fit.png")]
+    paths = [result.save_report(out / "fit_report.json"), save(result.plot(), out / "fit.png")]
+    if isinstance(fitted, AbstractDevice):
+        paths.insert(0, result.save_card(out / f"{card.stem}_fitted.toml"))
     typer.echo(str(result.summary()))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 

@@ -36,7 +36,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -217,8 +217,16 @@ class _Core(eqx.Module):
         return jnp.where(self.mask, r, 0.0).ravel()
 
 
-def _initial_state(device: AbstractDevice, initial: str | Array):
-    return device.initial_state(initial) if isinstance(initial, str) else initial
+def _initial_state(device: AbstractDevice, initial: str | None, inputs: dict[str, Any]):
+    """The start state: ``device.initial_state(initial)`` for a name, the state in ``inputs["state0"]`` if one
+    was given, else the family's default ``device.initial_state()``."""
+    if initial is not None:
+        return device.initial_state(initial)
+    return inputs["state0"] if "state0" in inputs else device.initial_state()
+
+
+def _state_inputs(initial: str | ArrayLike | None) -> dict[str, Any]:
+    return {} if initial is None or isinstance(initial, str) else {"state0": jnp.asarray(initial)}
 
 
 class _TraceModel(eqx.Module):
@@ -231,7 +239,7 @@ class _TraceModel(eqx.Module):
     max_steps: int
 
     def __call__(self, device: AbstractDevice, inputs: dict[str, Any]) -> Array:
-        state0 = _initial_state(device, self.initial if self.initial is not None else inputs["state0"])
+        state0 = _initial_state(device, self.initial, inputs)
         sol = simulate(device, state0, inputs["stimulus"], inputs["ts"], solver=self.solver, rtol=self.rtol,
                        atol=self.atol, max_steps=self.max_steps, throw=False, adjoint=diffrax.ForwardMode())
         return jnp.where(sol.result == diffrax.RESULTS.successful, sol.observed, jnp.nan)
@@ -252,7 +260,7 @@ def trace(
     drive: str,
     observed: str,
     residual: AbstractResidual,
-    initial: str | ArrayLike = "reset",
+    initial: str | ArrayLike | None = "reset",
     x: str | None = None,
     solver: diffrax.AbstractSolver | None = None,
     rtol: float = 1e-4,
@@ -261,8 +269,9 @@ def trace(
     name: str | None = None,
 ) -> Experiment:
     """An experiment that drives the device with the measured waveform ``data[drive](data[time])`` (piecewise
-    linear through its corners) from the state ``initial`` (a name for ``device.initial_state`` or a state)
-    and compares ``device.observe(state, drive)`` with ``data[observed]`` at the measured times.
+    linear through its corners) from the state ``initial`` at the first row (a name for
+    ``device.initial_state``, a state, or None for the family's default ``device.initial_state()``) and
+    compares ``device.observe(state, drive)`` with ``data[observed]`` at the measured times.
 
     The solve is adaptive, with an implicit solver by default (``diffrax.Kvaerno5``): the tangents of
     forward-mode differentiation through an explicit solver grew without bound where a ReRAM gap slides along
@@ -275,8 +284,7 @@ def trace(
         raise ValueError(f"{data.source}: a trace needs at least 2 rows; got {len(t)}")
     k = _corners(t, v)
     inputs: dict[str, Any] = {"stimulus": PiecewiseLinear(t[k], v[k]), "ts": jnp.asarray(t)}
-    if not isinstance(initial, str):
-        inputs["state0"] = jnp.asarray(initial)
+    inputs.update(_state_inputs(initial))
     model = _TraceModel(initial if isinstance(initial, str) else None, solver or diffrax.Kvaerno5(), float(rtol),
                         float(atol), int(max_steps))
     xname = x or time
@@ -291,7 +299,7 @@ def dc_sweep(
     current: str = "I",
     time: str = "t",
     floor: float = 0.0,
-    initial: str | ArrayLike = "reset",
+    initial: str | ArrayLike | None = "reset",
     rtol: float = 1e-4,
     atol: float = 1e-5,
     name: str | None = None,
@@ -309,7 +317,7 @@ class _PulseModel(eqx.Module):
     fixed_steps: int
 
     def __call__(self, device: AbstractDevice, inputs: dict[str, Any]) -> Array:
-        state0 = _initial_state(device, self.initial if self.initial is not None else inputs["state0"])
+        state0 = _initial_state(device, self.initial, inputs)
 
         def step(state, pulse):
             amplitude, width = pulse
@@ -326,14 +334,15 @@ def pulse_response(
     amplitude: str = "amplitude",
     width: str = "width",
     read: str = "I",
-    initial: str | ArrayLike = "reset",
+    initial: str | ArrayLike | None = "reset",
     rise: float = 0.0,
     fall: float = 0.0,
     residual: AbstractResidual | None = None,
     fixed_steps: int = 32,
     name: str | None = None,
 ) -> Experiment:
-    """Programming pulses applied one after another to one cell from ``initial``, the read value after each:
+    """Programming pulses applied one after another to one cell from ``initial`` (as in :func:`trace`), the
+    read value after each:
     row k of ``data`` is pulse k (``amplitude`` in the drive unit, ``width`` [s]) and what was read after it.
 
     The model calls ``device.pulse`` (so a family with its own programming — a gain-cell write, a pump-fed
@@ -350,8 +359,7 @@ def pulse_response(
         raise ValueError(f"{data.where(width, k)}: pulse width must be > 0 s; got {w[k]!r} s")
     inputs: dict[str, Any] = {"amplitude": jnp.asarray(data[amplitude]), "width": jnp.asarray(w),
                               "rise": jnp.asarray(float(rise)), "fall": jnp.asarray(float(fall))}
-    if not isinstance(initial, str):
-        inputs["state0"] = jnp.asarray(initial)
+    inputs.update(_state_inputs(initial))
     model = _PulseModel(initial if isinstance(initial, str) else None, fixed_steps)
     return Experiment(model, inputs, data[read], residual=residual or LogAbs(), x=np.arange(1, len(w) + 1),
                       x_label="pulse number [1]", y_label=data.label(read), name=name or _name(data, "pulses"))
@@ -444,8 +452,7 @@ class _Transform(eqx.Module):
         theta = np.asarray(theta, dtype=float)
         target = np.full(theta.shape, np.nan)
         if jac is not None and residuals is not None:
-            u = np.asarray(self.u_of_theta(jnp.asarray(theta)))
-            slope = np.asarray(jax.jvp(self.u_of_theta, (jnp.asarray(theta),), (jnp.ones_like(theta),))[1])
+            u, slope = (np.asarray(x) for x in _transform_at(self, jnp.asarray(theta))[2:])
             live = slope > 0
             step = np.linalg.lstsq(jac[:, live] / slope[live], -residuals, rcond=None)[0]
             target[live] = u[live] + step
@@ -459,6 +466,15 @@ class _Transform(eqx.Module):
             at_hi = frac_hi < PIN_FRACTION or (kind in (_UPPER, _BOTH) and target[i] >= hi[i])
             out.append("lower" if at_lo else "upper" if at_hi else None)
         return out
+
+
+@eqx.filter_jit
+def _transform_at(tr: _Transform, theta: Array) -> tuple[Array, Array, Array, Array]:
+    """Parameter values, u, and their slopes dp/dθ, du/dθ (elementwise) at θ: jitted, as fits call it per start."""
+    ones = jnp.ones_like(theta)
+    p, dp = jax.jvp(tr.params, (theta,), (ones,))
+    u, du = jax.jvp(tr.u_of_theta, (theta,), (ones,))
+    return p, dp, u, du
 
 
 def _softplus(x: float) -> float:
@@ -571,20 +587,49 @@ class _Outcome(eqx.Module):
     success: Array
 
 
-@eqx.filter_jit
-def _least_squares_batch(problem: _Problem, thetas: Array, solver: optx.AbstractLeastSquaresSolver,
-                         max_steps: int) -> _Outcome:
-    def one(theta0):
-        sol = optx.least_squares(lambda th, pr: _residual_fn(pr)(th), solver, theta0, args=problem,
-                                 has_aux=True, max_steps=max_steps, throw=False)
-        # the solver's last accepted point is sol.value: its residuals and (linearised) Jacobian are kept in
-        # the state, so the Jacobian for the standard errors costs no second compilation of the model's
-        # derivative
-        info = sol.state.f_info
-        return _Outcome(sol.value, info.residual, info.jac.as_matrix(), sol.aux, sol.stats["num_steps"],
-                        sol.result == optx.RESULTS.successful)
+def _solve_one(problem: _Problem, theta0: Array, solver: optx.AbstractLeastSquaresSolver,
+               max_steps: int) -> _Outcome:
+    sol = optx.least_squares(lambda th, pr: _residual_fn(pr)(th), solver, theta0, args=problem, has_aux=True,
+                             max_steps=max_steps, throw=False)
+    # the solver's last accepted point is sol.value: its residuals and (linearised) Jacobian are kept in the
+    # state, so the Jacobian for the standard errors costs no second compilation of the model's derivative
+    info = sol.state.f_info
+    return _Outcome(sol.value, info.residual, info.jac.as_matrix(), sol.aux, sol.stats["num_steps"],
+                    sol.result == optx.RESULTS.successful)
 
-    return jax.vmap(one)(thetas)
+
+def _tiled_data(problem: _Problem, rows: int) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+    """The problem's own data, ``rows`` times (a leading axis): one start's share of a batched solve. The
+    single fit runs through the batched solver so that it shares its compilation with :func:`fit_each`
+    (same model, data shape and rows per chunk)."""
+    def tile(x):  # through numpy: an eager jnp.broadcast_to would compile once per shape
+        return jnp.asarray(np.broadcast_to(np.asarray(x), (rows, *x.shape)))
+
+    return tuple(tile(c.observed) for c in problem.experiments), tuple(tile(c.mask) for c in problem.experiments)
+
+
+def _with_data(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Array, ...]) -> _Problem:
+    """``problem`` with other measured values (and masks) of the same shapes."""
+    return eqx.tree_at(lambda p: [c.observed for c in p.experiments] + [c.mask for c in p.experiments], problem,
+                       [*observed, *masks])
+
+
+@eqx.filter_jit
+def _least_squares_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Array, ...], thetas: Array,
+                        solver: optx.AbstractLeastSquaresSolver, max_steps: int) -> _Outcome:
+    """One solve per row: the data ``observed[k][i]`` from the start ``thetas[i]``."""
+    return jax.vmap(lambda obs, msk, th: _solve_one(_with_data(problem, obs, msk), th, solver, max_steps))(
+        observed, masks, thetas)
+
+
+@eqx.filter_jit
+def _screen_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Array, ...], thetas: Array) -> Array:
+    """½Σr² for every data row i and candidate j: ``thetas`` has shape (rows, candidates, n)."""
+    def row(obs, msk, ths):
+        pr = _with_data(problem, obs, msk)
+        return jax.vmap(lambda th: 0.5 * jnp.sum(pr.evaluate(th)[0] ** 2))(ths)
+
+    return jax.vmap(row)(observed, masks, thetas)
 
 
 @eqx.filter_jit
@@ -846,20 +891,8 @@ def fit(
     :meth:`FitResult.save_card`.
     """
     t_start = time.perf_counter()
-    exps = tuple(experiment_from(e) if isinstance(e, Dataset) else e
-                 for e in ((experiments,) if isinstance(experiments, (Experiment, Dataset)) else experiments))
-    if not exps or not all(isinstance(e, Experiment) for e in exps):
-        raise TypeError("experiments must be one or more imcphys.fit.Experiment (or Dataset)")
-    for label, value, least in (("starts", starts, 1), ("candidates", candidates, 0), ("batch", batch, 1)):
-        if not (isinstance(value, int) and value >= least):
-            raise ValueError(f"{label} must be an integer >= {least}; got {value!r}")
-    if not spread > 1:
-        raise ValueError(f"spread must be > 1; got {spread!r}")
-    transform = _make_transform(device, free)
-    # strong dtypes throughout: a weakly typed leaf (a parameter set from a Python float) would otherwise make
-    # the same problem compile again
-    problem = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)) if eqx.is_array(x) else x,
-                                     _Problem(device, tuple(e.core() for e in exps), transform))
+    exps, transform, problem = _setup(device, experiments, free, starts=starts, candidates=candidates, batch=batch,
+                                      spread=spread)
     p0 = np.array([float(getattr(device, n)) for n in transform.names])
     thetas = _draw_starts(transform, p0, max(starts, candidates + 1), spread, key=key)
     if candidates and len(thetas) > starts:
@@ -880,12 +913,38 @@ def fit(
     return _result(problem, exps, thetas, outcome, solver_name, time.perf_counter() - t_start, card)
 
 
+def _setup(device: AbstractDevice, experiments, free: Sequence[str | Free], **counts
+           ) -> tuple[tuple[Experiment, ...], _Transform, _Problem]:
+    """Experiments as a tuple, the transform of the free parameters and the problem; checks the settings."""
+    exps = tuple(experiment_from(e) if isinstance(e, Dataset) else e
+                 for e in ((experiments,) if isinstance(experiments, (Experiment, Dataset)) else experiments))
+    if not exps or not all(isinstance(e, Experiment) for e in exps):
+        raise TypeError("experiments must be one or more imcphys.fit.Experiment (or Dataset)")
+    spread = counts.pop("spread")
+    for label, value in counts.items():
+        least = 0 if label == "candidates" else 1
+        if not (isinstance(value, int) and value >= least):
+            raise ValueError(f"{label} must be an integer >= {least}; got {value!r}")
+    if not spread > 1:
+        raise ValueError(f"spread must be > 1; got {spread!r}")
+    transform = _make_transform(device, free)
+    # strong dtypes throughout: a weakly typed leaf (a parameter set from a Python float) would otherwise make
+    # the same problem compile again
+    problem = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)) if eqx.is_array(x) else x,
+                                     _Problem(device, tuple(e.core() for e in exps), transform))
+    return exps, transform, problem
+
+
 def _draw_starts(transform: _Transform, p0: np.ndarray, starts: int, spread: float, *,
                  key: PRNGKeyArray) -> np.ndarray:
     """θ of the starts: p0 first, then draws within a factor ``spread`` (log) or ±(spread − 1)·|p0| (linear)."""
-    n = len(p0)
+    z = np.asarray(jr.uniform(key, (starts - 1, len(p0)), minval=-1.0, maxval=1.0))
+    return _spread_starts(transform, p0, z, spread)
+
+
+def _spread_starts(transform: _Transform, p0: np.ndarray, z: np.ndarray, spread: float) -> np.ndarray:
+    """θ of p0 followed by the points p0 moved by ``z`` ∈ [−1, 1]ⁿ (one row per point) times the spread."""
     width = np.where(transform.log, np.log(spread), spread - 1.0)
-    z = np.asarray(jr.uniform(key, (starts - 1, n), minval=-1.0, maxval=1.0))
     u0 = np.where(transform.log, np.log(np.abs(p0)), p0 / np.asarray(transform.scale))
     u = u0 + z * width
     lo, hi = np.asarray(transform.lower), np.asarray(transform.upper)
@@ -912,7 +971,7 @@ def _run_least_squares(problem, thetas, solver, max_steps, batch, progress) -> _
             chunk = thetas[k:k + size]
             # pad the last chunk with its first start so that every chunk has one shape (one compilation)
             padded = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
-            out = _least_squares_batch(problem, jnp.asarray(padded), solver, max_steps)
+            out = _least_squares_each(problem, *_tiled_data(problem, size), jnp.asarray(padded), solver, max_steps)
             chunks.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:len(chunk)], out))
             bar.update(len(chunk))
             bar.set_postfix(best_cost=f"{min(_cost(c.residuals).min() for c in chunks):.4g}")
@@ -941,20 +1000,24 @@ def _cost(residuals: np.ndarray) -> np.ndarray:
     return 0.5 * np.sum(np.asarray(residuals) ** 2, axis=-1)
 
 
-def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.ndarray, out: _Outcome,
-            solver: str, seconds: float, card: Card | None) -> FitResult:
-    tr = problem.transform
-    cost = _cost(out.residuals)
-    cost = np.where(np.isfinite(cost), cost, np.inf)
-    best = int(np.argmin(cost))
-    theta, f, jac = np.asarray(out.theta[best]), np.asarray(out.residuals[best]), np.asarray(out.jacobian[best])
-    points = sum(e.points for e in experiments)
+class _Uncertainty(NamedTuple):
+    values: np.ndarray
+    std_errors: np.ndarray
+    covariance: np.ndarray
+    correlation: np.ndarray
+    status: tuple[str, ...]
+    dof: int
+    s2: float
+
+
+def _uncertainty(tr: _Transform, theta: np.ndarray, jac: np.ndarray, f: np.ndarray, points: int) -> _Uncertainty:
+    """Values, standard errors, covariance, correlations and flags at the optimum θ (module docstring)."""
     pinned = tr.pinned(theta, jac, f)
     active = np.array([p is None for p in pinned])
     dof = points - int(active.sum())
     if dof <= 0:
         raise ValueError(f"{points} data points cannot determine {int(active.sum())} free parameters")
-    s2 = 2.0 * cost[best] / dof
+    s2 = float(np.sum(f ** 2)) / dof
     n = len(theta)
     cov_theta = np.full((n, n), np.nan)
     unconstrained = np.zeros(n, dtype=bool)
@@ -975,8 +1038,7 @@ def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.n
         idx = np.flatnonzero(active)
         cov_theta[np.ix_(idx, idx)] = cov_a
         unconstrained[idx[undetermined]] = True
-    values = np.asarray(tr.params(jnp.asarray(theta)))
-    slope = np.asarray(jax.jvp(tr.params, (jnp.asarray(theta),), (jnp.ones_like(jnp.asarray(theta)),))[1])
+    values, slope = (np.asarray(x) for x in _transform_at(tr, jnp.asarray(theta))[:2])
     cov = cov_theta * np.outer(slope, slope)
     se = np.sqrt(np.diag(cov))
     se = np.where(unconstrained, np.inf, se)
@@ -986,7 +1048,19 @@ def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.n
     status = tuple("at lower bound" if p == "lower" else "at upper bound" if p == "upper"
                    else "unconstrained" if (unconstrained[i] or not rel[i] <= 1.0) else "ok"
                    for i, p in enumerate(pinned))
-    device = problem.device_at(jnp.asarray(theta))
+    return _Uncertainty(values, se, cov, corr, status, dof, s2)
+
+
+def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.ndarray, out: _Outcome,
+            solver: str, seconds: float, card: Card | None) -> FitResult:
+    tr = problem.transform
+    cost = _cost(out.residuals)
+    cost = np.where(np.isfinite(cost), cost, np.inf)
+    best = int(np.argmin(cost))
+    theta, f, jac = np.asarray(out.theta[best]), np.asarray(out.residuals[best]), np.asarray(out.jacobian[best])
+    unc = _uncertainty(tr, theta, jac, f, sum(e.points for e in experiments))
+    values, se, cov, corr, status, dof, s2 = unc
+    device = replace(problem.device, **{n: values[i] for i, n in enumerate(tr.names)})
     predictions, residuals, rms = [], [], []
     for e, pred in zip(experiments, out.predictions):
         pred = np.asarray(pred[best])
@@ -997,8 +1071,8 @@ def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.n
         rms.append(float(np.sqrt(np.mean(r[mask] ** 2))))
     with np.errstate(invalid="ignore"):
         reached = 2.0 * (cost - cost[best]) / s2 < 1.0 if s2 > 0 else cost <= cost[best]
-    p_start = np.stack([np.asarray(tr.params(jnp.asarray(t))) for t in thetas])
-    p_final = np.stack([np.asarray(tr.params(jnp.asarray(t))) for t in out.theta])
+    p_start = np.stack([np.asarray(_transform_at(tr, jnp.asarray(t))[0]) for t in thetas])
+    p_final = np.stack([np.asarray(_transform_at(tr, jnp.asarray(t))[0]) for t in out.theta])
     starts = Starts(p_start, p_final, cost, np.asarray(out.success), np.asarray(out.steps), reached)
     units = parameter_units(problem.device)
     return FitResult(device=device, initial_device=problem.device, names=tr.names,
@@ -1009,5 +1083,201 @@ def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.n
                      seconds=seconds, card=card)
 
 
-__all__ = ["AbstractResidual", "Absolute", "Experiment", "FitResult", "FitSummary", "Free", "LogAbs", "Relative",
-           "Starts", "dc_sweep", "experiment_from", "fit", "pulse_response", "trace"]
+
+# ------------------------------------------------------------------------------- many measurements at once
+@dataclasses.dataclass
+class BatchFitResult:
+    """Fits of one model to many measurements of the same shape (:func:`fit_each`): row i of every array is
+    measurement i. Values and standard errors are SI (``units``); ``status[i]`` as in :class:`FitResult`."""
+
+    names: tuple[str, ...]
+    units: tuple[str, ...]
+    values: np.ndarray  #: (measurements, parameters) [SI]
+    std_errors: np.ndarray  #: (measurements, parameters) [SI]
+    correlation: np.ndarray  #: (measurements, parameters, parameters)
+    status: tuple[tuple[str, ...], ...]
+    initial: np.ndarray  #: start values of each measurement's fit [SI]
+    cost: np.ndarray  #: ½Σ(r/σ)² at each optimum
+    noise: np.ndarray  #: residual scale s of each fit
+    dof: np.ndarray
+    reached_best: np.ndarray  #: per measurement, how many starts reached its best optimum (2Δcost/s² < 1)
+    starts: int  #: solver starts per measurement
+    predictions: tuple[np.ndarray, ...]  #: per experiment, (measurements, *observed shape)
+    seconds: float
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def relative_errors(self) -> np.ndarray:
+        """std error / |value|, (measurements, parameters)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.std_errors / np.abs(self.values)
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Measurements whose every parameter has status ``"ok"``."""
+        return np.array([all(st == "ok" for st in row) for row in self.status])
+
+    def population(self) -> dict[str, dict[str, float]]:
+        """Per parameter, over the fits whose status is ok: ``mean``, ``std`` (of the fitted values, ddof 1),
+        ``mean_std_error`` (rms of the reported standard errors) and ``intrinsic_std`` = sqrt(max(std² −
+        mean se², 0)), the spread of the devices themselves once the fitting error is taken out (the fitted
+        values scatter by both)."""
+        v, se = self.values[self.ok], self.std_errors[self.ok]
+        out = {}
+        for j, name in enumerate(self.names):
+            std = float(np.std(v[:, j], ddof=1)) if len(v) > 1 else float("nan")
+            mse = float(np.sqrt(np.mean(se[:, j] ** 2))) if len(v) else float("nan")
+            out[name] = {"mean": float(np.mean(v[:, j])) if len(v) else float("nan"), "std": std,
+                         "mean_std_error": mse, "intrinsic_std": float(np.sqrt(max(std ** 2 - mse ** 2, 0.0))),
+                         "fits": int(len(v))}
+        return out
+
+    def summary(self) -> FitSummary:
+        """Table over the measurements: mean, spread, mean standard error and intrinsic spread per parameter."""
+        rows = [("parameter", "mean", "std", "rms std error", "intrinsic std", "unit")]
+        for name, unit in zip(self.names, self.units):
+            st = self.population()[name]
+            rows.append((name, *(f"{st[k]:.4g}" for k in ("mean", "std", "mean_std_error", "intrinsic_std")),
+                         unit))
+        widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"{int(self.ok.sum())}/{len(self)} fits ok; {int((self.reached_best >= 1).sum())} reached their "
+                     f"best optimum from {self.starts} start(s) each; {self.seconds:.1f} s")
+        return FitSummary("\n".join(lines))
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready: every fit's values, standard errors and status, and the population statistics."""
+        return {"names": list(self.names), "units": list(self.units),
+                "values": [[float(x) for x in row] for row in self.values],
+                "std_errors": [[_finite_or_none(x) for x in row] for row in self.std_errors],
+                "status": [list(row) for row in self.status],
+                "residual_scale": [float(x) for x in self.noise],
+                "population": {n: {k: _finite_or_none(v) if k != "fits" else v for k, v in st.items()}
+                               for n, st in self.population().items()},
+                "seconds": self.seconds}
+
+    def save_report(self, path: str | Path) -> Path:
+        """Write :meth:`report` as JSON."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.report(), indent=2, allow_nan=False))
+        return path
+
+
+def _chunked(fn: Callable[..., PyTree], size: int, *arrays: np.ndarray) -> PyTree:
+    """``fn`` over the rows of ``arrays`` in chunks of ``size`` rows (the last one padded with copies of its
+    first row, so that every chunk has one shape: one compilation), outputs concatenated as numpy."""
+    total = len(arrays[0])
+    size = min(size, total)
+    outs = []
+    for k in range(0, total, size):
+        rows = [a[k:k + size] for a in arrays]
+        pad = size - len(rows[0])
+        rows = [np.concatenate([r, np.repeat(r[:1], pad, axis=0)]) if pad else r for r in rows]
+        outs.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:size - pad], fn(*rows)))
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
+
+
+def fit_each(
+    device: AbstractDevice,
+    experiments: Experiment | Sequence[Experiment],
+    observed: ArrayLike | Sequence[ArrayLike],
+    *,
+    free: Sequence[str | Free],
+    key: PRNGKeyArray,
+    initial: ArrayLike | None = None,
+    starts: int = 1,
+    candidates: int = 0,
+    spread: float = 2.0,
+    solver: optx.AbstractLeastSquaresSolver | None = None,
+    max_steps: int = 64,
+    batch: int | None = None,
+    progress: bool = True,
+) -> BatchFitResult:
+    """Fit the same model to many measurements of the same shape — the cells of a wafer, the devices of an
+    array, noise realisations of one measurement — as one vmapped solve (one compilation for all of them).
+
+    ``experiments`` are the template (model, inputs, residual scale); ``observed`` gives, per experiment, the
+    measured values with a leading axis over the measurements (shape (m, *experiment.observed.shape)).
+    ``initial``: start values [SI] of the free parameters, shape (m, n) or (n,) (default: ``device``'s). Per
+    measurement, multi-start as in :func:`fit`: ``candidates`` random points around its start are screened by
+    cost and the solver runs from the start and the ``starts − 1`` best; the best optimum is kept. ``batch``
+    measurements per vmapped chunk (default: all at once); each fit gets standard errors as in :func:`fit`.
+    """
+    t_start = time.perf_counter()
+    exps, tr, problem = _setup(device, experiments, free, starts=starts, candidates=candidates, batch=batch or 1,
+                               spread=spread)
+    obs_list = [observed] if len(exps) == 1 and not isinstance(observed, (list, tuple)) else list(observed)
+    if len(obs_list) != len(exps):
+        raise ValueError(f"observed must hold one array per experiment ({len(exps)}); got {len(obs_list)}")
+    obs = []
+    for e, o in zip(exps, obs_list):
+        o = np.asarray(o, dtype=float)
+        if o.shape[1:] != e.observed.shape:
+            raise ValueError(f"{e.name}: observed must have shape (measurements, *{e.observed.shape}); got {o.shape}")
+        if not np.all(np.isfinite(o)):
+            k = np.argwhere(~np.isfinite(o))[0]
+            raise ValueError(f"{e.name}: observed values must be finite; measurement {k[0]}, element "
+                             f"{tuple(int(x) for x in k[1:])} is {o[tuple(k)]!r}")
+        obs.append(o)
+    m = obs[0].shape[0]
+    if any(o.shape[0] != m for o in obs) or m < 1:
+        raise ValueError(f"every experiment needs the same number (>= 1) of measurements; got "
+                         f"{[o.shape[0] for o in obs]}")
+    masks = [np.broadcast_to(e.residual.valid(o), o.shape) for e, o in zip(exps, obs)]
+    points = sum(mk.reshape(m, -1).sum(axis=1) for mk in masks)
+    n = len(tr.names)
+    p_start = np.broadcast_to(np.asarray(initial if initial is not None else
+                                         [float(getattr(device, nm)) for nm in tr.names], dtype=float), (m, n))
+    count = max(starts, candidates + 1)
+    z = np.asarray(jr.uniform(key, (m, count - 1, n), minval=-1.0, maxval=1.0))
+    thetas = np.stack([_spread_starts(tr, p_start[i], z[i], spread) for i in range(m)])  # (m, count, n)
+    per_chunk = batch or m
+    data_rows = (*obs, *masks)
+    k_exp = len(exps)
+
+    def run(fn, *rows):
+        data, th = rows[:-1], jnp.asarray(rows[-1])
+        return fn(tuple(jnp.asarray(r) for r in data[:k_exp]), tuple(jnp.asarray(r) for r in data[k_exp:]), th)
+
+    if candidates and count > starts:
+        with _progress(m * (count - 1), "screening start candidates", progress) as bar:
+            cost = _chunked(lambda *r: run(lambda o, mk, th: _screen_each(problem, o, mk, th), *r), per_chunk,
+                            *data_rows, thetas[:, 1:])
+            bar.update(m * (count - 1))
+        order = np.argsort(np.where(np.isfinite(cost), cost, np.inf), axis=1, kind="stable")[:, :starts - 1]
+        thetas = np.concatenate([thetas[:, :1], np.take_along_axis(thetas[:, 1:], order[..., None], axis=1)], axis=1)
+    else:
+        thetas = thetas[:, :starts]
+    solver = solver if solver is not None else optx.LevenbergMarquardt(rtol=1e-5, atol=1e-5)
+    if not isinstance(solver, optx.AbstractLeastSquaresSolver):
+        raise TypeError(f"solver must be an optimistix least-squares solver; got {solver!r}")
+    # one solve per (measurement, start)
+    flat = [np.repeat(r, starts, axis=0) for r in data_rows] + [thetas.reshape(m * starts, n)]
+    with _progress(m * starts, "multi-start (Levenberg-Marquardt)", progress) as bar:
+        out = _chunked(lambda *r: run(lambda o, mk, th: _least_squares_each(problem, o, mk, th, solver, max_steps),
+                                      *r), per_chunk * starts, *flat)
+        bar.update(m * starts)
+    cost = _cost(out.residuals).reshape(m, starts)
+    cost = np.where(np.isfinite(cost), cost, np.inf)
+    best = np.argmin(cost, axis=1)
+    pick = np.arange(m) * starts + best
+    rows = [_uncertainty(tr, out.theta[i], out.jacobian[i], out.residuals[i], int(points[j]))
+            for j, i in enumerate(pick)]
+    s2 = np.array([r.s2 for r in rows])
+    with np.errstate(invalid="ignore"):
+        reached = (2.0 * (cost - cost[np.arange(m), best][:, None]) / s2[:, None] < 1.0).sum(axis=1)
+    units = parameter_units(problem.device)
+    return BatchFitResult(
+        names=tr.names, units=tuple(units[nm] for nm in tr.names), values=np.stack([r.values for r in rows]),
+        std_errors=np.stack([r.std_errors for r in rows]), correlation=np.stack([r.correlation for r in rows]),
+        status=tuple(r.status for r in rows), initial=np.array(p_start), cost=cost[np.arange(m), best],
+        noise=np.sqrt(s2), dof=np.array([r.dof for r in rows]), reached_best=reached, starts=starts,
+        predictions=tuple(np.asarray(pr)[pick] for pr in out.predictions), seconds=time.perf_counter() - t_start)
+
+
+__all__ = ["AbstractResidual", "Absolute", "BatchFitResult", "Experiment", "FitResult", "FitSummary", "Free", "LogAbs",
+           "Relative", "Starts", "dc_sweep", "experiment_from", "fit", "fit_each", "pulse_response", "trace"]

@@ -33,8 +33,10 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def write_report(sections: list[Section], out: Path, *, title: str = "imcphys demo report") -> Path:
-    """Write ``out/index.html`` and ``out/summary.json`` for ``sections``; return the HTML path."""
+def write_report(sections: list[Section], out: Path, *, title: str = "imcphys demo report",
+                 headlines: list[dict[str, Any]] | None = None) -> Path:
+    """Write ``out/index.html`` and ``out/summary.json`` for ``sections`` (and a table of ``headlines``:
+    dicts with ``claim``, ``value`` and ``met``); return the HTML path."""
     import jax
 
     import imcphys
@@ -42,7 +44,8 @@ def write_report(sections: list[Section], out: Path, *, title: str = "imcphys de
     env = {"imcphys": imcphys.__version__, "jax": jax.__version__, "python": platform.python_version(),
            "machine": platform.machine(), "devices": [str(d) for d in jax.devices()],
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    summary = {"environment": env, "seconds": {s.name: round(s.seconds, 2) for s in sections},
+    summary = {"environment": env, "headlines": headlines or [],
+               "seconds": {s.name: round(s.seconds, 2) for s in sections},
                **{s.name: s.numbers for s in sections}}
     write_json(summary, out / "summary.json")
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -55,6 +58,10 @@ def write_report(sections: list[Section], out: Path, *, title: str = "imcphys de
              f"{sum(s.seconds for s in sections):.0f} s in all</p><ul>"]
     parts += [f"<li><a href='#{s.name}'>{html.escape(s.title)}</a> ({s.seconds:.0f} s)</li>" for s in sections]
     parts.append("</ul>")
+    if headlines:
+        rows = "".join(f"<tr><td>{'✔' if h['met'] else '✘'}</td><td>{html.escape(h['claim'])}</td>"
+                       f"<td>{html.escape(h['value'])}</td></tr>" for h in headlines)
+        parts.append(f"<h2 id='headlines'>Headline figures</h2><table>{rows}</table>")
     for s in sections:
         parts.append(f"<h2 id='{s.name}'>{html.escape(s.title)}</h2><p>{html.escape(s.text)}</p>")
         for fig in s.figures:

@@ -65,19 +65,16 @@ def run(pop, scheme, targets, verify, smoothing=None):
                    fixed_steps=STEPS)
 
 
-def test_reset_schedule_programs_the_levels(pop, levels, schedule):
-    """The partial-RESET ramp puts most cells on their level: a sanity check of the physics the others use."""
-    assert schedule.direction == "reset" and schedule.iterations == K
-    rep = run(pop, schedule, levels, "exact")
-    assert rep.unconverged < N // 4 and rep.level_error_rate() < 0.2, rep.summary()
-    # a RESET pulse of I = 100 … 118 µA, 20 ns, dissipates I² R_on t = 0.6 … 0.84 pJ (R_on = 3 kΩ)
-    per_pulse = np.asarray(rep.energy)[rep.pulses > 0] / np.asarray(rep.pulses)[rep.pulses > 0]
-    assert np.all((per_pulse > 0.59e-12) & (per_pulse < 0.85e-12))
-
-
 def test_smooth_and_straight_through_tend_to_exact(pop, levels, schedule):
+    assert schedule.direction == "reset" and schedule.iterations == K
     exact = run(pop, schedule, levels, "exact")
     assert np.ptp(exact.pulses) > 3  # cells differ
+    # the partial-RESET ramp puts most cells on their level (a sanity check of the physics)
+    assert exact.unconverged < N // 4 and exact.level_error_rate() < 0.2, exact.summary()
+    # a RESET pulse of I = 100 … 118 µA, 20 ns, dissipates I² R_on t = 0.6 … 0.84 pJ (R_on = 3 kΩ)
+    applied = np.asarray(exact.pulses) > 0
+    per_pulse = np.asarray(exact.energy)[applied] / np.asarray(exact.pulses)[applied]
+    assert np.all((per_pulse > 0.59e-12) & (per_pulse < 0.85e-12))
     gaps = []
     for factor in (1.0, 1e-1, 1e-2, 1e-3, 1e-5):
         smooth = run(pop, schedule, levels, "smooth", SMOOTH.scaled(factor))

@@ -107,10 +107,15 @@ def _check_time(t: ArrayLike, name: str = "t (time since programming)") -> Array
 
 
 class PCMState(eqx.Module):
-    """What programming leaves in each device of a :class:`PCMStatistical` array (any shape)."""
+    """What programming leaves in each device of a :class:`PCMStatistical` array (any shape).
 
-    g_prog: Float[Array, "..."]  #: conductance after programming [S] (drifted, when solved as an ODE)
-    nu: Float[Array, "..."]  #: drift exponent ν of the device [1]
+    The fields carry their units like device parameters, so that a device's own g_prog and ν can be fitted to
+    its drift trace: ``imcphys.fit(PCMState(g0, nu0), experiment, free=["g_prog", "nu"], ...)``.
+    """
+
+    #: conductance after programming [S] (drifted, when solved as an ODE)
+    g_prog: Float[Array, "..."] = eqx.field(metadata={"unit": "S"})
+    nu: Float[Array, "..."] = eqx.field(metadata={"unit": "1"})  #: drift exponent ν of the device [1]
 
 
 class PCMStatistical(AbstractDevice):
