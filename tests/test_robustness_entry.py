@@ -155,7 +155,7 @@ def csv_texts(draw):
     return "\n".join(lines) + ("\n" if draw(st.booleans()) else "")
 
 
-@examples(800)
+@examples(500)
 @given(text=csv_texts())
 def test_load_csv_random_files(tmp_path_factory, text):
     """Random (mostly malformed) CSV files: a dataset of finite SI columns with a time column that increases, or a
@@ -182,7 +182,7 @@ def test_load_csv_missing_file_is_clear(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ stimuli
-@examples(300)
+@examples(100)
 @given(amplitudes=st.lists(st.one_of(voltages, st.just(float("nan"))), min_size=1, max_size=4),
        width=st.one_of(widths, st.floats(-1.0, 0.0)), period=st.one_of(widths, st.just(float("inf"))),
        v_max=st.one_of(voltages, st.just(float("inf"))), rate=st.one_of(decades(1.0, 6.0), st.floats(-1.0, 0.0)))
