@@ -20,8 +20,9 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-core
 	$(BIN)/imcphys demo --out demo-report
 
+# two workers: the suite is dominated by single-threaded XLA compilation, so one worker per core halves it
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run_all.py --out benchmarks

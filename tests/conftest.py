@@ -57,6 +57,20 @@ def pytest_runtest_call(item):
         handle.inner_test = inner
 
 
+def pytest_sessionfinish(session):
+    """Under pytest-xdist, a worker hands its count to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["hypothesis_examples"] = dict(_HYPOTHESIS_EXAMPLES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """Under pytest-xdist, the controller adds up the workers' counts."""
+    counts = getattr(node, "workeroutput", {}).get("hypothesis_examples", {})
+    for k in _HYPOTHESIS_EXAMPLES:
+        _HYPOTHESIS_EXAMPLES[k] += counts.get(k, 0)
+
+
 def pytest_terminal_summary(terminalreporter):
     if _HYPOTHESIS_EXAMPLES["tests"]:
         terminalreporter.write_line(f"hypothesis: {_HYPOTHESIS_EXAMPLES['examples']} examples in "
