@@ -88,8 +88,9 @@ def table(results: dict) -> str:
                                     "note": "no rows reported"}]
         for row in rows:
             frac = row.get("ceiling_fraction")
+            workload = _cell(row.get("workload", name)) + (" (quick sizes)" if res.get("quick") else "")
             lines.append("| " + " | ".join([
-                _cell(row.get("workload", name)), _cell(row.get("imcphys")), _cell(row.get("baseline")),
+                workload, _cell(row.get("imcphys")), _cell(row.get("baseline")),
                 _cell(row.get("ratio")), "—" if frac is None else f"{100 * frac:.0f} %", _cell(row.get("note")),
             ]) + " |")
     for name in results["missing"]:
@@ -119,6 +120,8 @@ def main() -> None:
     ap.add_argument("--readme", type=Path, default=HERE.parent / "README.md",
                     help="README whose marked block gets the table ('' to skip)")
     ap.add_argument("--only", nargs="*", help="run only these benchmarks")
+    ap.add_argument("--quick-for", nargs="*", default=[],
+                    help="run only these benchmarks at quick sizes (marked so in the table)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     present = discover()
@@ -127,7 +130,8 @@ def main() -> None:
                "missing": [n for n in EXPECTED if n not in present]}
     for name in names:
         print(f"[bench] {name} ...", flush=True)
-        res = run_one(name, a.out, a.quick)
+        quick = a.quick or name in a.quick_for
+        res = {**run_one(name, a.out, quick), "quick": quick}
         results["benchmarks"][name] = res
         print(f"[bench] {name}: {res['status']} in {res['seconds']:.0f} s", flush=True)
         if res["status"] != "ok":
