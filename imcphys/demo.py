@@ -33,7 +33,7 @@ def headlines(sections: list[Section]) -> list[dict[str, Any]]:
         if value is not None:
             rows.append({"claim": claim, "value": text, "met": bool(met)})
 
-    n = by.get("igzo_2t0c", {})
+    n = by.get("igzo_2t0c_retention", {})
     t25, levels = _get(n, "min_retention_s_25C"), _get(n, "levels")
     if t25 is not None:
         add("2T0C (IGZO, Li 2025 card): 8 levels held > 100 s at 25 °C", t25,
