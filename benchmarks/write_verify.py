@@ -147,6 +147,23 @@ def gradient(n: int, reps: int, memory_iterations: list[int], memory_cells: int)
                            temps[memory_iterations.index(20)] / memory_cells if 20 in memory_iterations else None}}
 
 
+def rows(numbers: dict) -> list[dict]:
+    """The README table's lines (see benchmarks/run_all.py) from this benchmark's numbers."""
+    t, g = numbers["throughput"], numbers["gradient"]
+    return [
+        {"workload": f"ReRAM program-and-verify, exact mode, {t['cells']:.0e} cells, <= {t['pulse_budget']} "
+                     "verify iterations", "imcphys": f"{t['applied_cell_pulses_per_s']:.3g} applied cell-pulses/s "
+                     f"({t['cell_iterations_per_s']:.3g} cell-iterations/s, {t['wall_s']:.1f} s)",
+         "baseline": None, "ratio": None, "ceiling_fraction": None,
+         "note": f"target 1e6 cell-pulses/s: {'met' if numbers['targets']['cell_pulses_per_s_met'] else 'not met'}"},
+        {"workload": f"Gradient of the program-and-verify objective, {g['cells']:.0e} cells, {g['settings']} settings",
+         "imcphys": f"{g['gradient_smooth']['wall_s']:.1f} s", "baseline":
+         f"smooth forward {g['forward_smooth']['wall_s']:.1f} s", "ratio": g["gradient_over_forward_smooth_wall"],
+         "ceiling_fraction": None, "note": f"target <= 5x; memory {g['memory']['bytes_per_iteration_per_cell']:.0f} "
+                                           "B per iteration per cell (checkpointed)"},
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
@@ -179,6 +196,7 @@ def main() -> None:
     numbers["machine"] = {"jax_devices": len(jax.devices()), "cpu_count": os.cpu_count(),
                           "load_average_before": load_before, "load_average_after": os.getloadavg(),
                           "platform": platform.platform(), "jax": jax.__version__, "quick": args.quick}
+    numbers["rows"] = rows(numbers)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "write_verify.json"
     path.write_text(json.dumps(jsonable(numbers), indent=2))
