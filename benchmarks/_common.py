@@ -58,3 +58,14 @@ def write(out: Path, name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"benchmark": name, "environment": environment(), **result}, indent=2))
     print(f"wrote {path}")
     return path
+
+
+def cli(main, doc: str | None) -> None:
+    """Command line of a benchmark script whose ``main(out, quick)`` takes only ``--out DIR`` and ``--quick``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks"))
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    main(args.out, args.quick)

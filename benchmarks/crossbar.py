@@ -12,7 +12,6 @@ differentiation, timed with its forward solve, relative to one solve.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -140,8 +139,4 @@ def main(out: Path, quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks"))
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    main(args.out, args.quick)
+    _common.cli(main, __doc__)

@@ -11,7 +11,6 @@ compilation, the compilation time, the fitted values of both and how far apart t
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -138,8 +137,4 @@ def main(out: Path, quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks"))
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    main(args.out, args.quick)
+    _common.cli(main, __doc__)

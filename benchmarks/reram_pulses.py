@@ -6,7 +6,6 @@ against a per-cell scipy ``solve_ivp`` loop (the way per-device-loop tools such 
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -151,8 +150,4 @@ def main(out: Path, quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks"))
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    main(args.out, args.quick)
+    _common.cli(main, __doc__)

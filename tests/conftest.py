@@ -29,6 +29,18 @@ def central_difference(f, x: float, rel: float = 1e-6, abs_step: float = 1e-9) -
     return (float(f(x + h)) - float(f(x - h))) / (2 * h)
 
 
+def run_notebook(name: str, tmp_path: Path, monkeypatch, *, timeout: int = 600) -> str:
+    """Execute ``notebooks/<name>`` at its quick sizes (``IMCPHYS_QUICK=1``) in ``tmp_path``; return all it printed."""
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("IMCPHYS_QUICK", "1")
+    nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
 # ------------------------------------------------------------------ hypothesis example count (issue 8: >= 5000)
 _HYPOTHESIS_EXAMPLES = {"examples": 0, "tests": 0}
 

@@ -292,15 +292,9 @@ def test_bad_calls_raise_naming_the_parameter(pops, levels, schedule):
 
 def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
     """notebooks/optimize_write_verify.ipynb executes without error in its quick sizes."""
-    import nbclient
-    import nbformat
-    from conftest import REPO
+    from conftest import run_notebook
 
-    monkeypatch.setenv("IMCPHYS_QUICK", "1")
-    nb = nbformat.read(REPO / "notebooks" / "optimize_write_verify.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    printed = run_notebook("optimize_write_verify.ipynb", tmp_path, monkeypatch, timeout=900)
     assert "straight-through forward equals exact: True" in printed
     assert "fresh population, exact mode" in printed
 

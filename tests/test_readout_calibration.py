@@ -55,15 +55,9 @@ def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
     """notebooks/calibrate_readout.ipynb in its quick sizes: the gradient-calibrated ADC settings and drift
     compensation beat the hand settings on a fresh array, the 2T0C refresh interval on fresh cells (the notebook
     prints the comparisons it measured)."""
-    import nbclient
-    import nbformat
-    from conftest import REPO
+    from conftest import run_notebook
 
-    monkeypatch.setenv("IMCPHYS_QUICK", "1")
-    nb = nbformat.read(REPO / "notebooks" / "calibrate_readout.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    printed = run_notebook("calibrate_readout.ipynb", tmp_path, monkeypatch, timeout=600)
     assert "calibrated beats the hand setting on the fresh array: True" in printed
     assert "gradient compensation beats both on the fresh array: True" in printed
     assert "gradient refresh interval beats the hand rule on fresh cells: True" in printed
