@@ -78,7 +78,9 @@ def fit_command(
     ctx: typer.Context,
     card: Path = typer.Option(..., help="parameter card (TOML) to start from"),
     data: list[Path] = typer.Option(..., help="measured CSV with units in its headers; repeat for a joint fit"),
-    free: list[str] = typer.Option(..., help="parameters to fit: --free NAME [NAME ...]"),
+    free: list[str] = typer.Option(..., help="parameters to fit: --free NAME [NAME ...]; NAME:LO:HI bounds one "
+                                             "to [LO, HI] in the card's unit of that parameter (NAME:LO: or "
+                                             "NAME::HI for one side), e.g. --free i0 v0:0.1:0.5"),
     out: Path = typer.Option(Path("fit-out"), help="output directory"),
     starts: int = typer.Option(8, help="solver starts (the card's values and the best screened candidates)"),
     candidates: int = typer.Option(64, help="random start candidates screened by their cost"),
@@ -103,7 +105,7 @@ def fit_command(
     from .cards import read_card
     from .data import load_csv
     from .device import AbstractDevice
-    from .fit import fit
+    from .fit import fit, parse_free
     from .measurements import measurement
     from .plot import save
 
@@ -119,7 +121,9 @@ def fit_command(
         if any(m is not fitted for m, _ in built[1:]):
             raise ValueError("these measurements fit different things (a device's state, not the card): give "
                              "one --data file at a time")
-        result = fit(fitted, [e for _, e in built], free=names, key=jax.random.key(seed), starts=starts,
+        units = {n: p.get("unit") for n, p in template.provenance.items()} if fitted is device else {}
+        specs = [parse_free(n, fitted, units.get(n.split(":")[0].strip())) for n in names]
+        result = fit(fitted, [e for _, e in built], free=specs, key=jax.random.key(seed), starts=starts,
                      candidates=candidates, card=template if fitted is device else None, progress=not quiet)
     except (ValueError, FileNotFoundError) as err:  # bad card, data or names: the message says where
         typer.echo(f"error: {err}", err=True)

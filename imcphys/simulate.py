@@ -92,7 +92,8 @@ def _scaled(device: AbstractDevice) -> _Scaled:
 
 
 # ------------------------------------------------------------------------------------------- adaptive path
-def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps, throw, adjoint=None):
+def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps, throw, adjoint=None,
+             controller=None, first_step=None):
     """Solve from time a to b [s] in scaled time τ ∈ [0, 1], with the drive linear on [a, b]."""
     length = b - a
     # Sample the drive strictly inside the segment and extend linearly: exact for piecewise-linear stimuli, and
@@ -104,8 +105,8 @@ def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps,
         drive = q1 + (tau - 0.25) * 2.0 * (q3 - q1)
         return _tmap(lambda d: length * d, sys.field(a + length * tau, y, drive))
 
-    controller = diffrax.PIDController(rtol=rtol, atol=atol)
-    sol = diffrax.diffeqsolve(diffrax.ODETerm(f), solver, 0.0, 1.0, None, y0, saveat=diffrax.SaveAt(t1=True),
+    controller = controller if controller is not None else diffrax.PIDController(rtol=rtol, atol=atol)
+    sol = diffrax.diffeqsolve(diffrax.ODETerm(f), solver, 0.0, 1.0, first_step, y0, saveat=diffrax.SaveAt(t1=True),
                               stepsize_controller=controller, max_steps=max_steps, throw=throw,
                               adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint())
     return _tmap(lambda x: x[-1], sol.ys), sol.result, sol.stats["num_steps"]
@@ -260,6 +261,8 @@ def simulate(
     max_steps: int = 4096,
     throw: bool = True,
     adjoint: diffrax.AbstractAdjoint | None = None,
+    controller: diffrax.AbstractStepSizeController | None = None,
+    first_step: float | None = None,
 ) -> Solution:
     """Solve the device under ``stimulus`` from ``ts[0]`` and return states and observables at ``ts`` [s].
 
@@ -268,7 +271,10 @@ def simulate(
     reached) is reported in ``Solution.result`` instead of raised; the states are then not to be trusted.
     ``adjoint`` is diffrax's differentiation method for the adaptive path (default
     ``diffrax.RecursiveCheckpointAdjoint()``, reverse mode); ``diffrax.ForwardMode()`` allows ``jax.jvp`` and
-    ``jax.jacfwd``, which Levenberg–Marquardt fits need.
+    ``jax.jacfwd``, which Levenberg–Marquardt fits need. ``controller`` replaces the adaptive path's step-size
+    controller (default ``diffrax.PIDController(rtol=rtol, atol=atol)``; its tolerances act on the scaled state),
+    and ``first_step`` is the first step tried in each segment as a fraction of it (default: diffrax's estimate;
+    1.0 tries the whole segment, which is one step where the device does nothing).
     """
     _check_fixed_steps(fixed_steps)
     ts = jnp.asarray(ts, dtype=float)
@@ -284,7 +290,8 @@ def simulate(
     if fixed_steps is None:
         _no_noise_on_adaptive(key)
         ys, result, num_steps = _adaptive(sys, stimulus, y0, ts, solver=solver or device.default_solver(), rtol=rtol,
-                                          atol=atol, max_steps=max_steps, throw=throw, adjoint=adjoint)
+                                          atol=atol, max_steps=max_steps, throw=throw, adjoint=adjoint,
+                                          controller=controller, first_step=first_step)
     else:
         key = _noise_key(device, stimulus, state0, key)
         frac = jnp.arange(fixed_steps + 1) / fixed_steps
