@@ -13,6 +13,7 @@ names), ``ceiling_fraction`` (number or null: the fraction of a fused JAX kernel
 everything between them is replaced, nothing outside.
 
     python benchmarks/run_all.py --out benchmarks [--quick] [--readme README.md]
+    python benchmarks/run_all.py --out benchmarks --only crossbar --merge   # re-run one, keep the others
 """
 
 from __future__ import annotations
@@ -99,8 +100,12 @@ def table(results: dict) -> str:
     load = m.get("load_average_at_start")
     caption = (f"Measured {m['date']} on {m['cpu_count']} CPU core(s), {m['platform']}, JAX {m.get('jax', '?')}"
                + (f", load average {load[0]:.1f} at start" if load else "")
-               + (" — quick sizes, not the official numbers" if results["quick"] else "")
-               + ". Regenerate with `make bench`.")
+               + (" — quick sizes, not the official numbers" if results["quick"] else ""))
+    earlier = {n: r["run_date"] for n, r in results["benchmarks"].items()
+               if r.get("run_date") and r["run_date"] != m["date"]}
+    if earlier:
+        caption += "; " + ", ".join(f"{n} from the run of {d}" for n, d in sorted(earlier.items()))
+    caption += ". Regenerate with `make bench`."
     return "\n".join(lines) + "\n\n" + caption
 
 
@@ -120,6 +125,8 @@ def main() -> None:
     ap.add_argument("--readme", type=Path, default=HERE.parent / "README.md",
                     help="README whose marked block gets the table ('' to skip)")
     ap.add_argument("--only", nargs="*", help="run only these benchmarks")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other benchmarks' results from OUT/results.json (each row keeps its run date)")
     ap.add_argument("--quick-for", nargs="*", default=[],
                     help="run only these benchmarks at quick sizes (marked so in the table)")
     a = ap.parse_args()
@@ -128,10 +135,15 @@ def main() -> None:
     names = [n for n in present if not a.only or n in a.only]
     results = {"machine": machine(), "quick": a.quick, "benchmarks": {},
                "missing": [n for n in EXPECTED if n not in present]}
+    previous = a.out / "results.json"
+    if a.merge and previous.exists():
+        old = json.loads(previous.read_text())
+        results["benchmarks"] = {n: {"run_date": old["machine"]["date"], **r}
+                                 for n, r in old["benchmarks"].items() if n in present and n not in names}
     for name in names:
         print(f"[bench] {name} ...", flush=True)
         quick = a.quick or name in a.quick_for
-        res = {**run_one(name, a.out, quick), "quick": quick}
+        res = {**run_one(name, a.out, quick), "quick": quick, "run_date": results["machine"]["date"]}
         results["benchmarks"][name] = res
         print(f"[bench] {name}: {res['status']} in {res['seconds']:.0f} s", flush=True)
         if res["status"] != "ok":

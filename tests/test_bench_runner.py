@@ -49,3 +49,22 @@ def test_table_has_a_row_per_result():
 def test_bad_markers_are_refused(text):
     with pytest.raises(ValueError, match="bench:start"):
         run_all.rewrite_block(text, "x")
+
+
+def test_merge_keeps_other_benchmarks_with_their_run_date(tmp_path, monkeypatch):
+    """``--merge --only fit`` re-runs fit and carries the other results over, the caption naming their run."""
+    import json
+    import sys
+
+    (tmp_path / "results.json").write_text(json.dumps({**RESULTS, "machine": {**RESULTS["machine"],
+                                                                            "date": "yesterday"}}))
+    monkeypatch.setattr(run_all, "discover", lambda: ["crossbar", "fit", "montecarlo"])
+    monkeypatch.setattr(run_all, "run_one", lambda name, out, quick: {"status": "ok", "seconds": 1.0, "rows": [
+        {"workload": "new fit", "imcphys": "1 s"}]})
+    monkeypatch.setattr(sys, "argv", ["run_all", "--out", str(tmp_path), "--only", "fit", "--merge", "--readme", ""])
+    with pytest.raises(SystemExit):  # crossbar carried over as failed: the runner still exits non-zero
+        run_all.main()
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert merged["benchmarks"]["fit"]["rows"][0]["workload"] == "new fit"
+    assert merged["benchmarks"]["montecarlo"]["run_date"] == "yesterday"
+    assert "montecarlo from the run of yesterday" in run_all.table(merged).splitlines()[-1]

@@ -179,7 +179,20 @@ def test_identical_to_aihwkit_with_the_same_normals(model, hermes, which, monkey
     g_ref = ref.apply_drift_noise_to_conductance(g_prog, nu, t)
     np.testing.assert_allclose(np.asarray(state.g_prog) / US, g_prog.numpy(), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(state.nu, nu.numpy(), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(np.asarray(g_t) / US, g_ref.numpy(), rtol=1e-12, atol=1e-15)
+    same = np.ones(g_target.shape, bool)
+    if which == "hermes":
+        # deliberate difference: aihwkit evaluates HERMES's read-noise cubic (fitted on g <= g_max) beyond g_max,
+        # where it turns negative at 1.6 g_max; imcphys reads a device programmed above g_max with the noise of
+        # g_max. Elsewhere identical; above g_max, identical to aihwkit fed the read noise of g_max.
+        same = np.asarray(state.g_prog) <= ours.g_max
+        assert 0 < np.sum(~same) < same.size // 10
+        q_at_max = ours.read_noise_q(ours.g_max)
+        sigma = float(ours.read_noise_scale) * q_at_max * np.sqrt(np.log((t + ours.t0 + ours.t_read)
+                                                                         / (2 * ours.t_read)))
+        g_drift = ours.drift(state, t)
+        expected = np.maximum(g_drift + np.abs(g_drift) * sigma * np.asarray(z_read), 0.0)
+        np.testing.assert_allclose(np.asarray(g_t)[~same], expected[~same], rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(g_t)[same] / US, g_ref.numpy()[same], rtol=1e-12, atol=1e-15)
     assert np.sum(g_ref.numpy() == 0) > 0  # the clip at 0 was exercised
 
 

@@ -847,7 +847,12 @@ class FloatingGateCell(AbstractDevice):
         """ΔV_th [V] after ``width`` [s] at constant ``v_cg`` [V], exactly: 1/|E(t)| = ln(e^{B/|E0|} + Bκt)/B
         with κ = A(1 − α_G)/ε_ox, computed as a log-sum-exp so that neither a weak nor a strong field
         overflows."""
-        return self.tunnel().step(jnp.asarray(dvth), jnp.asarray(v_cg), jnp.asarray(width))
+        return self._constant_voltage_pulse(jnp.asarray(dvth), jnp.asarray(v_cg), jnp.asarray(width))
+
+    @eqx.filter_jit
+    def _constant_voltage_pulse(self, dvth: Array, v_cg: Array, width: Array) -> Array:
+        # compiled when called eagerly too: the same bits as under the caller's jit (see PCMStatistical.program)
+        return self.tunnel().step(dvth, v_cg, width)
 
     # ----------------------------------------------------------------- read
     def thermal_voltage(self) -> Array:
