@@ -558,8 +558,7 @@ def _exact_loop(population: AbstractDevice, targets: Array, state0: PyTree, keys
         count = jnp.sum(on)
         order = jnp.nonzero(on, size=blocks * width_b, fill_value=n)[0]  # active cells first, then n (dropped)
 
-        def pulse_block(b, acc):
-            state, energy, time = acc
+        def pulse_block(b, out):
             ids = jax.lax.dynamic_slice(order, (b * width_b,), (width_b,))
             dev = eqx.combine(take(arrays, ids), static)
             args = (dev, take(state, ids), amp[ids.clip(0, n - 1)], width[ids.clip(0, n - 1)])
@@ -568,11 +567,20 @@ def _exact_loop(population: AbstractDevice, targets: Array, state0: PyTree, keys
             # materialise the gathered block: otherwise XLA fuses the gathers into every step of the pulse
             args = jax.lax.optimization_barrier(args)
             res = pulse_nokey(*args) if keys is None else pulse_all(*args)
-            state = jax.tree_util.tree_map(lambda x, y: x.at[ids].set(y, mode="drop"), state, res.state)
-            return (state, energy.at[ids].add(res.energy, mode="drop"), time.at[ids].add(res.duration, mode="drop"))
+            # into a per-block buffer (updated in place), not scattered into the cell arrays block by block:
+            # XLA copied a whole cell array per scatter, which made the loop quadratic in the number of cells
+            return jax.tree_util.tree_map(lambda buf, r: jax.lax.dynamic_update_index_in_dim(buf, r, b, 0), out,
+                                          (res.state, res.energy, res.duration))
 
-        state, energy, time = jax.lax.fori_loop(0, (count + width_b - 1) // width_b, pulse_block,
-                                                (state, energy, time))
+        buffers = jax.tree_util.tree_map(lambda x: jnp.zeros((blocks, width_b, *x.shape[1:]), x.dtype),
+                                         (state, energy, time))
+        new_state, pulse_energy, duration = jax.tree_util.tree_map(
+            lambda x: x.reshape(blocks * width_b, *x.shape[2:]),
+            jax.lax.fori_loop(0, (count + width_b - 1) // width_b, pulse_block, buffers))
+        # one scatter per iteration; the slots past the active cells hold index n and are dropped
+        state = jax.tree_util.tree_map(lambda x, y: x.at[order].set(y, mode="drop"), state, new_state)
+        energy = energy.at[order].add(pulse_energy, mode="drop")
+        time = time.at[order].add(duration, mode="drop")
         return k + 1, state, active, pulses + active, energy, time, reads
 
     zeros = jnp.zeros(n)
