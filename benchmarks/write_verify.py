@@ -41,6 +41,7 @@ from imcphys.program import (
     Smoothing,
     WriteCost,
     _log_params,
+    _lanes,
     _log_value_and_grad,
     cell_targets,
     program,
@@ -131,7 +132,7 @@ def gradient(n: int, reps: int, memory_iterations: list[int], memory_cells: int)
         sk = schedule(k)
         params = _log_params(sk, list(setting_units(sk)))
         lowered = _log_value_and_grad.lower(params, sk, mem_pop, t_cells, keys, SMOOTH, COST, "smooth",
-                                            FIXED_STEPS, "set")
+                                            FIXED_STEPS, "set", _lanes(mem_pop))
         temps.append(lowered.lowered.compile().memory_analysis().temp_size_in_bytes)  # equinox wraps jax's
     slope = np.polyfit(memory_iterations, temps, 1)[0]
     return {"cells": n, "pulse_budget": s.iterations,

@@ -103,3 +103,28 @@ def _normals(key: PRNGKeyArray, shape: tuple[int, ...], count: int, dtype) -> tu
             y0, y1 = threefry2x32(k[0], k[1], index, jnp.full(shape, c // 2, jnp.uint32))
             out += [_to_normal(y0, None, dtype)] + ([_to_normal(y1, None, dtype)] if c + 1 < count else [])
     return tuple(out)
+
+
+def key_words(key: PRNGKeyArray) -> tuple[Array, Array]:
+    """Two uint32 words that identify ``key``: its own data for a Threefry key (typed or raw, no hashing), else
+    two words drawn from it. Batched keys give batched words (shape of the key array)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if jr.key_impl(key) == jr.key_impl(jr.key(0)) or str(jr.key_impl(key)) == "threefry2x32":
+            data = jr.key_data(key)
+        else:
+            data = jax.vmap(lambda k: jr.bits(k, (2,), jnp.uint32))(key.reshape(-1)).reshape(*key.shape, 2) \
+                if key.ndim else jr.bits(key, (2,), jnp.uint32)
+    else:
+        data = jnp.asarray(key, jnp.uint32)  # a raw Threefry key: its two words
+    return data[..., 0], data[..., 1]
+
+
+def normals_at(k0: Array, k1: Array, shape: tuple[int, ...], stream: int = 0, dtype=None) -> Array:
+    """Standard normals of ``shape`` from the key words (k0, k1) (see :func:`key_words`): element i (flat index)
+    comes from the Threefry block with counter (i, ``stream``) — both words, 52 random bits, in float64; the
+    first word, 24 bits, in float32 — computed elementwise and unrolled, so that it fuses with its consumer (no
+    key split, no rolled hash loop; under ``vmap`` the key words are simply batched). ``dtype`` defaults to
+    JAX's default float."""
+    dtype = jnp.dtype(dtype or jnp.zeros(()).dtype)
+    y0, y1 = threefry2x32(k0, k1, _flat_index(shape), jnp.full(shape, stream, jnp.uint32))
+    return _to_normal(y0, y1 if dtype == jnp.float64 else None, dtype)

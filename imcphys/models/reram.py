@@ -127,9 +127,9 @@ class StanfordReRAM(AbstractDevice):
         g = jnp.clip(gap, self.gap_min, self.gap_max)
         temp = self.temperature(g, voltage)
         gamma = self._gamma(g, voltage)
-        kt = K_B * temp / Q
-        rate = (-self.gap_velocity * jnp.exp(-self.activation_energy / (K_B_EV * temp))
-                * safe_sinh(gamma * self.atom_spacing / self.oxide_thickness * voltage / kt))
+        inv_temp = 1.0 / temp  # one division: exp(−E_a/kT)·sinh(γ (a_0/t_ox) qV/kT)
+        rate = (-self.gap_velocity * jnp.exp(-self.activation_energy / K_B_EV * inv_temp)
+                * safe_sinh(gamma * self.atom_spacing / self.oxide_thickness * voltage * (Q / K_B) * inv_temp))
         rate = rate * self._field_on(gamma, voltage)
         return rate
 
@@ -147,8 +147,8 @@ class StanfordReRAM(AbstractDevice):
         return self.current(state, drive)
 
     def power(self, state, drive):
-        """V·I [W]."""
-        return drive * self.current(state, drive)
+        """V·I [W] (at the gap clipped to its range, as in :meth:`gap_rate`, which then shares the current)."""
+        return drive * self.current(jnp.clip(state, self.gap_min, self.gap_max), drive)
 
     def diffusion(self, state, drive):
         """σ = δg_0 √τ / (1 + exp((T_crit − T)/T_smth)) [m/√s] while the field threshold is exceeded."""
