@@ -37,10 +37,11 @@ chunk = int(sys.argv[7]) or None
 if chunk:  # warm-up run of one chunk of the same shape: the timed run then excludes compilation
     montecarlo(study, cells=chunk, key=jax.random.key(0), out=sys.argv[4] + "_warm", chunk_cells=chunk,
                progress=False)
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 r = montecarlo(study, cells=int(sys.argv[2]), key=jax.random.key(0), out=sys.argv[4], chunk_cells=chunk,
                memory_budget=float(sys.argv[5]), progress=False)
-print(json.dumps({"seconds": time.perf_counter() - t0, "chunks": r.manifest["chunks"],
+print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                  "loadavg": os.getloadavg(), "chunks": r.manifest["chunks"],
                   "chunk_cells": r.manifest["identity"]["chunk_cells"], "devices": jax.device_count(),
                   "ru_maxrss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -222,6 +223,20 @@ def write_verify(cells: int, devices: int) -> dict:
     return res
 
 
+WV_ROW = "ReRAM program-and-verify Monte Carlo"
+
+
+def wv_row(wv: dict, cores: int) -> dict:
+    """The README row of a ``write_verify`` result."""
+    load = wv.get("loadavg")
+    return {"workload": f"{WV_ROW}, {wv['cells']:.0e} cells (≤ {WRITE_VERIFY['iterations']} verify iterations, "
+                        f"8 levels, {WRITE_VERIFY['fixed_steps']} Heun steps per pulse)",
+            "imcphys": f"{wv['seconds']:.0f} s ({wv['cells_per_s']:.3g} cells/s), peak RSS {wv['peak_rss_MB']:.0f} MB",
+            "baseline": None, "ratio": None, "ceiling_fraction": None,
+            "note": f"{cores} CPU device(s), {wv['chunks']} chunk(s) of {wv['chunk_cells']}, compilation included"
+                    + (f"; load average {load[0]:.1f} at the end" if load else "") + "; bar: < 4 GB"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -236,6 +251,12 @@ def main() -> None:
     if a.write_verify_only:
         wv = write_verify(wv_cells, cores)
         (a.out / "montecarlo_write_verify.json").write_text(json.dumps(wv, indent=1))
+        merged = a.out / "montecarlo.json"
+        if merged.exists():  # replace that row of a full (or quick) run in the same directory
+            res = json.loads(merged.read_text())
+            res["write_verify"] = wv
+            res["rows"] = [r for r in res["rows"] if not r["workload"].startswith(WV_ROW)] + [wv_row(wv, cores)]
+            merged.write_text(json.dumps(res, indent=1))
         print(json.dumps(wv, indent=1))
         return
     sizes = [10_000, 100_000] if a.quick else [10_000, 100_000, 1_000_000, 10_000_000]
@@ -284,11 +305,7 @@ def main() -> None:
          "imcphys": f"{res['gradient']['value_and_grad_s']:.2f} s", "baseline": f"{res['gradient']['forward_s']:.2f} s forward",
          "ratio": res["gradient"]["ratio"], "ceiling_fraction": None,
          "note": f"{res['gradient']['cells']} cells; compile {res['compile_s']['set_pulse_value_and_grad']:.1f} s"},
-        {"workload": f"ReRAM program-and-verify Monte Carlo, {wv_cells:.0e} cells (≤ {WRITE_VERIFY['iterations']} "
-                     "verify iterations, 8 levels)",
-         "imcphys": f"{wv['seconds']:.0f} s, peak RSS {wv['peak_rss_MB']:.0f} MB",
-         "baseline": None, "ratio": None, "ceiling_fraction": None,
-         "note": f"{cores} CPU device(s), {wv['chunks']} chunk(s) of {wv['chunk_cells']}; bar: < 4 GB"},
+        wv_row(wv, cores),
         {"workload": "Compile time of the study's chunk kernel", "imcphys": f"{res['compile_s']['study_chunk_kernel']:.1f} s",
          "baseline": None, "ratio": None, "ceiling_fraction": frac["study_kernel"],
          "note": "once per device and chunk shape"},

@@ -229,11 +229,13 @@ def _write_netcdf(path: Path, variables: Mapping[str, tuple[tuple[str, ...], np.
     """
     import h5py
 
+    from . import __version__
+
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
         with h5py.File(tmp, "w", track_order=True) as f:
-            f.attrs["_NCProperties"] = np.bytes_(f"version=2,imcphys,hdf5={h5py.version.hdf5_version},"
-                                                 f"h5py={h5py.__version__}")
+            f.attrs["_NCProperties"] = np.bytes_(f"version=2,imcphys={__version__},"
+                                                 f"hdf5={h5py.version.hdf5_version},h5py={h5py.__version__}")
             scales = {}
             for i, (name, (values, at)) in enumerate(coords.items()):
                 d = f.create_dataset(name, data=np.asarray(values))
@@ -597,7 +599,8 @@ def montecarlo(
         for name in counted:
             totals[name] = totals[name] + data[name] if name in totals else np.array(data[name])
 
-    def finish(c: int, pending: tuple) -> None:
+    def finish(c: int, pending: list) -> dict[str, np.ndarray]:
+        """Gather, check and write chunk c (in the writer thread); its data."""
         start, stop = bounds(c)
         per_cell, counts, sampled = _gather(pending)
         n = stop - start
@@ -607,12 +610,15 @@ def montecarlo(
         data = {**{k: np.asarray(v[:n]) for k, v in per_cell.items()}, **{k: np.asarray(v) for k, v in
                                                                           counts.items()}}
         _write_chunk(_chunk_path(out, c), study, data, first_cell=start, fingerprint=fingerprint, index=c)
-        add(data)
+        return data
 
     bar = tqdm(total=cells, unit="cell", unit_scale=True, desc=study.name, disable=not progress,
                dynamic_ncols=True)
     # one pool for the run (not one per chunk): it launches the kernel on several devices at once
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=mesh.size) if mesh.size > 1 else None
+    # one writer, so chunks are checked and written in order; at most two chunks are alive (one computing, one
+    # being written), as the memory budget assumes
+    writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="imcphys-mc-writer")
     try:
         todo = []
         for c in mine:
@@ -624,22 +630,29 @@ def montecarlo(
             else:
                 add(data)
                 bar.update(stop - start)
-        pending: tuple[int, Any] | None = None
+        writing: tuple[int, concurrent.futures.Future] | None = None
+
+        def collect() -> None:
+            done, future = writing
+            add(future.result())  # a bad sample in that chunk raises here, before any later chunk is written
+            bar.update(bounds(done)[1] - bounds(done)[0])
+
         for c in todo:
             start, stop = bounds(c)
             cell_ids = jax.device_put(np.arange(start, start + width, dtype=_int()), sharding)
-            launched = (c, _launch(fn, cell_ids, stop, pool))  # asynchronous: computes while the last is written
-            if pending is not None:
-                finish(*pending)
-                bar.update(bounds(pending[0])[1] - bounds(pending[0])[0])
-            pending = launched
-        if pending is not None:
-            finish(*pending)
-            bar.update(bounds(pending[0])[1] - bounds(pending[0])[0])
+            # computes chunk c (on the CPU the call returns when it is done, having released the GIL) while the
+            # writer thread checks and writes chunk c - 1: the files cost no time unless they cost more than a chunk
+            launched = _launch(fn, cell_ids, stop, pool)
+            if writing is not None:
+                collect()
+            writing = (c, writer.submit(finish, c, launched))
+        if writing is not None:
+            collect()
     except BaseException as err:
         err.add_note(f"finished chunks are kept in {out / 'chunks'}; rerun with resume=True (--resume) to continue")
         raise
     finally:
+        writer.shutdown(wait=True)  # a chunk being written is finished (atomically) before the run stops
         bar.close()
         if pool is not None:
             pool.shutdown(wait=False)
