@@ -7,7 +7,13 @@ How a run is laid out::
     chunk c = cells [c·C, (c+1)·C), laid out with NamedSharding over a 1-D mesh "cell" of every local device
     ──▶ on each device, its shard:  study.run(population, keys) → per-cell outputs and integer counts
     ──▶ sampled parameters checked ──▶ OUT/chunks/chunk_000c.nc written atomically (checksum, run fingerprint)
+        (in a writer thread, while chunk c + 1 computes)
     ──▶ OUT/result.nc: counts summed over chunks, coordinates, the run's settings
+
+Throughput: the chunk files are netCDF-4 written with h5py directly (milliseconds each), and checking and writing
+chunk c overlaps computing chunk c + 1, so the runner runs at the speed of its kernel once a chunk takes longer
+to compute than to write (measured: 0.67 of a fused-kernel ceiling in chunks of 5e4 cells, as fast as the bare
+study kernel; 0.42 in chunks of 5e3 cells, where the files cost about as much as the cells).
 
 Every random number of cell i comes from (key, i) alone, and every per-cell output is computed elementwise over
 cells; integer counts add exactly. So the results are bit-identical whatever the chunk size or the number of
@@ -541,7 +547,6 @@ def montecarlo(
     hold a run already. ``progress`` shows a bar with cells/s and the time left. Results do not depend on
     ``chunk_cells`` or on the devices; see the module docstring.
     """
-    import xarray as xr
     from tqdm import tqdm
 
     if isinstance(study, str):
