@@ -95,9 +95,7 @@ def _normals(key: PRNGKeyArray, shape: tuple[int, ...], count: int, dtype) -> tu
     index = _flat_index(shape)
     out = []
     if dtype == jnp.float64:
-        for c in range(count):
-            y0, y1 = threefry2x32(k[0], k[1], index, jnp.full(shape, c, jnp.uint32))
-            out.append(_to_normal(y0, y1, dtype))
+        out = [normals_at(k[0], k[1], shape, c, dtype) for c in range(count)]
     else:
         for c in range(0, count, 2):
             y0, y1 = threefry2x32(k[0], k[1], index, jnp.full(shape, c // 2, jnp.uint32))

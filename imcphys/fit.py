@@ -467,8 +467,8 @@ def _check_bounds_allowed(device: AbstractDevice, spec: Free, unit: str) -> None
         try:
             dataclasses.replace(device, **{spec.name: bound + inward * hair})
         except (ValueError, TypeError) as err:
-            raise ValueError(f"{spec.name}: the {which} bound {bound:g}{_unit_text(unit)} lies outside the parameter's "
-                             f"allowed range ({err})") from None
+            raise ValueError(f"{spec.name}: the {which} bound {bound:g}{_unit_text(unit)} lies outside the "
+                             f"parameter's allowed range ({err})") from None
 
 
 _NONE, _LOWER, _UPPER, _BOTH = 0, 1, 2, 3

@@ -421,8 +421,8 @@ def _cached_bytes_per_cell(study: Study, key_data: tuple[int, ...], impl: str, p
 class MonteCarloResult:
     """A finished (or partly finished) run in a directory: labelled arrays read from its files.
 
-    ``counts`` (summed over all cells) are read on first use and then held in memory; per-cell outputs are read from the chunk files on
-    demand (:meth:`dataset` loads them all, :meth:`iter_chunks` streams them).
+    ``counts`` (summed over all cells) are read on first use and then held in memory; per-cell outputs are read
+    from the chunk files on demand (:meth:`dataset` loads them all, :meth:`iter_chunks` streams them).
     """
 
     def __init__(self, out: str | Path):

@@ -314,6 +314,17 @@ def _probability(mode: str, x: Array, tau: Array) -> Array:
     return hard + (soft - jax.lax.stop_gradient(soft))  # exactly `hard` forward
 
 
+def _verify(mode: str, direction: str, e: Array, tolerance: Array, tau: Array | None) -> Array:
+    """Probability that the verify passes (the cell stops) at error ``e``: a SET-only scheme stops once the
+    read is above target − tolerance, a RESET-only one once below target + tolerance, a bidirectional one
+    inside the band."""
+    if direction == "set":
+        return _probability(mode, e + tolerance, tau)
+    if direction == "reset":
+        return _probability(mode, tolerance - e, tau)
+    return _probability(mode, tolerance - e, tau) * _probability(mode, tolerance + e, tau)
+
+
 def _blend(mode: str, weight: Array, when_true: PyTree, when_false: PyTree) -> PyTree:
     """weight·true + (1 − weight)·false; for hard weights (exact, straight-through) the forward value is
     exactly one of the two, and straight-through adds the soft weight's gradient."""
@@ -462,20 +473,12 @@ def _program_cell(device: AbstractDevice, table: PulseTable, target: Array, stat
     tau_p = None if smoothing is None else smoothing.polarity
     direction = table.direction
 
-    def verify(e):
-        """Probability that the verify passes (the cell stops)."""
-        if direction == "set":
-            return _probability(mode, e + tolerance, tau_v)
-        if direction == "reset":
-            return _probability(mode, tolerance - e, tau_v)
-        return _probability(mode, tolerance - e, tau_v) * _probability(mode, tolerance + e, tau_v)
-
     def iteration(carry, xs):
         state, active, pulses, energy, time, reads = carry
         a_set, w_set, a_reset, w_reset, k = xs
         e = _error(error_scale, dev.read(state), target)
         reads = reads + active
-        active = _blend(mode, verify(e), jnp.zeros_like(active), active)
+        active = _blend(mode, _verify(mode, direction, e, tolerance, tau_v), jnp.zeros_like(active), active)
         if direction == "both":
             q = _probability(mode, -e, tau_p)  # SET raises the read
             amp = _blend(mode, q, signs[0] * a_set, signs[1] * a_reset)
@@ -539,13 +542,7 @@ def _exact_loop(population: AbstractDevice, targets: Array, state0: PyTree, keys
         k, state, active, pulses, energy, time, reads = carry
         e = _error(error_scale, read_all(population, state), targets)
         reads = reads + active
-        if direction == "set":
-            passed = e + tolerance > 0
-        elif direction == "reset":
-            passed = tolerance - e > 0
-        else:
-            passed = (tolerance - e > 0) & (tolerance + e > 0)
-        active = jnp.where(passed, 0.0, active)
+        active = jnp.where(_verify("exact", direction, e, tolerance, None) > 0, 0.0, active)
         if direction == "both":
             use_set = -e > 0  # SET raises the read
             amp = jnp.where(use_set, signs[0] * table.set_amplitude[k], signs[1] * table.reset_amplitude[k])
@@ -655,13 +652,15 @@ _run_jit = eqx.filter_jit(_run)
 
 def _lanes(population: AbstractDevice) -> int:
     """Number of shards of the population's cell axis (1 unless its arrays are split over several devices)."""
-    for x in jax.tree_util.tree_leaves(eqx.filter(population, eqx.is_array)):
-        sharding = getattr(x, "sharding", None)
-        if x.ndim and sharding is not None and len(sharding.device_set) > 1:
-            shard = sharding.shard_shape(x.shape)[0]
-            return x.shape[0] // shard if x.shape[0] % shard == 0 else 1
+    per_cell = [x for x in jax.tree_util.tree_leaves(eqx.filter(population, eqx.is_array)) if x.ndim]
+    if not per_cell:
         return 1
-    return 1
+    x = per_cell[0]  # a scalar (unvaried) parameter says nothing about how the cell axis is split
+    sharding = getattr(x, "sharding", None)
+    if sharding is None or len(sharding.device_set) <= 1:
+        return 1
+    shard = sharding.shard_shape(x.shape)[0]
+    return x.shape[0] // shard if x.shape[0] % shard == 0 else 1
 
 
 def cell_targets(targets: ArrayLike, cells: int) -> Array:
