@@ -12,9 +12,9 @@ import imcphys
 from imcphys.crossbar import SinhCell, one_t_one_r, read_cell, solve_crossbar_nodes
 
 
-def dense_reference(g, v, r_in, r_out, r_driver=0.0, r_sense=0.0):
-    """Output currents [A] from an independently assembled 2MN nodal matrix (one conductance stamp per
-    resistor), solved by numpy."""
+def nodal_system(g, v, r_in, r_out, r_driver=0.0, r_sense=0.0):
+    """An independently assembled 2MN nodal matrix (one conductance stamp per resistor), its right-hand sides,
+    and the row of each output line's last node."""
     m, n = g.shape
     idx_a = lambda i, j: i * n + j  # noqa: E731
     idx_b = lambda i, j: m * n + i * n + j  # noqa: E731
@@ -39,8 +39,13 @@ def dense_reference(g, v, r_in, r_out, r_driver=0.0, r_sense=0.0):
         f[idx_a(0, j)] += v[j] / (r_in + r_driver)
     for i in range(m):  # last segment + sense resistance to virtual ground
         k[idx_b(i, n - 1), idx_b(i, n - 1)] += 1.0 / (r_out + r_sense)
-    x = np.linalg.solve(k, f)
-    return np.stack([x[idx_b(i, n - 1)] for i in range(m)]) / (r_out + r_sense)
+    return k, f, [idx_b(i, n - 1) for i in range(m)]
+
+
+def dense_reference(g, v, r_in, r_out, r_driver=0.0, r_sense=0.0):
+    """Output currents [A] of :func:`nodal_system`, solved by numpy."""
+    k, f, out = nodal_system(g, v, r_in, r_out, r_driver, r_sense)
+    return np.linalg.solve(k, f)[out] / (r_out + r_sense)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,23 @@ def test_equals_dense_nodal_solve(array, method):
     out = imcphys.solve_crossbar(g, v[:, 0], 1.0, 1.0, method=method, rtol=1e-12)  # one input vector
     assert out.shape == (6,)
     np.testing.assert_allclose(out, dense_reference(g, v, 1.0, 1.0)[:, 0], rtol=1e-9)
+
+
+def test_cg_agrees_with_lineax_cg(array):
+    """The block CG (every input vector at once) against lineax's CG on the full nodal matrix, one vector at a
+    time with a Jacobi preconditioner (crossbar.py explains why the solver does not call lineax.CG itself)."""
+    import lineax as lx
+
+    g, v = array
+    k, f, out = nodal_system(g, v, 2.0, 3.0)
+    op = lx.MatrixLinearOperator(jnp.asarray(k), lx.positive_semidefinite_tag)
+    jacobi = lx.TaggedLinearOperator(lx.DiagonalLinearOperator(1.0 / jnp.diag(jnp.asarray(k))),
+                                     lx.positive_semidefinite_tag)
+    solver = lx.CG(rtol=1e-12, atol=1e-15, max_steps=20_000)  # atol: most right-hand-side entries are 0
+    x = jax.vmap(lambda b: lx.linear_solve(op, b, solver, options={"preconditioner": jacobi}).value, 1, 1)(
+        jnp.asarray(f))
+    ours = imcphys.solve_crossbar(g, v, 2.0, 3.0, method="cg", rtol=1e-12)
+    np.testing.assert_allclose(ours, np.asarray(x)[out] / 3.0, rtol=1e-9)
 
 
 def test_single_line_cosh_ladder():
