@@ -147,6 +147,8 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     for a, name in zip(ax[0], fams, strict=True):
         for r_idx, r in enumerate(WIRE_RESISTANCES):
             a.loglog(sizes, errors[name][:, r_idx], "o-", label=f"{r:g} Ω/segment")
+        a.set_xticks(sizes, [str(s) for s in sizes])
+        a.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
         plot.label(a, "array size n (n×n)", "relative MVM error [1]", fams[name][2])
         a.legend(fontsize=7)
     figures.append(Figure(plot.save(fig, out / "crossbar_mvm_error.png"),
