@@ -143,7 +143,8 @@ def main() -> None:
     result = {
         "description": "Cell2T0C (Li-2025 card with its [variability]) retention of 8 levels at 3 temperatures; "
                        "imcphys quadrature path vs a per-cell scipy solve_ivp (LSODA) loop with an event",
-        "cells": n, "levels": len(levels), "quadrature_nodes": NODES, "temperatures_K": list(TEMPERATURES), "chunk_cells": chunk,
+        "cells": n, "levels": len(levels), "quadrature_nodes": NODES, "temperatures_K": list(TEMPERATURES),
+        "chunk_cells": chunk,
         "imcphys_s": t_imc, "imcphys_cell_levels_per_s": work / t_imc, "imcphys_cells_per_s": n * 3 / t_imc,
         "scipy_loop_timed_items": samples * len(TEMPERATURES), "scipy_loop_s_per_item": loop_per_item,
         "scipy_loop_extrapolated_s": loop_full,

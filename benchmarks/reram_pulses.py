@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401  (sets up host devices before jax)
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np

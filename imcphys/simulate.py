@@ -275,9 +275,9 @@ def simulate(
 ) -> Solution:
     """Solve the device under ``stimulus`` from ``ts[0]`` and return states and observables at ``ts`` [s].
 
-    Adaptive (``device.default_solver()`` + PID, segment by segment; ``max_steps`` per segment) unless ``fixed_steps=n``, which
-    takes n Heun steps per interval of ``ts``. With ``throw=False`` a solver failure (e.g. ``max_steps``
-    reached) is reported in ``Solution.result`` instead of raised; the states are then not to be trusted.
+    Adaptive (``device.default_solver()`` + PID, segment by segment; ``max_steps`` per segment) unless
+    ``fixed_steps=n``, which takes n Heun steps per interval of ``ts``. With ``throw=False`` a solver failure (e.g.
+    ``max_steps`` reached) is reported in ``Solution.result`` instead of raised; the states are then not to be trusted.
     ``adjoint`` is diffrax's differentiation method for the adaptive path (default
     ``diffrax.RecursiveCheckpointAdjoint()``, reverse mode); ``diffrax.ForwardMode()`` allows ``jax.jvp`` and
     ``jax.jacfwd``, which Levenberg–Marquardt fits need. ``controller`` replaces the adaptive path's step-size

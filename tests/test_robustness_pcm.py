@@ -4,7 +4,6 @@ Times 0 and 1 ps – 1e9 s, temperatures 1–1000 K, currents to ±1 mA, paramet
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np

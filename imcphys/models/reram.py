@@ -15,16 +15,16 @@ Drive: the cell voltage V [V] (top minus bottom electrode); V > 0 sets (g shrink
         \qquad \gamma = \gamma_0 - \beta\,(g/1\,\mathrm{nm})^3 \\
     T &= T_0 + |V I|\,R_{th}
 
-The gap does not move while the field γ|V|/t_ox is below F_min (field threshold). The Verilog-A threshold is a
-hard step; during a RESET sweep the gap then *slides* along the threshold (γ falls as g grows), and a step in the
-vector field makes adaptive solvers chatter there. imcphys ramps the gate from 0 at F_min to 1 at
-F_min + ``field_threshold_width`` (default 0.1 % of F_min) with a C¹ smoothstep; ``field_threshold_width = 0`` restores the hard step,
-and a wider ramp is the smooth relaxation used for gradient-based optimisation. Self-heating is algebraic (no
-thermal capacitance); as I does not depend on T, T follows from the *same* instant's current (the Verilog-A takes
-I from the previous time step). The Verilog-A clips only the *output* of its ``idt()`` integral, so the integral
-runs on past a bound and the next pulse of opposite polarity first has to undo that overshoot (a known artefact);
-imcphys clips the state itself (:meth:`StanfordReRAM.project`). For V < 0 the Verilog-A uses γ_0 = 16 whatever ``gamma0`` is; here that value
-is the separate parameter ``gamma0_reset``.
+The gap does not move while the field γ|V|/t_ox is below F_min (field threshold). The Verilog-A threshold is a hard
+step; during a RESET sweep the gap then *slides* along the threshold (γ falls as g grows), and a step in the vector
+field makes adaptive solvers chatter there. imcphys ramps the gate from 0 at F_min to 1 at F_min +
+``field_threshold_width`` (default 0.1 % of F_min) with a C¹ smoothstep; ``field_threshold_width = 0`` restores the
+hard step, and a wider ramp is the smooth relaxation used for gradient-based optimisation. Self-heating is
+algebraic (no thermal capacitance); as I does not depend on T, T follows from the *same* instant's current (the
+Verilog-A takes I from the previous time step). The Verilog-A clips only the *output* of its ``idt()`` integral, so
+the integral runs on past a bound and the next pulse of opposite polarity first has to undo that overshoot (a known
+artefact); imcphys clips the state itself (:meth:`StanfordReRAM.project`). For V < 0 the Verilog-A uses γ_0 = 16
+whatever ``gamma0`` is; here that value is the separate parameter ``gamma0_reset``.
 
 Cycle-to-cycle variation: the Verilog-A adds χ·δg_0/(1 + exp((T_crit − T)/T_smth)) to dg/dt at every time step,
 χ ~ N(0, 1), with its step bounded to 1 ns. That is a Wiener process whose size depends on the simulator's step;
