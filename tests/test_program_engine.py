@@ -106,3 +106,57 @@ def test_safe_sinh_accurate_with_cosh_derivative():
     pts = jnp.asarray([-3.0, -1e-9, 0.0, 1e-9, 2.0, 50.0])
     np.testing.assert_allclose(jax.vmap(jax.grad(safe_sinh))(pts), np.cosh(np.asarray(pts)), rtol=2e-15)
     assert float(safe_sinh(1e4)) == float(safe_sinh(200.0)) and np.isfinite(float(jax.grad(safe_sinh)(1e4)))
+
+
+def test_population_sharded_over_two_devices_programs_as_on_one(tmp_path):
+    """A population whose arrays are split over two (CPU host) devices runs one exact loop per device
+    (``program._lanes`` reads the sharding) and gives the single-device outcome. A subprocess, because the host
+    device count is fixed when JAX starts."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "sharded_program.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        import importlib
+        import equinox as eqx
+        import jax
+        import jax.numpy as jnp
+        import jax.random as jr
+        import numpy as np
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+        jax.config.update("jax_enable_x64", True)
+        import imcphys
+        from imcphys.population import sample
+        from imcphys.studies.reram import DEMO_SPREAD
+        prog = importlib.import_module("imcphys.program")
+        assert jax.device_count() == 2
+        n = 64
+        dev = imcphys.StanfordReRAM()
+        pop = sample(dev, DEMO_SPREAD, n, key=jr.key(31))
+        levels = dev.read(jnp.linspace(1.5e-9, 0.4e-9, 8))
+        scheme = prog.IncrementalAmplitude(iterations=8, start=1.0, step=0.06, width=20e-9, tolerance=0.2,
+                                           polarity="reset")
+        cells = NamedSharding(Mesh(np.array(jax.devices()), ("cell",)), PartitionSpec("cell"))
+        arrays, static = eqx.partition(pop, eqx.is_array)
+        sharded = eqx.combine(jax.tree_util.tree_map(lambda x: jax.device_put(x, cells) if x.ndim else x, arrays),
+                              static)
+        assert prog._lanes(pop) == 1 and prog._lanes(sharded) == 2
+        run = lambda p: prog.program(p, scheme, targets=levels, key=jr.key(32), verify="exact", initial="set",
+                                     fixed_steps=8)
+        one, two = run(pop), run(sharded)
+        assert len(two.read.sharding.device_set) == 2, two.read.sharding
+        np.testing.assert_array_equal(np.asarray(two.pulses), np.asarray(one.pulses))
+        np.testing.assert_array_equal(np.asarray(two.converged), np.asarray(one.converged))
+        np.testing.assert_allclose(np.asarray(two.read), np.asarray(one.read), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(two.energy), np.asarray(one.energy), rtol=1e-12)
+        assert 0 < float(np.mean(one.pulses)) < 8 and np.ptp(np.asarray(one.pulses)) >= 2
+        print("ok", float(np.mean(one.pulses)))
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok")
