@@ -219,3 +219,16 @@ def test_non_convergence_is_reported():
         imcphys.solve_crossbar(g, v, 1e3, 1e3, **kw)
     sol = solve_crossbar_nodes(g, v, 1e3, 1e3, throw=False, **kw)
     assert not bool(sol.converged) and int(sol.iterations) == 1
+
+
+@pytest.mark.parametrize("method", ["direct", "cg"])
+def test_floating_island_is_reported(method):
+    """An undriven input line without cells floats free: the nodal matrix is singular, and both solvers say so
+    instead of returning a number."""
+    g = np.full((4, 5), 1e-5)
+    g[:, 2] = 0.0
+    driven = np.array([True, True, False, True, True])
+    with pytest.raises(ValueError, match="singular"):
+        imcphys.solve_crossbar(g, np.full(5, 0.2), 1.0, 1.0, driven=driven, method=method)
+    assert not bool(solve_crossbar_nodes(g, np.full(5, 0.2), 1.0, 1.0, driven=driven, method=method,
+                                         throw=False).converged)
