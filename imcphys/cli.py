@@ -14,7 +14,10 @@ app = typer.Typer(help="imcphys: differentiable physics of in-memory-computing m
 def _main() -> None:
     import jax
 
+    from .plot import headless
+
     jax.config.update("jax_enable_x64", True)
+    headless()
 
 
 @app.command()

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+# No backend is chosen here: in a notebook the figures stay inline. The command line and the experiment scripts,
+# which only write files, select Agg themselves (``headless()``).
+
+
+def headless() -> None:
+    """Select matplotlib's file-only Agg backend (for the command line and scripts; never on import)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (5.0, 3.6), **kwargs):

@@ -74,6 +74,10 @@ def script(run: Callable[..., Section]) -> None:
     """Command-line entry point for an experiment script: ``--out DIR``, ``--quick``, ``--seed``."""
     import typer
 
+    from ..plot import headless
+
+    headless()
+
     def main(out: Path = typer.Option(Path("out"), help="output directory"),
              quick: bool = typer.Option(False, help="small sizes, for tests and a first look"),
              seed: int = typer.Option(0, help="PRNG seed")) -> None:
