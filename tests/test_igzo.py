@@ -86,6 +86,18 @@ def test_retention_event_matches_constant_leak_and_quadrature(li_cell, event_ret
     assert t_quad == pytest.approx(t_event, rel=1e-7)
 
 
+def test_a_cell_written_outside_its_margin_has_zero_retention(li_cell, event_retention):
+    """Not inf: a level written outside its margin has already failed (Monte Carlo counts it as an error)."""
+    v, margin = li_cell.level_voltages()[4], li_cell.level_margin()
+    for v0 in (v - 1.5 * margin, v + 1.5 * margin):
+        assert float(eqx.filter_jit(lambda c, x: c.retention_time(x, v - margin, v + margin))(li_cell, v0)) == 0.0
+        assert float(event_retention(li_cell, v0, v - margin, v + margin, 0.0)) == 0.0
+    offsets = jnp.array([0.0, 1.5]) * margin
+    t = np.asarray(eqx.filter_jit(lambda c, o: jax.vmap(lambda x: c.level_retention(v_offset=x))(o))(li_cell,
+                                                                                                   offsets))
+    assert np.all(t[0] > 100.0) and np.all(t[1] == 0.0)
+
+
 def test_log_time_decay_when_storage_node_is_the_source(event_retention):
     # Bit line held at 1.2 V above the node: the node is the write transistor's source, V_GS = V_WWL − V_SN
     # falls as it charges, and V_SN(t) = nφ_t ln(e^{V0/nφ_t} + A t/(C nφ_t)): one SS per decade of time.

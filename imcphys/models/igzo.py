@@ -373,7 +373,8 @@ class Cell2T0C(AbstractDevice):
 
         The hold ODE is autonomous, so t = C_SN ∫ dV/I_leak(V) from ``v_sn0`` to the exit the leak drives it to,
         computed by ``nodes``-point Gauss–Legendre quadrature (broadcasts; vectorised; differentiable). ``inf``
-        where the leak changes sign before the exit (the node settles inside its margin).
+        where the leak changes sign before the exit (the node settles inside its margin); 0 where ``v_sn0`` is
+        not inside the margin to begin with (a cell written outside its level has no retention).
         """
         v0 = jnp.asarray(v_sn0, dtype=float)
         lo, hi = jnp.asarray(v_lower, dtype=float), jnp.asarray(v_upper, dtype=float)
@@ -387,11 +388,11 @@ class Cell2T0C(AbstractDevice):
         i_nodes = self.leak_current(vs, wbl)
         i_end = self.leak_current(end, v_wbl)
         sign = jnp.where(falling, 1.0, -1.0)
-        ok = (jnp.all(sign[..., None] * i_nodes > 0, axis=-1) & (sign * i_end > 0) & (i0 != 0)
-              & (v0 > lo) & (v0 < hi))
+        inside = (v0 > lo) & (v0 < hi)
+        ok = jnp.all(sign[..., None] * i_nodes > 0, axis=-1) & (sign * i_end > 0) & (i0 != 0) & inside
         safe = jnp.where(ok[..., None], i_nodes, 1.0)
         t = -self.storage_capacitance * half * jnp.sum(w / safe, axis=-1)
-        return jnp.where(ok, t, jnp.inf)
+        return jnp.where(ok, t, jnp.where(inside, jnp.inf, 0.0))
 
     def retention_time_event(self, v_sn0: Float[ArrayLike, ""], v_lower: Float[ArrayLike, ""],
                              v_upper: Float[ArrayLike, ""], *, v_wbl: Float[ArrayLike, ""] | None = None,
@@ -400,7 +401,7 @@ class Cell2T0C(AbstractDevice):
         """The same first exit time [s] from the hold ODE solved with diffrax (Tsit5, PID) and an event at the
         margin, located by Newton's method (differentiable; ``adjoint=diffrax.ForwardMode()`` for forward-mode
         derivatives, which compile several times faster than reverse mode here); ``inf`` if the node is still
-        inside at ``t_max``."""
+        inside at ``t_max``; 0 if ``v_sn0`` is not inside the margin to begin with."""
         v0 = jnp.asarray(v_sn0, dtype=float)
         lo, hi = jnp.asarray(v_lower, dtype=float), jnp.asarray(v_upper, dtype=float)
         v_wbl = self.hold_bitline_voltage if v_wbl is None else jnp.asarray(v_wbl)
@@ -419,7 +420,8 @@ class Cell2T0C(AbstractDevice):
             event=diffrax.Event(cond, root_finder=optx.Newton(rtol=1e-12, atol=1e-14)),
             max_steps=4096, throw=False, adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint())
         hit = sol.event_mask
-        return jnp.where(hit, sol.ts[-1] * scale, jnp.inf)
+        inside = (v0 > lo) & (v0 < hi)
+        return jnp.where(inside, jnp.where(hit, sol.ts[-1] * scale, jnp.inf), 0.0)
 
     def level_retention(self, levels: int | None = None, *, method: str = "quadrature",
                         v_offset: Float[ArrayLike, "..."] = 0.0, nodes: int = QUADRATURE_NODES
