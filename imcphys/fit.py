@@ -902,8 +902,8 @@ class FitResult:
             mask = np.asarray(e.mask)
             log_y = isinstance(e.residual, LogAbs)
             yd, ym = (np.abs(obs), np.abs(pred)) if log_y else (obs, pred)
-            top.plot(x[mask], yd[mask], ".", ms=4, color="0.35", label="measured")
-            top.plot(x, ym, "-", lw=1.2, color="C3", label="model")
+            top.plot(x[mask], yd[mask], ".", ms=4, color="0.35", label="data")
+            top.plot(*_broken_at_jumps(x, ym), "-", lw=1.2, color="C3", label="model")
             if log_y:
                 top.set_yscale("log")
             P.label(top, "", f"|{e.y_label.split(' [')[0]}| [{_unit_of(e.y_label)}]" if log_y else e.y_label,
@@ -918,6 +918,22 @@ class FitResult:
         if path is not None:
             fig.savefig(Path(path), dpi=110)
         return fig
+
+
+def _broken_at_jumps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) with NaN inserted where x jumps by more than 5× its typical step both on a linear and on a log
+    scale: curves stacked in one experiment (two sweeps, two temperatures) are drawn apart, while a sweep that
+    turns back (a hysteresis loop) or a log-spaced time grid stays whole."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 1 or x.size < 3:
+        return x, y
+
+    def jumps(u):
+        du = np.abs(np.diff(u))
+        return du > 5 * np.median(du[du > 0]) if np.any(du > 0) else np.zeros(du.shape, bool)
+
+    breaks = np.nonzero(jumps(x) & jumps(np.log10(np.abs(x) + 1e-300)))[0] + 1
+    return np.insert(x, breaks, np.nan), np.insert(y, breaks, np.nan)
 
 
 def _unit_of(label: str) -> str:

@@ -360,3 +360,16 @@ def test_fit_notebook_runs(tmp_path):
     # the summary table, the malformed-file message and the card written at the end
     assert "± std error" in text and "decades" in text and "row 4, column 'I [uA]'" in text
     assert "[parameters.activation_energy]" in text and 'status = "fitted"' in text
+
+
+def test_fit_plot_draws_stacked_curves_apart_and_loops_whole():
+    from imcphys.fit import _broken_at_jumps
+
+    two_sweeps = np.concatenate([np.linspace(-0.5, 2.5, 31)] * 2)  # e.g. transfer curves at two V_DS
+    assert list(np.nonzero(np.isnan(_broken_at_jumps(two_sweeps, two_sweeps)[0]))[0]) == [31]
+    loop = np.concatenate([np.linspace(0, 2, 21), np.linspace(1.9, -2, 40), np.linspace(-1.9, 0, 20)])
+    times = np.geomspace(1.0, 3e8, 60)
+    for x in (loop, times):  # a DC hysteresis loop and a log time grid stay one line
+        assert not np.any(np.isnan(_broken_at_jumps(x, x)[0]))
+    two_traces = np.concatenate([np.geomspace(1.0, 1e4, 30)] * 2)  # retention at two temperatures
+    assert list(np.nonzero(np.isnan(_broken_at_jumps(two_traces, two_traces)[0]))[0]) == [30]
