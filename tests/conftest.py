@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import jax
@@ -21,6 +24,22 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"measured data not available: {path}")
     return path
+
+
+def host_devices_process(tmp: Path, devices: int, body: str) -> subprocess.Popen:
+    """A Python subprocess with ``devices`` CPU host devices and float64 on, running ``body`` (the host device
+    count is fixed when JAX starts, so multi-device tests need their own process)."""
+    script = tmp / f"run_{devices}.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count={devices}"
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        assert jax.device_count() == {devices}
+    """) + textwrap.dedent(body))
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    return subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def central_difference(f, x: float, rel: float = 1e-6, abs_step: float = 1e-9) -> float:

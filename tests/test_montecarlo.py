@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from imcphys.montecarlo import (ChunkRecomputed, MonteCarloResult, Output, Study
 from imcphys.population import (Correlated, LogNormal, Normal, TruncatedNormal, Uniform, correlation, pulse_keys,
                                 sample, specs_from_table, summary)
 
-from conftest import REPO
+from conftest import REPO, host_devices_process
 
 CARD = REPO / "devices" / "reram_stanford_v1.toml"
 CELLS = 20_000
@@ -37,19 +36,8 @@ SEED = 3
 
 
 def _run_script(tmp: Path, devices: int, body: str) -> subprocess.Popen:
-    """A Python subprocess with ``devices`` CPU host devices and float64 on, running ``body``."""
-    script = tmp / f"run_{devices}.py"
-    script.write_text(textwrap.dedent(f"""
-        import os
-        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count={devices}"
-        import jax
-        jax.config.update("jax_enable_x64", True)
-        from imcphys.montecarlo import montecarlo
-        assert jax.device_count() == {devices}
-    """) + textwrap.dedent(body))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    """``body`` with ``montecarlo`` imported, in a subprocess with ``devices`` CPU host devices."""
+    return host_devices_process(tmp, devices, "from imcphys.montecarlo import montecarlo\n" + textwrap.dedent(body))
 
 
 def _call(chunk: int, out: Path) -> str:

@@ -23,6 +23,8 @@ from imcphys.population import sample
 from imcphys.program import Bidirectional, IncrementalAmplitude, Schedule
 from imcphys.studies.reram import DEMO_SPREAD
 
+from conftest import host_devices_process
+
 prog = importlib.import_module("imcphys.program")  # the module (imcphys.program is also the function)
 N = 96
 
@@ -112,15 +114,7 @@ def test_population_sharded_over_two_devices_programs_as_on_one(tmp_path):
     """A population whose arrays are split over two (CPU host) devices runs one exact loop per device
     (``program._lanes`` reads the sharding) and gives the single-device outcome. A subprocess, because the host
     device count is fixed when JAX starts."""
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
-    script = tmp_path / "sharded_program.py"
-    script.write_text(textwrap.dedent("""
-        import os
-        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    proc = host_devices_process(tmp_path, 2, """
         import importlib
         import equinox as eqx
         import jax
@@ -128,12 +122,10 @@ def test_population_sharded_over_two_devices_programs_as_on_one(tmp_path):
         import jax.random as jr
         import numpy as np
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
-        jax.config.update("jax_enable_x64", True)
         import imcphys
         from imcphys.population import sample
         from imcphys.studies.reram import DEMO_SPREAD
         prog = importlib.import_module("imcphys.program")
-        assert jax.device_count() == 2
         n = 64
         dev = imcphys.StanfordReRAM()
         pop = sample(dev, DEMO_SPREAD, n, key=jr.key(31))
@@ -155,8 +147,7 @@ def test_population_sharded_over_two_devices_programs_as_on_one(tmp_path):
         np.testing.assert_allclose(np.asarray(two.energy), np.asarray(one.energy), rtol=1e-12)
         assert 0 < float(np.mean(one.pulses)) < 8 and np.ptp(np.asarray(one.pulses)) >= 2
         print("ok", float(np.mean(one.pulses)))
-    """))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith("ok")
+    """)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert out.startswith("ok")
