@@ -47,9 +47,15 @@ def timed(f, *args, repeat: int = 3) -> tuple[float, Any]:
 
 
 def environment() -> dict[str, Any]:
-    return {"python": platform.python_version(), "jax": jax.__version__, "machine": platform.machine(),
-            "cpu_cores": N_CORES, "jax_devices": len(jax.devices()), "dtype": "float64",
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "machine": platform.machine(),
+        "cpu_cores": N_CORES,
+        "jax_devices": len(jax.devices()),
+        "dtype": "float64",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def write(out: Path, name: str, result: dict[str, Any]) -> Path:

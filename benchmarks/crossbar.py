@@ -68,7 +68,7 @@ def scipy_solve(g: np.ndarray, v: np.ndarray) -> tuple[float, float, np.ndarray,
         x = np.concatenate([x, lu.solve(f[:, 8:])], axis=1)
         t2, solved = time.perf_counter(), f.shape[1]
     t_solve = (t2 - t1) * f.shape[1] / solved
-    b = x[m * n:].reshape(m, n, -1)
+    b = x[m * n :].reshape(m, n, -1)
     return t1 - t0, t_solve, b[:, -1] / R_WIRE, solved
 
 
@@ -97,43 +97,70 @@ def main(out: Path, quick: bool) -> None:
         jax.block_until_ready(grad(gj, vj, R_WIRE, wj))
         first_grad = time.perf_counter() - t0
         t_grad, _ = _common.timed(grad, gj, vj, R_WIRE, wj, repeat=1)
-        row = {"size": m, "rhs": B, "jax_solve_s": t_solve, "jax_first_call_s": first,
-               "cg_iterations": int(sol.iterations), "converged": bool(sol.converged),
-               "jax_grad_s": t_grad, "jax_grad_first_call_s": first_grad, "grad_over_solve": t_grad / t_solve,
-               "ir_drop_mean_rel": float(np.mean(np.abs(np.asarray(sol.currents) - g @ v)) / np.mean(np.abs(g @ v)))}
+        row = {
+            "size": m,
+            "rhs": B,
+            "jax_solve_s": t_solve,
+            "jax_first_call_s": first,
+            "cg_iterations": int(sol.iterations),
+            "converged": bool(sol.converged),
+            "jax_grad_s": t_grad,
+            "jax_grad_first_call_s": first_grad,
+            "grad_over_solve": t_grad / t_solve,
+            "ir_drop_mean_rel": float(np.mean(np.abs(np.asarray(sol.currents) - g @ v)) / np.mean(np.abs(g @ v))),
+        }
         print(row, flush=True)
         try:
             t_fact, t_lu_solve, cur_lu, solved = scipy_solve(g, v)
             cur = np.asarray(sol.currents)[:, :solved]
-            row.update({"scipy_factorise_s": t_fact, "scipy_solve_s": t_lu_solve, "scipy_rhs_solved": solved,
-                        "scipy_solve_extrapolated": solved < B,
-                        "scipy_total_s": t_fact + t_lu_solve, "speedup_vs_scipy": (t_fact + t_lu_solve) / t_solve,
-                        "max_rel_diff_vs_scipy": float(np.max(np.abs(cur - cur_lu)) / np.max(np.abs(cur_lu)))})
+            row.update(
+                {
+                    "scipy_factorise_s": t_fact,
+                    "scipy_solve_s": t_lu_solve,
+                    "scipy_rhs_solved": solved,
+                    "scipy_solve_extrapolated": solved < B,
+                    "scipy_total_s": t_fact + t_lu_solve,
+                    "speedup_vs_scipy": (t_fact + t_lu_solve) / t_solve,
+                    "max_rel_diff_vs_scipy": float(np.max(np.abs(cur - cur_lu)) / np.max(np.abs(cur_lu))),
+                }
+            )
         except MemoryError as err:
             row["scipy_error"] = f"MemoryError: {err}"
         print(row, flush=True)
         rows.append(row)
-        readme_rows.append({
-            "workload": f"Crossbar IR drop: {m}×{m} tile, {B} input vectors, 1 Ω segments, CG to 1e-8",
-            "imcphys": f"{t_solve:.3g} s ({row['cg_iterations']} CG iterations); gradient {t_grad / t_solve:.2f}× "
-                       "a solve",
-            "baseline": (f"scipy splu {row['scipy_total_s']:.3g} s (factorise {t_fact:.3g} s"
-                         + (f"; solve extrapolated from {row['scipy_rhs_solved']} RHS)"
-                            if row["scipy_solve_extrapolated"] else ")")
-                         if "scipy_total_s" in row else row.get("scipy_error")),
-            "ratio": row.get("speedup_vs_scipy"), "ceiling_fraction": None,
-            "note": "same run; ratio = scipy time / imcphys time"})
+        readme_rows.append(
+            {
+                "workload": f"Crossbar IR drop: {m}×{m} tile, {B} input vectors, 1 Ω segments, CG to 1e-8",
+                "imcphys": f"{t_solve:.3g} s ({row['cg_iterations']} CG iterations); gradient {t_grad / t_solve:.2f}× "
+                "a solve",
+                "baseline": (
+                    f"scipy splu {row['scipy_total_s']:.3g} s (factorise {t_fact:.3g} s"
+                    + (
+                        f"; solve extrapolated from {row['scipy_rhs_solved']} RHS)"
+                        if row["scipy_solve_extrapolated"]
+                        else ")"
+                    )
+                    if "scipy_total_s" in row
+                    else row.get("scipy_error")
+                ),
+                "ratio": row.get("speedup_vs_scipy"),
+                "ceiling_fraction": None,
+                "note": "same run; ratio = scipy time / imcphys time",
+            }
+        )
     result = {
         "description": "M×M crossbar, cells uniform in [10, 100] µS, 1 Ω per wire segment on input and output lines, "
-                       f"{B} input vectors, float64; JAX: Schur-complement CG with exact line preconditioner, "
-                       "relative residual 1e-8; scipy: splu of the 2M² nodal matrix + one solve with all RHS",
+        f"{B} input vectors, float64; JAX: Schur-complement CG with exact line preconditioner, "
+        "relative residual 1e-8; scipy: splu of the 2M² nodal matrix + one solve with all RHS",
         "sizes": rows,
         "rows": readme_rows,
-        "bars": {"as fast as splu at 512": next((r.get("speedup_vs_scipy", 0) >= 1 for r in rows
-                                                 if r["size"] == 512), None),
-                 "faster than splu at 1024": next((r.get("speedup_vs_scipy", 0) > 1 for r in rows
-                                                   if r["size"] == 1024), None),
-                 "gradient <= 3x solve": all(r["grad_over_solve"] <= 3 for r in rows)},
+        "bars": {
+            "as fast as splu at 512": next((r.get("speedup_vs_scipy", 0) >= 1 for r in rows if r["size"] == 512), None),
+            "faster than splu at 1024": next(
+                (r.get("speedup_vs_scipy", 0) > 1 for r in rows if r["size"] == 1024), None
+            ),
+            "gradient <= 3x solve": all(r["grad_over_solve"] <= 3 for r in rows),
+        },
     }
     _common.write(out, "crossbar", result)
 

@@ -33,8 +33,9 @@ RAMP = 4e-3  # s, the official DC test: 0 → 2 V → 0 → −2 V → 0
 
 def sweep_data(dev, seed: int = 0) -> imcphys.Dataset:
     ts = np.linspace(0.0, 4 * RAMP, POINTS)
-    sol = jax.jit(lambda d: imcphys.simulate(d, d.gap_max, imcphys.triangle_sweep(2.0, RAMP), ts, rtol=1e-8,
-                                             atol=1e-10))(dev)
+    sol = jax.jit(
+        lambda d: imcphys.simulate(d, d.gap_max, imcphys.triangle_sweep(2.0, RAMP), ts, rtol=1e-8, atol=1e-10)
+    )(dev)
     i = np.asarray(sol.observed) * 10 ** (NOISE * np.random.default_rng(seed).standard_normal(POINTS))
     return imcphys.Dataset.from_arrays({"t": (ts, "s"), "V": (np.asarray(sol.drive), "V"), "I": (i, "A")})
 
@@ -56,10 +57,17 @@ def numpy_sweep(p: dict[str, float], ts: np.ndarray, rtol: float) -> np.ndarray:
         v = drive(t)
         g = min(max(y[0], gmin), gmax)
         temp = p["ambient_temperature"] + abs(v * current(g, v)) * p["thermal_resistance"]
-        gamma = (p["gamma0"] if v >= 0 else p["gamma0_reset"]) - p["beta"] * g ** 3
+        gamma = (p["gamma0"] if v >= 0 else p["gamma0_reset"]) - p["beta"] * g**3
         x = min(max((gamma * abs(v) / p["oxide_thickness"] - p["min_field"]) / p["field_threshold_width"], 0), 1)
-        return [-p["gap_velocity"] / 1e-9 * math.exp(-q * p["activation_energy"] / (kb * temp)) * x * x * (3 - 2 * x)
-                * math.sinh(gamma * p["atom_spacing"] / p["oxide_thickness"] * q * v / (kb * temp))]
+        return [
+            -p["gap_velocity"]
+            / 1e-9
+            * math.exp(-q * p["activation_energy"] / (kb * temp))
+            * x
+            * x
+            * (3 - 2 * x)
+            * math.sinh(gamma * p["atom_spacing"] / p["oxide_thickness"] * q * v / (kb * temp))
+        ]
 
     cuts = np.union1d(ts, RAMP * np.arange(5))
     gaps = {cuts[0]: gmax}
@@ -85,8 +93,14 @@ def scipy_fit(truth, data: imcphys.Dataset, max_nfev: int | None) -> dict:
     t0 = time.perf_counter()
     sol = least_squares(residuals, np.zeros(len(FREE)), method="lm", diff_step=1e-5, max_nfev=max_nfev)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "nfev": int(sol.nfev), "status": int(sol.status), "message": sol.message,
-            "values": (true * START_FACTORS * np.exp(sol.x)).tolist(), "cost": float(sol.cost)}
+    return {
+        "seconds": seconds,
+        "nfev": int(sol.nfev),
+        "status": int(sol.status),
+        "message": sol.message,
+        "values": (true * START_FACTORS * np.exp(sol.x)).tolist(),
+        "cost": float(sol.cost),
+    }
 
 
 def main(out: Path, quick: bool) -> None:
@@ -96,8 +110,9 @@ def main(out: Path, quick: bool) -> None:
     experiment = imcphys.dc_sweep(data)
 
     def run():
-        return imcphys.fit(start, experiment, free=FREE, key=jax.random.key(0), starts=1, batch=1, candidates=0,
-                           progress=False)
+        return imcphys.fit(
+            start, experiment, free=FREE, key=jax.random.key(0), starts=1, batch=1, candidates=0, progress=False
+        )
 
     load_before = os.getloadavg()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -116,24 +131,35 @@ def main(out: Path, quick: bool) -> None:
     scipy = scipy_fit(truth, data, max_nfev=12 if quick else None)
     z = (np.array(scipy["values"]) - result.values) / result.std_errors
     true = np.array([float(getattr(truth, n)) for n in FREE])
-    row = {"workload": f"Fit: ReRAM DC sweep, {POINTS} points, {len(FREE)} free parameters (LM, one start)",
-           "imcphys": f"{fit_seconds:.2f} s after {compile_seconds:.0f} s compile",
-           "baseline": f"scipy least_squares on numpy model {scipy['seconds']:.1f} s ({scipy['nfev']} evaluations)",
-           "ratio": scipy["seconds"] / fit_seconds, "ceiling_fraction": None,
-           "note": f"{int(result.starts.steps[0])} LM steps; fits agree within {np.max(np.abs(z)):.2g} std errors"}
+    row = {
+        "workload": f"Fit: ReRAM DC sweep, {POINTS} points, {len(FREE)} free parameters (LM, one start)",
+        "imcphys": f"{fit_seconds:.2f} s after {compile_seconds:.0f} s compile",
+        "baseline": f"scipy least_squares on numpy model {scipy['seconds']:.1f} s ({scipy['nfev']} evaluations)",
+        "ratio": scipy["seconds"] / fit_seconds,
+        "ceiling_fraction": None,
+        "note": f"{int(result.starts.steps[0])} LM steps; fits agree within {np.max(np.abs(z)):.2g} std errors",
+    }
     result_json = {
         "description": "Stanford ReRAM DC sweep fit, 200 points, 4 free parameters, float64",
         "quick": quick,
         "free": FREE,
-        "imcphys": {"fit_seconds_median": fit_seconds, "fit_seconds_all": times, "compile_seconds": compile_seconds,
-                    "fit_cpu_seconds_median": float(np.median(cpu)), "compile_cpu_seconds": first_cpu - float(
-                        np.median(cpu)), "load_average_after_fits": load_fit,
-                    "lm_steps": int(result.starts.steps[0]), "values": result.values.tolist(),
-                    "std_errors": result.std_errors.tolist(), "rms_residual_decades": result.rms[0],
-                    "recovered_within_3_se": bool(np.all(np.abs(result.values - true) < 3 * result.std_errors))},
+        "imcphys": {
+            "fit_seconds_median": fit_seconds,
+            "fit_seconds_all": times,
+            "compile_seconds": compile_seconds,
+            "fit_cpu_seconds_median": float(np.median(cpu)),
+            "compile_cpu_seconds": first_cpu - float(np.median(cpu)),
+            "load_average_after_fits": load_fit,
+            "lm_steps": int(result.starts.steps[0]),
+            "values": result.values.tolist(),
+            "std_errors": result.std_errors.tolist(),
+            "rms_residual_decades": result.rms[0],
+            "recovered_within_3_se": bool(np.all(np.abs(result.values - true) < 3 * result.std_errors)),
+        },
         "scipy": {**scipy, "max_difference_in_std_errors": float(np.max(np.abs(z)))},
         "true_values": true.tolist(),
-        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "rows": [row],
         "bars": {"fit < 2 s after compilation": fit_seconds < 2.0, "compilation < 30 s": compile_seconds < 30.0},
     }

@@ -54,9 +54,7 @@ def scipy_cell(cell: FloatingGateCell, k: int) -> tuple[float, int]:
         j = a_p * e * e * np.exp(-b_p / e) if e > 0 else 0.0
         load = np.concatenate([i[1:], [p["pump_load_conductance"] * x[-1] + i_wl]])
         dx = (i - load) / np.concatenate([np.full(n, c_node), [c_out]])
-        dw = (i_wl - p["cells_per_wordline"] * p["coupling_ratio"] * j * p["tunnel_area"]) / p[
-            "wordline_capacitance"
-        ]
+        dw = (i_wl - p["cells_per_wordline"] * p["coupling_ratio"] * j * p["tunnel_area"]) / p["wordline_capacitance"]
         return np.concatenate([dx, [dw, j * per_charge]])
 
     x = np.asarray(pump.rest_state(), dtype=float)
@@ -82,9 +80,7 @@ def scipy_cell(cell: FloatingGateCell, k: int) -> tuple[float, int]:
 def main(out: Path, quick: bool) -> None:
     cell = FloatingGateCell()
     run = jax.jit(
-        lambda pop: ispp(
-            pop, pop.initial_state(), fixed_steps=FIXED_STEPS, pump_substeps=PUMP_SUBSTEPS, **SCHEME
-        )
+        lambda pop: ispp(pop, pop.initial_state(), fixed_steps=FIXED_STEPS, pump_substeps=PUMP_SUBSTEPS, **SCHEME)
     )
     sizes = [10**4, 10**5] if quick else [10**5, 10**6]
     rows, last = [], None
@@ -121,12 +117,15 @@ def main(out: Path, quick: bool) -> None:
     same = pulses_ref == pulses_jax
     big = rows[-1]
     readme_rows = [
-        {"workload": f"Flash: ISPP with verify through the Dickson pump, {big['cells']:.0e} cells "
-                     f"(≤ {SCHEME['max_pulses']} pulses of {SCHEME['width'] * 1e6:g} µs, pump in the loop)",
-         "imcphys": f"{big['cells_per_s']:.3g} cells/s",
-         "baseline": f"scipy LSODA per-cell loop {scipy_rate:.3g} cells/s",
-         "ratio": big["cells_per_s"] / scipy_rate, "ceiling_fraction": None,
-         "note": f"{big['mean_pulses']:.1f} pulses/cell on average; no fused-kernel ceiling measured"},
+        {
+            "workload": f"Flash: ISPP with verify through the Dickson pump, {big['cells']:.0e} cells "
+            f"(≤ {SCHEME['max_pulses']} pulses of {SCHEME['width'] * 1e6:g} µs, pump in the loop)",
+            "imcphys": f"{big['cells_per_s']:.3g} cells/s",
+            "baseline": f"scipy LSODA per-cell loop {scipy_rate:.3g} cells/s",
+            "ratio": big["cells_per_s"] / scipy_rate,
+            "ceiling_fraction": None,
+            "note": f"{big['mean_pulses']:.1f} pulses/cell on average; no fused-kernel ceiling measured",
+        },
     ]
     result = {
         "description": "ISPP with verify through the Dickson pump (card defaults: 10 stages, 3.3 V, 20 MHz), "

@@ -51,9 +51,12 @@ def imcphys_run(pop: imcphys.Cell2T0C, n: int, chunk: int) -> dict:
             mins.append(np.asarray(jnp.min(t, axis=1)))
             below += int(jnp.sum(t < 100.0))
         mins = np.concatenate(mins)
-        out[f"{temp:g}"] = {"min_retention_percentiles_s": dict(zip(
-            ["p0.1", "p1", "p50", "p99"], np.percentile(mins, [0.1, 1, 50, 99]).tolist(), strict=True)),
-            "cell_levels_below_100s": below}
+        out[f"{temp:g}"] = {
+            "min_retention_percentiles_s": dict(
+                zip(["p0.1", "p1", "p50", "p99"], np.percentile(mins, [0.1, 1, 50, 99]).tolist(), strict=True)
+            ),
+            "cell_levels_below_100s": below,
+        }
     return out
 
 
@@ -74,8 +77,9 @@ def leak_numpy(p: dict, v_sn: float, temp: float) -> float:
 
     ls, ld = log_f(x), log_f(x - n * v_ds)
     channel = p["sheet_current"] * p["write_width"] / p["write_length"] * math.exp(ls) * -math.expm1(ld - ls)
-    i_off = p["off_current"] * math.exp(-p["off_activation_energy"] / K_B_EV
-                                        * (1.0 / temp - 1.0 / p["reference_temperature"]))
+    i_off = p["off_current"] * math.exp(
+        -p["off_activation_energy"] / K_B_EV * (1.0 / temp - 1.0 / p["reference_temperature"])
+    )
     return channel + i_off * p["write_width"] * math.tanh(v_ds / (2 * phi))
 
 
@@ -93,8 +97,9 @@ def scipy_retention(p: dict, v0: float, margin: float, temp: float) -> float:
     return float(sol.t_events[0][0]) if sol.t_events[0].size else math.inf
 
 
-def scipy_subset(pop, levels: np.ndarray, margin: float, cells: np.ndarray, level_idx: np.ndarray,
-                 temp: float) -> tuple[float, np.ndarray]:
+def scipy_subset(
+    pop, levels: np.ndarray, margin: float, cells: np.ndarray, level_idx: np.ndarray, temp: float
+) -> tuple[float, np.ndarray]:
     names = imcphys.parameter_units(pop)
     t0 = time.perf_counter()
     out = []
@@ -142,28 +147,40 @@ def main() -> None:
     loop_full = loop_per_item * work
     result = {
         "description": "Cell2T0C (Li-2025 card with its [variability]) retention of 8 levels at 3 temperatures; "
-                       "imcphys quadrature path vs a per-cell scipy solve_ivp (LSODA) loop with an event",
-        "cells": n, "levels": len(levels), "quadrature_nodes": NODES, "temperatures_K": list(TEMPERATURES),
+        "imcphys quadrature path vs a per-cell scipy solve_ivp (LSODA) loop with an event",
+        "cells": n,
+        "levels": len(levels),
+        "quadrature_nodes": NODES,
+        "temperatures_K": list(TEMPERATURES),
         "chunk_cells": chunk,
-        "imcphys_s": t_imc, "imcphys_cell_levels_per_s": work / t_imc, "imcphys_cells_per_s": n * 3 / t_imc,
-        "scipy_loop_timed_items": samples * len(TEMPERATURES), "scipy_loop_s_per_item": loop_per_item,
+        "imcphys_s": t_imc,
+        "imcphys_cell_levels_per_s": work / t_imc,
+        "imcphys_cells_per_s": n * 3 / t_imc,
+        "scipy_loop_timed_items": samples * len(TEMPERATURES),
+        "scipy_loop_s_per_item": loop_per_item,
         "scipy_loop_extrapolated_s": loop_full,
         "scipy_note": f"the scipy loop was timed on {samples} random cell-levels per temperature and "
-                      "extrapolated linearly to the full workload",
+        "extrapolated linearly to the full workload",
         "speedup_vs_scipy_loop": loop_full / t_imc,
         "per_temperature": stats,
         "load_average": {"start": load_start, "end": list(os.getloadavg())},
         "bars": {">= 300x the scipy loop": loop_full / t_imc >= 300, "< 60 s": t_imc < 60},
     }
-    result["rows"] = [{
-        "workload": f"IGZO 2T0C retention, {n:.0e} cells x 8 levels x 3 temperatures, with spread",
-        "imcphys": f"{work / t_imc:.3g} cell-levels/s ({t_imc:.3g} s)",
-        "baseline": f"scipy solve_ivp loop, extrapolated {loop_full:.3g} s",
-        "ratio": loop_full / t_imc, "ceiling_fraction": None,
-        "note": f"loop timed on {samples * len(TEMPERATURES)} items; max rel. diff of retention "
-                f"{max(v['max_rel_diff_vs_scipy'] for v in stats.values()):.1e}"}]
-    print(f"imcphys {t_imc:.2f} s ({work / t_imc:.3g} cell-levels/s); scipy loop {loop_per_item * 1e3:.2f} ms/item "
-          f"-> {loop_full:.3g} s extrapolated; speedup {loop_full / t_imc:.0f}x")
+    result["rows"] = [
+        {
+            "workload": f"IGZO 2T0C retention, {n:.0e} cells x 8 levels x 3 temperatures, with spread",
+            "imcphys": f"{work / t_imc:.3g} cell-levels/s ({t_imc:.3g} s)",
+            "baseline": f"scipy solve_ivp loop, extrapolated {loop_full:.3g} s",
+            "ratio": loop_full / t_imc,
+            "ceiling_fraction": None,
+            "note": f"loop timed on {samples * len(TEMPERATURES)} items; max rel. diff of retention "
+            f"{max(v['max_rel_diff_vs_scipy'] for v in stats.values()):.1e}",
+        }
+    ]
+    print(
+        f"imcphys {t_imc:.2f} s ({work / t_imc:.3g} cell-levels/s); scipy loop {loop_per_item * 1e3:.2f} ms/item "
+        f"-> {loop_full:.3g} s extrapolated; speedup {loop_full / t_imc:.0f}x"
+    )
     _common.write(args.out, "igzo_retention", result)
 
 

@@ -47,17 +47,38 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_s": time.process_tim
 """
 
 
-def run_child(cells: int, devices: int, budget: float, warm_chunk: int = 0, study: str = "reram_pulse_read",
-              options: dict | None = None) -> dict:
+def run_child(
+    cells: int,
+    devices: int,
+    budget: float,
+    warm_chunk: int = 0,
+    study: str = "reram_pulse_read",
+    options: dict | None = None,
+) -> dict:
     """One Monte Carlo run in a fresh process; its peak RSS sampled with psutil. With ``warm_chunk`` the chunk
     size is fixed and the timed run follows a warm-up of one chunk (compilation excluded)."""
     import psutil
 
     options = OPTIONS if options is None else options
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(CARD), str(cells), str(devices),
-                                 str(Path(tmp) / "run"), str(budget), json.dumps(options), str(warm_chunk), study],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(CARD),
+                str(cells),
+                str(devices),
+                str(Path(tmp) / "run"),
+                str(budget),
+                json.dumps(options),
+                str(warm_chunk),
+                study,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         ps, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
             try:
@@ -95,6 +116,7 @@ def in_process(quick: bool) -> dict:
     jax.config.update("jax_enable_x64", True)
     import imcphys
     import imcphys.montecarlo  # noqa: F401
+
     mc = sys.modules["imcphys.montecarlo"]  # the module (imcphys.montecarlo is also the function's name)
     from imcphys.constants import K_B, K_B_EV, Q
     from imcphys.population import cell_keys, pulse_keys, sample_cells
@@ -117,8 +139,14 @@ def in_process(quick: bool) -> dict:
     mc.montecarlo(study, cells=n, key=key, out=Path(tmp_runs.name) / "warm", chunk_cells=n // 4, progress=False)
 
     def runner():
-        mc.montecarlo(study, cells=n, key=key, out=Path(tmp_runs.name) / f"r{time.perf_counter_ns()}",
-                      chunk_cells=n // 4, progress=False)
+        mc.montecarlo(
+            study,
+            cells=n,
+            key=key,
+            out=Path(tmp_runs.name) / f"r{time.perf_counter_ns()}",
+            chunk_cells=n // 4,
+            progress=False,
+        )
 
     # ---- the ceiling: one fused elementwise kernel of the same arithmetic on plain arrays (no modules, no vmap,
     # no per-cell keys: one batched normal draw per step), the same 2 pulses × 16 Heun steps with projection
@@ -138,10 +166,17 @@ def in_process(quick: bool) -> dict:
             gamma = gam_nom - p["beta"] * (g / 1e-9) ** 3
             x = jnp.clip((gamma * abs(v) / tox - p["min_field"]) / p["field_threshold_width"], 0.0, 1.0)
             on = x * x * (3.0 - 2.0 * x)
-            r = -p["gap_velocity"] * jnp.exp(-ea / (K_B_EV * temp)) * jnp.sinh(
-                gamma * p["atom_spacing"] / tox * v / (K_B * temp / Q))
-            sigma = p["gap_noise"] * math.sqrt(p["noise_time_step"]) * on / (
-                1.0 + jnp.exp((p["noise_t_crit"] - temp) / p["noise_t_smooth"]))
+            r = (
+                -p["gap_velocity"]
+                * jnp.exp(-ea / (K_B_EV * temp))
+                * jnp.sinh(gamma * p["atom_spacing"] / tox * v / (K_B * temp / Q))
+            )
+            sigma = (
+                p["gap_noise"]
+                * math.sqrt(p["noise_time_step"])
+                * on
+                / (1.0 + jnp.exp((p["noise_t_crit"] - temp) / p["noise_t_smooth"]))
+            )
             return r * on, sigma
 
         def pulse(g, v, gam_nom, kp):
@@ -163,20 +198,27 @@ def in_process(quick: bool) -> dict:
         g_set = pulse(jnp.full(ea.shape, p["gap_max"]), 1.8, gam0, ks)
         g_reset = pulse(g_set, -1.3, p["gamma0_reset"], kr)
         return current(g_set, p["read_voltage"]) / p["read_voltage"], current(g_reset, p["read_voltage"]) / p[
-            "read_voltage"]
+            "read_voltage"
+        ]
 
     rng = np.random.default_rng(0)
-    args = (jnp.asarray(p["activation_energy"] + 0.02 * rng.standard_normal(n)),
-            jnp.asarray(p["gap_decay_length"] * np.exp(0.04 * rng.standard_normal(n))),
-            jnp.asarray(p["oxide_thickness"] * (1 + 0.03 * rng.standard_normal(n))),
-            jnp.asarray(p["gamma0"] * (1 + 0.02 * rng.standard_normal(n))), jax.random.key(1))
+    args = (
+        jnp.asarray(p["activation_energy"] + 0.02 * rng.standard_normal(n)),
+        jnp.asarray(p["gap_decay_length"] * np.exp(0.04 * rng.standard_normal(n))),
+        jnp.asarray(p["oxide_thickness"] * (1 + 0.03 * rng.standard_normal(n))),
+        jnp.asarray(p["gamma0"] * (1 + 0.02 * rng.standard_normal(n))),
+        jax.random.key(1),
+    )
     ceil_jit = jax.jit(ceiling)
     jax.block_until_ready(ceil_jit(*args))
 
     # the three timed in interleaved rounds (a load that comes and goes hits them alike), best of the rounds;
     # process CPU time too (robust to other processes; the runner's includes its writer thread)
-    timings = {"fused_ceiling": lambda: jax.block_until_ready(ceil_jit(*args)), "study_kernel": study_kernel,
-               "montecarlo_runner": runner}
+    timings = {
+        "fused_ceiling": lambda: jax.block_until_ready(ceil_jit(*args)),
+        "study_kernel": study_kernel,
+        "montecarlo_runner": runner,
+    }
     wall = {k: float("inf") for k in timings}
     cpu = dict(wall)
     for _ in range(5):
@@ -196,8 +238,9 @@ def in_process(quick: bool) -> dict:
         d = imcphys.replace(dev, activation_energy=theta[0], gamma0=theta[1])
         pop = sample_cells(d, study.specs, gcells, key=mc.population_key(key))
         keys = pulse_keys(cell_keys(mc.noise_key(key), gcells), 1)[:, 0]
-        g = eqx.filter_vmap(lambda c, k: imcphys.apply_pulse(c, c.gap_max, theta[2], width, fixed_steps=steps,
-                                                             key=k))(pop, keys)
+        g = eqx.filter_vmap(lambda c, k: imcphys.apply_pulse(c, c.gap_max, theta[2], width, fixed_steps=steps, key=k))(
+            pop, keys
+        )
         return jnp.mean(jnp.log(jax.vmap(lambda c, gg: c.read(gg))(pop, g)))
 
     theta = jnp.asarray([p["activation_energy"], p["gamma0"], 1.8])
@@ -214,17 +257,30 @@ def in_process(quick: bool) -> dict:
 
     return {
         "cells": n,
-        "compile_s": {"study_chunk_kernel": compile_forward, "set_pulse_forward": compile_small - fwd_s,
-                      "set_pulse_value_and_grad": compile_grad - grad_s},
-        "throughput_cells_per_s": {"fused_ceiling": n / ceiling_s, "study_kernel": n / study_s,
-                                   "montecarlo_runner": n / runner_s},
+        "compile_s": {
+            "study_chunk_kernel": compile_forward,
+            "set_pulse_forward": compile_small - fwd_s,
+            "set_pulse_value_and_grad": compile_grad - grad_s,
+        },
+        "throughput_cells_per_s": {
+            "fused_ceiling": n / ceiling_s,
+            "study_kernel": n / study_s,
+            "montecarlo_runner": n / runner_s,
+        },
         "fraction_of_ceiling": {"study_kernel": ceiling_s / study_s, "montecarlo_runner": ceiling_s / runner_s},
-        "fraction_of_ceiling_cpu_time": {"study_kernel": cpu["fused_ceiling"] / cpu["study_kernel"],
-                                         "montecarlo_runner": cpu["fused_ceiling"] / cpu["montecarlo_runner"]},
+        "fraction_of_ceiling_cpu_time": {
+            "study_kernel": cpu["fused_ceiling"] / cpu["study_kernel"],
+            "montecarlo_runner": cpu["fused_ceiling"] / cpu["montecarlo_runner"],
+        },
         "runner_chunks": 4,
         "loadavg_in_process": os.getloadavg(),
-        "gradient": {"cells": n_grad, "forward_s": fwd_s, "value_and_grad_s": grad_s, "ratio": grad_s / fwd_s,
-                     "wrt": ["activation_energy (nominal)", "gamma0 (nominal)", "SET amplitude"]},
+        "gradient": {
+            "cells": n_grad,
+            "forward_s": fwd_s,
+            "value_and_grad_s": grad_s,
+            "ratio": grad_s / fwd_s,
+            "wrt": ["activation_energy (nominal)", "gamma0 (nominal)", "SET amplitude"],
+        },
     }
 
 
@@ -248,20 +304,28 @@ WV_ROW = "ReRAM program-and-verify Monte Carlo"
 def wv_row(wv: dict, cores: int) -> dict:
     """The README row of a ``write_verify`` result."""
     load = wv.get("loadavg")
-    return {"workload": f"{WV_ROW}, {wv['cells']:.0e} cells (≤ {WRITE_VERIFY['iterations']} verify iterations, "
-                        f"8 levels, {WRITE_VERIFY['fixed_steps']} Heun steps per pulse)",
-            "imcphys": f"{wv['seconds']:.0f} s ({wv['cells_per_s']:.3g} cells/s), peak RSS {wv['peak_rss_MB']:.0f} MB",
-            "baseline": None, "ratio": None, "ceiling_fraction": None,
-            "note": f"{cores} CPU device(s), {wv['chunks']} chunk(s) of {wv['chunk_cells']}, compilation included"
-                    + (f"; load average {load[0]:.1f} at the end" if load else "") + "; bar: < 4 GB"}
+    return {
+        "workload": f"{WV_ROW}, {wv['cells']:.0e} cells (≤ {WRITE_VERIFY['iterations']} verify iterations, "
+        f"8 levels, {WRITE_VERIFY['fixed_steps']} Heun steps per pulse)",
+        "imcphys": f"{wv['seconds']:.0f} s ({wv['cells_per_s']:.3g} cells/s), peak RSS {wv['peak_rss_MB']:.0f} MB",
+        "baseline": None,
+        "ratio": None,
+        "ceiling_fraction": None,
+        "note": f"{cores} CPU device(s), {wv['chunks']} chunk(s) of {wv['chunk_cells']}, compilation included"
+        + (f"; load average {load[0]:.1f} at the end" if load else "")
+        + "; bar: < 4 GB",
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--quick", action="store_true", help="small sizes: check that it works")
-    ap.add_argument("--write-verify-only", action="store_true",
-                    help="only the 1e7-cell program-and-verify row (1e4 cells with --quick)")
+    ap.add_argument(
+        "--write-verify-only",
+        action="store_true",
+        help="only the 1e7-cell program-and-verify row (1e4 cells with --quick)",
+    )
     ap.add_argument("--write-verify-cells", type=int, default=None, help="cells of that row (default 1e7)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -283,8 +347,11 @@ def main() -> None:
 
     scaling = [run_child(n, cores, BUDGET) for n in sizes]
     for s in scaling:
-        print(f"  {s['cells']:>10} cells: {s['seconds']:8.1f} s, peak RSS {s['peak_rss_MB']:7.0f} MB, "
-              f"{s['chunks']} chunk(s) of {s['chunk_cells']}", flush=True)
+        print(
+            f"  {s['cells']:>10} cells: {s['seconds']:8.1f} s, peak RSS {s['peak_rss_MB']:7.0f} MB, "
+            f"{s['chunks']} chunk(s) of {s['chunk_cells']}",
+            flush=True,
+        )
     big, small = scaling[-1], scaling[-2]
     # linear time: the marginal cost per cell between the two largest sizes (compile time cancels out)
     marginal = (big["seconds"] - small["seconds"]) / (big["cells"] - small["cells"])
@@ -298,43 +365,75 @@ def main() -> None:
         "name": "montecarlo",
         "quick": a.quick,
         "workload": f"reram_pulse_read: SET +1.8 V then RESET -1.3 V, 100 ns, {OPTIONS['fixed_steps']} Heun steps "
-                    f"each, 1 temperature, card variability + cycle-to-cycle noise",
+        f"each, 1 temperature, card variability + cycle-to-cycle noise",
         "memory_budget_MB": BUDGET / 1e6,
         "scaling": scaling,
         "marginal_us_per_cell": marginal * 1e6,
         "peak_rss_growth_MB": big["peak_rss_MB"] - scaling[0]["peak_rss_MB"],
-        "sharding": {"cells": n_speed, "one_device_s": one["seconds"], "two_devices_s": two["seconds"],
-                     "speedup": one["seconds"] / two["seconds"]},
+        "sharding": {
+            "cells": n_speed,
+            "one_device_s": one["seconds"],
+            "two_devices_s": two["seconds"],
+            "speedup": one["seconds"] / two["seconds"],
+        },
         **inproc,
         "write_verify": wv,
         "seconds": time.perf_counter() - t_start,
     }
     frac = res["fraction_of_ceiling"]
     res["rows"] = [
-        {"workload": f"Monte Carlo scaling {sizes[0]:.0e}–{sizes[-1]:.0e} cells (ReRAM SET+RESET+read)",
-         "imcphys": f"{big['seconds']:.1f} s for {big['cells']:.0e} cells, peak RSS {big['peak_rss_MB']:.0f} MB "
-                    f"(budget {BUDGET / 1e6:.0f} MB)",
-         "baseline": f"{scaling[0]['seconds']:.1f} s, {scaling[0]['peak_rss_MB']:.0f} MB at {sizes[0]:.0e} cells",
-         "ratio": None, "ceiling_fraction": frac["montecarlo_runner"],
-         "note": f"{marginal * 1e6:.2f} µs/cell marginal; {cores} CPU device(s)"},
-        {"workload": "Monte Carlo sharding, 2 CPU host devices vs 1",
-         "imcphys": f"{two['seconds']:.1f} s", "baseline": f"{one['seconds']:.1f} s on 1 device",
-         "ratio": res["sharding"]["speedup"], "ceiling_fraction": None,
-         "note": f"{n_speed:.0e} cells, compilation excluded"},
-        {"workload": "Gradient of a population mean (3 parameters) vs forward",
-         "imcphys": f"{res['gradient']['value_and_grad_s']:.2f} s",
-         "baseline": f"{res['gradient']['forward_s']:.2f} s forward",
-         "ratio": res["gradient"]["ratio"], "ceiling_fraction": None,
-         "note": f"{res['gradient']['cells']} cells; compile {res['compile_s']['set_pulse_value_and_grad']:.1f} s"},
+        {
+            "workload": f"Monte Carlo scaling {sizes[0]:.0e}–{sizes[-1]:.0e} cells (ReRAM SET+RESET+read)",
+            "imcphys": f"{big['seconds']:.1f} s for {big['cells']:.0e} cells, peak RSS {big['peak_rss_MB']:.0f} MB "
+            f"(budget {BUDGET / 1e6:.0f} MB)",
+            "baseline": f"{scaling[0]['seconds']:.1f} s, {scaling[0]['peak_rss_MB']:.0f} MB at {sizes[0]:.0e} cells",
+            "ratio": None,
+            "ceiling_fraction": frac["montecarlo_runner"],
+            "note": f"{marginal * 1e6:.2f} µs/cell marginal; {cores} CPU device(s)",
+        },
+        {
+            "workload": "Monte Carlo sharding, 2 CPU host devices vs 1",
+            "imcphys": f"{two['seconds']:.1f} s",
+            "baseline": f"{one['seconds']:.1f} s on 1 device",
+            "ratio": res["sharding"]["speedup"],
+            "ceiling_fraction": None,
+            "note": f"{n_speed:.0e} cells, compilation excluded",
+        },
+        {
+            "workload": "Gradient of a population mean (3 parameters) vs forward",
+            "imcphys": f"{res['gradient']['value_and_grad_s']:.2f} s",
+            "baseline": f"{res['gradient']['forward_s']:.2f} s forward",
+            "ratio": res["gradient"]["ratio"],
+            "ceiling_fraction": None,
+            "note": f"{res['gradient']['cells']} cells; compile {res['compile_s']['set_pulse_value_and_grad']:.1f} s",
+        },
         wv_row(wv, cores),
-        {"workload": "Compile time of the study's chunk kernel",
-         "imcphys": f"{res['compile_s']['study_chunk_kernel']:.1f} s",
-         "baseline": None, "ratio": None, "ceiling_fraction": frac["study_kernel"],
-         "note": "once per device and chunk shape"},
+        {
+            "workload": "Compile time of the study's chunk kernel",
+            "imcphys": f"{res['compile_s']['study_chunk_kernel']:.1f} s",
+            "baseline": None,
+            "ratio": None,
+            "ceiling_fraction": frac["study_kernel"],
+            "note": "once per device and chunk shape",
+        },
     ]
     (a.out / "montecarlo.json").write_text(json.dumps(res, indent=1))
-    print(json.dumps({k: res[k] for k in ("marginal_us_per_cell", "peak_rss_growth_MB", "sharding",
-                                          "fraction_of_ceiling", "gradient", "compile_s")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: res[k]
+                for k in (
+                    "marginal_us_per_cell",
+                    "peak_rss_growth_MB",
+                    "sharding",
+                    "fraction_of_ceiling",
+                    "gradient",
+                    "compile_s",
+                )
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

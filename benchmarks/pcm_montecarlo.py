@@ -19,8 +19,9 @@ import os
 
 N_CORES = os.cpu_count() or 1
 # One JAX CPU device per core, before jax is imported: JAX runs elementwise work on one core per device.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + f" --xla_force_host_platform_device_count={N_CORES}").strip()
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={N_CORES}"
+).strip()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -78,8 +79,7 @@ def fused_ceiling(model: imcphys.PCMStatistical):
     """The same arithmetic and draws written as two flat functions (no modules, no input checks): the practical
     ceiling of this workload in JAX."""
     c = [float(v) for v in model.prog_coeffs]
-    g_max, g_ref, t0, t_read = (float(v) for v in (model.g_max, model.prog_g_max_reference, model.t0,
-                                                   model.t_read))
+    g_max, g_ref, t0, t_read = (float(v) for v in (model.g_max, model.prog_g_max_reference, model.t0, model.t_read))
     times = jnp.asarray(READ_TIMES, dtype=jnp.float32)[:, None]
 
     def program(g, key):
@@ -155,8 +155,9 @@ def per_level(level: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:
 def compare(a: dict, b: dict) -> dict:
     """z-scores of the differences of per-level means and stds between two independent Monte Carlo runs."""
     se_mean = np.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
-    se_std = np.sqrt(a["std"] ** 2 * (a["kurtosis"] - 1) / (4 * a["n"])
-                     + b["std"] ** 2 * (b["kurtosis"] - 1) / (4 * b["n"]))
+    se_std = np.sqrt(
+        a["std"] ** 2 * (a["kurtosis"] - 1) / (4 * a["n"]) + b["std"] ** 2 * (b["kurtosis"] - 1) / (4 * b["n"])
+    )
     z_mean = np.where(se_mean > 0, (a["mean"] - b["mean"]) / np.where(se_mean > 0, se_mean, 1), 0.0)
     z_std = np.where(se_std > 0, (a["std"] - b["std"]) / np.where(se_std > 0, se_std, 1), 0.0)
     return {"z_mean": z_mean.tolist(), "z_std": z_std.tolist()}
@@ -195,20 +196,31 @@ def main() -> None:
     result: dict = {
         "benchmark": "pcm_montecarlo",
         "description": "PCMStatistical (Joshi 2020) program + drift + read at 4 read times, float32; aihwkit "
-                       "PCMLikeNoiseModel side by side on the same targets",
-        "read_times_s": list(READ_TIMES), "levels_uS": LEVELS_US.tolist(), "dtype": "float32",
-        "environment": {"python": platform.python_version(), "jax": jax.__version__, **versions,
-                        "cpu_cores": N_CORES, "jax_devices": len(devices), "torch_threads": N_CORES,
-                        "load_average_start": list(os.getloadavg()),
-                        "date": time.strftime("%Y-%m-%d %H:%M:%S")},
-        "aihwkit_skipped": aihwkit_skip, "sizes": {},
+        "PCMLikeNoiseModel side by side on the same targets",
+        "read_times_s": list(READ_TIMES),
+        "levels_uS": LEVELS_US.tolist(),
+        "dtype": "float32",
+        "environment": {
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            **versions,
+            "cpu_cores": N_CORES,
+            "jax_devices": len(devices),
+            "torch_threads": N_CORES,
+            "load_average_start": list(os.getloadavg()),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+        "aihwkit_skipped": aihwkit_skip,
+        "sizes": {},
     }
     for n in sizes:
         level, g_us = targets(n)
         entry: dict = {"devices": n}
-        runs = (("imcphys", imcphys_program_and_read(model), devices),
-                ("imcphys_1dev", imcphys_program_and_read(model), devices[:1]),
-                ("ceiling", fused_ceiling(model), devices))
+        runs = (
+            ("imcphys", imcphys_program_and_read(model), devices),
+            ("imcphys_1dev", imcphys_program_and_read(model), devices[:1]),
+            ("ceiling", fused_ceiling(model), devices),
+        )
         for name, fn, devs in runs:
             t, out = timed(jax_runner(fn, g_us, devs), repeats)
             entry[f"{name}_s"] = t
@@ -227,33 +239,47 @@ def main() -> None:
             entry["aihwkit_stats"] = summary(theirs)
             z = {name: compare(ours[name], theirs[name]) for name in ours}
             all_z = np.abs(np.concatenate([np.r_[v["z_mean"], v["z_std"]] for v in z.values()]))
-            entry["stats_comparison"] = {"z_scores": z, "max_abs_z": float(all_z.max()),
-                                         "n_compared": int(all_z.size),
-                                         "n_abs_z_above_3": int(np.sum(all_z > 3))}
+            entry["stats_comparison"] = {
+                "z_scores": z,
+                "max_abs_z": float(all_z.max()),
+                "n_compared": int(all_z.size),
+                "n_abs_z_above_3": int(np.sum(all_z > 3)),
+            }
         result["sizes"][str(n)] = entry
-        line = (f"{n:>9} devices: imcphys {entry['imcphys_s']:.3f} s ({len(devices)} dev), "
-                f"{entry['imcphys_1dev_s']:.3f} s (1 dev), fused ceiling {entry['ceiling_s']:.3f} s")
+        line = (
+            f"{n:>9} devices: imcphys {entry['imcphys_s']:.3f} s ({len(devices)} dev), "
+            f"{entry['imcphys_1dev_s']:.3f} s (1 dev), fused ceiling {entry['ceiling_s']:.3f} s"
+        )
         if aihwkit_skip is None:
-            line += (f", aihwkit {entry['aihwkit_s']:.3f} s -> {entry['speedup_vs_aihwkit']:.2f}x; "
-                     f"stats max |z| {entry['stats_comparison']['max_abs_z']:.2f}")
+            line += (
+                f", aihwkit {entry['aihwkit_s']:.3f} s -> {entry['speedup_vs_aihwkit']:.2f}x; "
+                f"stats max |z| {entry['stats_comparison']['max_abs_z']:.2f}"
+            )
         print(line, flush=True)
 
     big = result["sizes"][str(sizes[-1])]
     result["rows"] = [
-        {"workload": f"PCM statistical model: program + drift + read at 4 times, {n:.0e} devices (float32)",
-         "imcphys": f"{e['imcphys_devices_per_s']:.3g} devices/s ({e['imcphys_s']:.3g} s)",
-         "baseline": None if aihwkit_skip else f"aihwkit 1.1.0 PCMLikeNoiseModel {e['aihwkit_s']:.3g} s",
-         "ratio": None if aihwkit_skip else e["speedup_vs_aihwkit"],
-         "ceiling_fraction": e["fraction_of_ceiling"],
-         "note": (f"aihwkit skipped: {aihwkit_skip}" if aihwkit_skip else
-                  f"same statistics: max |z| {e['stats_comparison']['max_abs_z']:.1f} over "
-                  f"{e['stats_comparison']['n_compared']} per-level means/stds")}
-        for n, e in ((int(k), v) for k, v in result["sizes"].items())]
+        {
+            "workload": f"PCM statistical model: program + drift + read at 4 times, {n:.0e} devices (float32)",
+            "imcphys": f"{e['imcphys_devices_per_s']:.3g} devices/s ({e['imcphys_s']:.3g} s)",
+            "baseline": None if aihwkit_skip else f"aihwkit 1.1.0 PCMLikeNoiseModel {e['aihwkit_s']:.3g} s",
+            "ratio": None if aihwkit_skip else e["speedup_vs_aihwkit"],
+            "ceiling_fraction": e["fraction_of_ceiling"],
+            "note": (
+                f"aihwkit skipped: {aihwkit_skip}"
+                if aihwkit_skip
+                else f"same statistics: max |z| {e['stats_comparison']['max_abs_z']:.1f} over "
+                f"{e['stats_comparison']['n_compared']} per-level means/stds"
+            ),
+        }
+        for n, e in ((int(k), v) for k, v in result["sizes"].items())
+    ]
     result["rng_only"] = rng_only(sizes[-1], repeats)
     if aihwkit_skip is None:
-        result["bars"] = {">= 2x aihwkit at the largest size": big["speedup_vs_aihwkit"] >= 2.0,
-                          "statistics within Monte Carlo error (all |z| < 4)":
-                              big["stats_comparison"]["max_abs_z"] < 4.0}
+        result["bars"] = {
+            ">= 2x aihwkit at the largest size": big["speedup_vs_aihwkit"] >= 2.0,
+            "statistics within Monte Carlo error (all |z| < 4)": big["stats_comparison"]["max_abs_z"] < 4.0,
+        }
     result["environment"]["load_average_end"] = list(os.getloadavg())
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "pcm_montecarlo.json"

@@ -41,8 +41,11 @@ def scipy_cell(dev: imcphys.StanfordReRAM, g0: float, v: float) -> float:
         gamma = (p["gamma0"] if v >= 0 else p["gamma0_reset"]) - p["beta"] * (g / 1e-9) ** 3
         if gamma * abs(v) / p["oxide_thickness"] < p["min_field"]:
             return [0.0]
-        return [-p["gap_velocity"] * math.exp(-q * p["activation_energy"] / (kb * temp))
-                * math.sinh(gamma * p["atom_spacing"] / p["oxide_thickness"] * q * v / (kb * temp))]
+        return [
+            -p["gap_velocity"]
+            * math.exp(-q * p["activation_energy"] / (kb * temp))
+            * math.sinh(gamma * p["atom_spacing"] / p["oxide_thickness"] * q * v / (kb * temp))
+        ]
 
     sol = solve_ivp(rate, (0.0, WIDTH), [g0], method="RK45", rtol=1e-6, atol=1e-15)
     return min(max(sol.y[0, -1], p["gap_min"]), p["gap_max"])
@@ -59,10 +62,15 @@ def fused_ceiling(dev: imcphys.StanfordReRAM):
         i = p["i0"] * jnp.exp(-gc / p["gap_decay_length"]) * jnp.sinh(v / p["v0"])
         temp = p["ambient_temperature"] + jnp.abs(v * i) * p["thermal_resistance"]
         gamma = jnp.where(v < 0, p["gamma0_reset"], p["gamma0"]) - p["beta"] * (gc / 1e-9) ** 3
-        x = jnp.clip((gamma * jnp.abs(v) / p["oxide_thickness"] - p["min_field"]) / p["field_threshold_width"],
-                     0, 1)
-        r = (-p["gap_velocity"] * jnp.exp(-q * p["activation_energy"] / (kb * temp))
-             * jnp.sinh(gamma * p["atom_spacing"] / p["oxide_thickness"] * q * v / (kb * temp)) * x * x * (3 - 2 * x))
+        x = jnp.clip((gamma * jnp.abs(v) / p["oxide_thickness"] - p["min_field"]) / p["field_threshold_width"], 0, 1)
+        r = (
+            -p["gap_velocity"]
+            * jnp.exp(-q * p["activation_energy"] / (kb * temp))
+            * jnp.sinh(gamma * p["atom_spacing"] / p["oxide_thickness"] * q * v / (kb * temp))
+            * x
+            * x
+            * (3 - 2 * x)
+        )
         return r, v * i
 
     @jax.jit
@@ -97,20 +105,35 @@ def main(out: Path, quick: bool) -> None:
         t_compile0 = time.perf_counter()
         jax.block_until_ready(fixed(amps))
         t_fixed, i_fixed = _common.timed(fixed, amps)
-        row = {"cells": n, "fixed_steps": STEPS, "fixed_s": t_fixed, "fixed_cells_per_s": n / t_fixed,
-               "fixed_first_call_s": None}
+        row = {
+            "cells": n,
+            "fixed_steps": STEPS,
+            "fixed_s": t_fixed,
+            "fixed_cells_per_s": n / t_fixed,
+            "fixed_first_call_s": None,
+        }
         row["fixed_first_call_s"] = time.perf_counter() - t_compile0 - 3 * t_fixed  # ≈ compile + 1 run
         t_ceiling, (i_ceiling, _) = _common.timed(ceiling, amps)
-        row.update({"ceiling_s": t_ceiling, "fraction_of_ceiling": t_ceiling / t_fixed,
-                    "ceiling_max_rel_diff": float(np.max(np.abs(np.asarray(i_ceiling) / np.asarray(i_fixed) - 1)))})
+        row.update(
+            {
+                "ceiling_s": t_ceiling,
+                "fraction_of_ceiling": t_ceiling / t_fixed,
+                "ceiling_max_rel_diff": float(np.max(np.abs(np.asarray(i_ceiling) / np.asarray(i_fixed) - 1))),
+            }
+        )
         t_adapt, i_adapt = _common.timed(adaptive, amps, repeat=1)
         rel = np.abs(np.asarray(i_fixed) / np.asarray(i_adapt) - 1)
-        row.update({"adaptive_s": t_adapt, "adaptive_cells_per_s": n / t_adapt,
-                    "fixed_vs_adaptive_max_rel_err": float(rel.max()),
-                    "fixed_vs_adaptive_p99_rel_err": float(np.quantile(rel, 0.99)),
-                    # cells whose SET runaway falls right at the end of the pulse are ill-conditioned: a 1 % shift
-                    # of the switching instant changes their final current by orders of magnitude
-                    "fixed_within_1pct_fraction": float(np.mean(rel < 0.01))})
+        row.update(
+            {
+                "adaptive_s": t_adapt,
+                "adaptive_cells_per_s": n / t_adapt,
+                "fixed_vs_adaptive_max_rel_err": float(rel.max()),
+                "fixed_vs_adaptive_p99_rel_err": float(np.quantile(rel, 0.99)),
+                # cells whose SET runaway falls right at the end of the pulse are ill-conditioned: a 1 % shift
+                # of the switching instant changes their final current by orders of magnitude
+                "fixed_within_1pct_fraction": float(np.mean(rel < 0.01)),
+            }
+        )
         rows.append(row)
         print(row)
     n_scipy = 100 if quick else 1000
@@ -123,27 +146,41 @@ def main(out: Path, quick: bool) -> None:
     scipy_rate = n_scipy / t_scipy
     big = rows[-1]
     readme_rows = [
-        {"workload": f"ReRAM: one 100 ns pulse, {big['cells']:.0e} cells, fixed-step ({STEPS} Heun steps)",
-         "imcphys": f"{big['fixed_cells_per_s']:.3g} cell-pulses/s", "baseline": f"scipy solve_ivp loop "
-         f"{scipy_rate:.3g} cells/s", "ratio": big["fixed_cells_per_s"] / scipy_rate,
-         "ceiling_fraction": big["fraction_of_ceiling"],
-         "note": f"{big['fixed_within_1pct_fraction']:.1%} of cells within 1 % of adaptive"},
-        {"workload": f"ReRAM: one 100 ns pulse, {big['cells']:.0e} cells, adaptive (Tsit5, vmapped)",
-         "imcphys": f"{big['adaptive_cells_per_s']:.3g} cell-pulses/s", "baseline": "scipy solve_ivp loop",
-         "ratio": big["adaptive_cells_per_s"] / scipy_rate, "ceiling_fraction": None,
-         "note": "vmapped adaptive solves march in lockstep"},
+        {
+            "workload": f"ReRAM: one 100 ns pulse, {big['cells']:.0e} cells, fixed-step ({STEPS} Heun steps)",
+            "imcphys": f"{big['fixed_cells_per_s']:.3g} cell-pulses/s",
+            "baseline": f"scipy solve_ivp loop {scipy_rate:.3g} cells/s",
+            "ratio": big["fixed_cells_per_s"] / scipy_rate,
+            "ceiling_fraction": big["fraction_of_ceiling"],
+            "note": f"{big['fixed_within_1pct_fraction']:.1%} of cells within 1 % of adaptive",
+        },
+        {
+            "workload": f"ReRAM: one 100 ns pulse, {big['cells']:.0e} cells, adaptive (Tsit5, vmapped)",
+            "imcphys": f"{big['adaptive_cells_per_s']:.3g} cell-pulses/s",
+            "baseline": "scipy solve_ivp loop",
+            "ratio": big["adaptive_cells_per_s"] / scipy_rate,
+            "ceiling_fraction": None,
+            "note": "vmapped adaptive solves march in lockstep",
+        },
     ]
     result = {
         "description": "one 100 ns ReRAM pulse per cell (Stanford model, official defaults), float64",
         "sizes": rows,
         "rows": readme_rows,
-        "scipy_loop": {"cells": n_scipy, "seconds": t_scipy, "cells_per_s": scipy_rate, "method": "RK45",
-                       "max_rel_err_vs_adaptive": float(np.max(np.abs(i_scipy / i_ref - 1)))},
+        "scipy_loop": {
+            "cells": n_scipy,
+            "seconds": t_scipy,
+            "cells_per_s": scipy_rate,
+            "method": "RK45",
+            "max_rel_err_vs_adaptive": float(np.max(np.abs(i_scipy / i_ref - 1))),
+        },
         "speedup_fixed_vs_scipy": rows[-1]["fixed_cells_per_s"] / scipy_rate,
         "speedup_adaptive_vs_scipy": rows[-1]["adaptive_cells_per_s"] / scipy_rate,
-        "bars": {"fixed_cell_pulses_per_s >= 1e6": rows[-1]["fixed_cells_per_s"] >= 1e6,
-                 "fixed >= 300x scipy": rows[-1]["fixed_cells_per_s"] / scipy_rate >= 300,
-                 "fixed >= 30% of fused ceiling": rows[-1]["fraction_of_ceiling"] >= 0.3},
+        "bars": {
+            "fixed_cell_pulses_per_s >= 1e6": rows[-1]["fixed_cells_per_s"] >= 1e6,
+            "fixed >= 300x scipy": rows[-1]["fixed_cells_per_s"] / scipy_rate >= 300,
+            "fixed >= 30% of fused ceiling": rows[-1]["fraction_of_ceiling"] >= 0.3,
+        },
     }
     _common.write(out, "reram_pulses", result)
 

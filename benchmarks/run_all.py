@@ -29,8 +29,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: Benchmarks the project expects (written by the families' developers); missing ones are noted, not fatal.
-EXPECTED = ["reram_pulses", "igzo_retention", "pcm_montecarlo", "flash_ispp", "fit", "write_verify", "crossbar",
-            "montecarlo"]
+EXPECTED = [
+    "reram_pulses",
+    "igzo_retention",
+    "pcm_montecarlo",
+    "flash_ispp",
+    "fit",
+    "write_verify",
+    "crossbar",
+    "montecarlo",
+]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 COLUMNS = ["Workload", "imcphys", "Baseline (same run)", "Ratio", "Fraction of fused-kernel ceiling", "Notes"]
 
@@ -59,8 +67,13 @@ def run_one(name: str, out: Path, quick: bool) -> dict:
 
 def machine() -> dict:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "load_average_at_start": load, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": load,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     try:
         import jax
 
@@ -85,24 +98,38 @@ def table(results: dict) -> str:
         if res.get("status") != "ok":
             lines.append(f"| {name} | failed | — | — | — | see results.json |")
             continue
-        rows = res.get("rows") or [{"workload": name, "imcphys": f"{res['seconds']:.1f} s (whole script)",
-                                    "note": "no rows reported"}]
+        rows = res.get("rows") or [
+            {"workload": name, "imcphys": f"{res['seconds']:.1f} s (whole script)", "note": "no rows reported"}
+        ]
         for row in rows:
             frac = row.get("ceiling_fraction")
             workload = _cell(row.get("workload", name)) + (" (quick sizes)" if res.get("quick") else "")
-            lines.append("| " + " | ".join([
-                workload, _cell(row.get("imcphys")), _cell(row.get("baseline")),
-                _cell(row.get("ratio")), "—" if frac is None else f"{100 * frac:.0f} %", _cell(row.get("note")),
-            ]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        workload,
+                        _cell(row.get("imcphys")),
+                        _cell(row.get("baseline")),
+                        _cell(row.get("ratio")),
+                        "—" if frac is None else f"{100 * frac:.0f} %",
+                        _cell(row.get("note")),
+                    ]
+                )
+                + " |"
+            )
     for name in results["missing"]:
         lines.append(f"| {name} | not run | — | — | — | benchmarks/{name}.py not present yet |")
     m = results["machine"]
     load = m.get("load_average_at_start")
-    caption = (f"Measured {m['date']} on {m['cpu_count']} CPU core(s), {m['platform']}, JAX {m.get('jax', '?')}"
-               + (f", load average {load[0]:.1f} at start" if load else "")
-               + (" — quick sizes, not the official numbers" if results["quick"] else ""))
-    earlier = {n: r["run_date"] for n, r in results["benchmarks"].items()
-               if r.get("run_date") and r["run_date"] != m["date"]}
+    caption = (
+        f"Measured {m['date']} on {m['cpu_count']} CPU core(s), {m['platform']}, JAX {m.get('jax', '?')}"
+        + (f", load average {load[0]:.1f} at start" if load else "")
+        + (" — quick sizes, not the official numbers" if results["quick"] else "")
+    )
+    earlier = {
+        n: r["run_date"] for n, r in results["benchmarks"].items() if r.get("run_date") and r["run_date"] != m["date"]
+    }
     if earlier:
         caption += "; " + ", ".join(f"{n} from the run of {d}" for n, d in sorted(earlier.items()))
     caption += ". Regenerate with `make bench`."
@@ -122,24 +149,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE)
     ap.add_argument("--quick", action="store_true", help="small sizes: check that everything runs")
-    ap.add_argument("--readme", type=Path, default=HERE.parent / "README.md",
-                    help="README whose marked block gets the table ('' to skip)")
+    ap.add_argument(
+        "--readme",
+        type=Path,
+        default=HERE.parent / "README.md",
+        help="README whose marked block gets the table ('' to skip)",
+    )
     ap.add_argument("--only", nargs="*", help="run only these benchmarks")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the other benchmarks' results from OUT/results.json (each row keeps its run date)")
-    ap.add_argument("--quick-for", nargs="*", default=[],
-                    help="run only these benchmarks at quick sizes (marked so in the table)")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other benchmarks' results from OUT/results.json (each row keeps its run date)",
+    )
+    ap.add_argument(
+        "--quick-for", nargs="*", default=[], help="run only these benchmarks at quick sizes (marked so in the table)"
+    )
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     present = discover()
     names = [n for n in present if not a.only or n in a.only]
-    results = {"machine": machine(), "quick": a.quick, "benchmarks": {},
-               "missing": [n for n in EXPECTED if n not in present]}
+    results = {
+        "machine": machine(),
+        "quick": a.quick,
+        "benchmarks": {},
+        "missing": [n for n in EXPECTED if n not in present],
+    }
     previous = a.out / "results.json"
     if a.merge and previous.exists():
         old = json.loads(previous.read_text())
-        results["benchmarks"] = {n: {"run_date": old["machine"]["date"], **r}
-                                 for n, r in old["benchmarks"].items() if n in present and n not in names}
+        results["benchmarks"] = {
+            n: {"run_date": old["machine"]["date"], **r}
+            for n, r in old["benchmarks"].items()
+            if n in present and n not in names
+        }
     for name in names:
         print(f"[bench] {name} ...", flush=True)
         quick = a.quick or name in a.quick_for

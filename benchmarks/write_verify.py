@@ -40,8 +40,8 @@ from imcphys.program import (
     Schedule,
     Smoothing,
     WriteCost,
-    _log_params,
     _lanes,
+    _log_params,
     _log_value_and_grad,
     cell_targets,
     program,
@@ -62,8 +62,9 @@ def sharded_population(n: int, key):
     dev = imcphys.StanfordReRAM()
     pop = sample(dev, DEMO_SPREAD, n, key=key)
     shard = NamedSharding(Mesh(np.array(jax.devices()), ("cells",)), PartitionSpec("cells"))
-    return jax.tree_util.tree_map(lambda x: jax.device_put(x, shard) if isinstance(x, jax.Array) and x.ndim else x,
-                                  pop), dev.read(jnp.linspace(1.5e-9, 0.4e-9, 8))
+    return jax.tree_util.tree_map(
+        lambda x: jax.device_put(x, shard) if isinstance(x, jax.Array) and x.ndim else x, pop
+    ), dev.read(jnp.linspace(1.5e-9, 0.4e-9, 8))
 
 
 def timed(fn, reps: int) -> dict[str, float]:
@@ -79,12 +80,12 @@ def timed(fn, reps: int) -> dict[str, float]:
 
 def throughput(n: int, reps: int) -> dict:
     pop, levels = sharded_population(n, jax.random.key(1))
-    scheme = IncrementalAmplitude(iterations=20, start=1.0, step=0.04, width=20e-9, tolerance=0.2,
-                                  polarity="reset")
+    scheme = IncrementalAmplitude(iterations=20, start=1.0, step=0.04, width=20e-9, tolerance=0.2, polarity="reset")
 
     def run():
-        return program(pop, scheme, targets=levels, key=jax.random.key(2), verify="exact", initial="set",
-                       fixed_steps=FIXED_STEPS)
+        return program(
+            pop, scheme, targets=levels, key=jax.random.key(2), verify="exact", initial="set", fixed_steps=FIXED_STEPS
+        )
 
     t0 = time.perf_counter()
     rep = jax.block_until_ready(run())
@@ -92,19 +93,33 @@ def throughput(n: int, reps: int) -> dict:
     t = timed(run, reps)
     applied = float(np.sum(rep.pulses))
     cell_iterations = n * scheme.iterations
-    return {"cells": n, "pulse_budget": scheme.iterations, "fixed_steps": FIXED_STEPS, "noise": True,
-            "scheme": "incremental RESET from the SET state: 1.0 V + 0.04 V/iteration, 20 ns, tolerance 0.2",
-            "first_call_s": first, **t,
-            "cell_iterations_per_s": cell_iterations / t["wall_s"],
-            "applied_cell_pulses_per_s": applied / t["wall_s"],
-            "cell_iterations_per_cpu_s": cell_iterations / t["cpu_s"],
-            "applied_pulses": applied, "unconverged_cells": rep.unconverged,
-            "mean_pulses": applied / n, "mean_energy_J": float(np.mean(rep.energy)), "latency_s": rep.latency}
+    return {
+        "cells": n,
+        "pulse_budget": scheme.iterations,
+        "fixed_steps": FIXED_STEPS,
+        "noise": True,
+        "scheme": "incremental RESET from the SET state: 1.0 V + 0.04 V/iteration, 20 ns, tolerance 0.2",
+        "first_call_s": first,
+        **t,
+        "cell_iterations_per_s": cell_iterations / t["wall_s"],
+        "applied_cell_pulses_per_s": applied / t["wall_s"],
+        "cell_iterations_per_cpu_s": cell_iterations / t["cpu_s"],
+        "applied_pulses": applied,
+        "unconverged_cells": rep.unconverged,
+        "mean_pulses": applied / n,
+        "mean_energy_J": float(np.mean(rep.energy)),
+        "latency_s": rep.latency,
+    }
 
 
 def schedule(k: int) -> Schedule:
-    return Schedule(set_amplitude=jnp.full(k, 1.2), set_width=jnp.full(k, 20e-9), reset_amplitude=jnp.full(k, 1.2),
-                    reset_width=jnp.full(k, 20e-9), tolerance=0.2)
+    return Schedule(
+        set_amplitude=jnp.full(k, 1.2),
+        set_width=jnp.full(k, 20e-9),
+        reset_amplitude=jnp.full(k, 1.2),
+        reset_width=jnp.full(k, 20e-9),
+        tolerance=0.2,
+    )
 
 
 def gradient(n: int, reps: int, memory_iterations: list[int], memory_cells: int) -> dict:
@@ -131,37 +146,61 @@ def gradient(n: int, reps: int, memory_iterations: list[int], memory_cells: int)
     for k in memory_iterations:
         sk = schedule(k)
         params = _log_params(sk, list(setting_units(sk)))
-        lowered = _log_value_and_grad.lower(params, sk, mem_pop, t_cells, keys, SMOOTH, COST, "smooth",
-                                            FIXED_STEPS, "set", _lanes(mem_pop))
+        lowered = _log_value_and_grad.lower(
+            params, sk, mem_pop, t_cells, keys, SMOOTH, COST, "smooth", FIXED_STEPS, "set", _lanes(mem_pop)
+        )
         temps.append(lowered.lowered.compile().memory_analysis().temp_size_in_bytes)  # equinox wraps jax's
     slope = np.polyfit(memory_iterations, temps, 1)[0]
-    return {"cells": n, "pulse_budget": s.iterations,
-            "settings": sum(int(np.size(v)) for v in settings(s).values()), "fixed_steps": FIXED_STEPS,
-            "forward_exact": t_exact, "forward_smooth": t_smooth, "gradient_smooth": t_grad,
-            "gradient_over_forward_smooth_wall": t_grad["wall_s"] / t_smooth["wall_s"],
-            "gradient_over_forward_smooth_cpu": t_grad["cpu_s"] / t_smooth["cpu_s"],
-            "gradient_over_forward_exact_wall": t_grad["wall_s"] / t_exact["wall_s"],
-            "peak_rss_bytes_process": peak_rss,
-            "memory": {"cells": memory_cells, "iterations": memory_iterations, "gradient_temp_bytes": temps,
-                       "bytes_per_iteration": slope, "bytes_per_iteration_per_cell": slope / memory_cells,
-                       "bytes_per_cell_at_20_iterations":
-                           temps[memory_iterations.index(20)] / memory_cells if 20 in memory_iterations else None}}
+    return {
+        "cells": n,
+        "pulse_budget": s.iterations,
+        "settings": sum(int(np.size(v)) for v in settings(s).values()),
+        "fixed_steps": FIXED_STEPS,
+        "forward_exact": t_exact,
+        "forward_smooth": t_smooth,
+        "gradient_smooth": t_grad,
+        "gradient_over_forward_smooth_wall": t_grad["wall_s"] / t_smooth["wall_s"],
+        "gradient_over_forward_smooth_cpu": t_grad["cpu_s"] / t_smooth["cpu_s"],
+        "gradient_over_forward_exact_wall": t_grad["wall_s"] / t_exact["wall_s"],
+        "peak_rss_bytes_process": peak_rss,
+        "memory": {
+            "cells": memory_cells,
+            "iterations": memory_iterations,
+            "gradient_temp_bytes": temps,
+            "bytes_per_iteration": slope,
+            "bytes_per_iteration_per_cell": slope / memory_cells,
+            "bytes_per_cell_at_20_iterations": temps[memory_iterations.index(20)] / memory_cells
+            if 20 in memory_iterations
+            else None,
+        },
+    }
 
 
 def rows(numbers: dict) -> list[dict]:
     """The README table's lines (see benchmarks/run_all.py) from this benchmark's numbers."""
     t, g = numbers["throughput"], numbers["gradient"]
     return [
-        {"workload": f"ReRAM program-and-verify, exact mode, {t['cells']:.0e} cells, <= {t['pulse_budget']} "
-                     "verify iterations", "imcphys": f"{t['applied_cell_pulses_per_s']:.3g} applied cell-pulses/s "
-                     f"({t['cell_iterations_per_s']:.3g} cell-iterations/s, {t['wall_s']:.1f} s)",
-         "baseline": None, "ratio": None, "ceiling_fraction": None,
-         "note": f"target 1e6 cell-pulses/s: {'met' if numbers['targets']['cell_pulses_per_s_met'] else 'not met'}"},
-        {"workload": f"Gradient of the program-and-verify objective, {g['cells']:.0e} cells, {g['settings']} settings",
-         "imcphys": f"{g['gradient_smooth']['wall_s']:.1f} s", "baseline":
-         f"smooth forward {g['forward_smooth']['wall_s']:.1f} s", "ratio": g["gradient_over_forward_smooth_wall"],
-         "ceiling_fraction": None, "note": f"target <= 5x; memory {g['memory']['bytes_per_iteration_per_cell']:.0f} "
-                                           "B per iteration per cell (checkpointed)"},
+        {
+            "workload": f"ReRAM program-and-verify, exact mode, {t['cells']:.0e} cells, <= {t['pulse_budget']} "
+            "verify iterations",
+            "imcphys": f"{t['applied_cell_pulses_per_s']:.3g} applied cell-pulses/s "
+            f"({t['cell_iterations_per_s']:.3g} cell-iterations/s, {t['wall_s']:.1f} s)",
+            "baseline": None,
+            "ratio": None,
+            "ceiling_fraction": None,
+            "note": f"target 1e6 cell-pulses/s: {'met' if numbers['targets']['cell_pulses_per_s_met'] else 'not met'}",
+        },
+        {
+            "workload": (
+                f"Gradient of the program-and-verify objective, {g['cells']:.0e} cells, {g['settings']} settings"
+            ),
+            "imcphys": f"{g['gradient_smooth']['wall_s']:.1f} s",
+            "baseline": f"smooth forward {g['forward_smooth']['wall_s']:.1f} s",
+            "ratio": g["gradient_over_forward_smooth_wall"],
+            "ceiling_fraction": None,
+            "note": f"target <= 5x; memory {g['memory']['bytes_per_iteration_per_cell']:.0f} "
+            "B per iteration per cell (checkpointed)",
+        },
     ]
 
 
@@ -174,40 +213,56 @@ def main() -> None:
     load_before = os.getloadavg()
     if args.quick:
         # the gradient first, so that the process's peak RSS is the gradient's, not the 1e6-cell forward run's
-        numbers = {"gradient": gradient(2_000, reps=2, memory_iterations=[5, 20], memory_cells=1_000),
-                   "throughput": throughput(20_000, reps=1)}
+        numbers = {
+            "gradient": gradient(2_000, reps=2, memory_iterations=[5, 20], memory_cells=1_000),
+            "throughput": throughput(20_000, reps=1),
+        }
     else:
-        numbers = {"gradient": gradient(100_000, reps=2, memory_iterations=[5, 10, 20, 40], memory_cells=10_000),
-                   "throughput": throughput(1_000_000, reps=2)}
+        numbers = {
+            "gradient": gradient(100_000, reps=2, memory_iterations=[5, 10, 20, 40], memory_cells=10_000),
+            "throughput": throughput(1_000_000, reps=2),
+        }
     t, g = numbers["throughput"], numbers["gradient"]
     # the issue's bars; the memory one: growth per iteration per cell against the carry a checkpointed scan keeps
     # (ReRAM gap, still-programming weight, pulses, energy, time, reads: 6 float64 per cell and iteration), met
     # within a factor 2 (per-iteration inputs, alignment) — far above would be the pulses' intermediates stored
     carry = 6 * 8
     numbers["targets"] = {
-        "applied_cell_pulses_per_s": t["applied_cell_pulses_per_s"], "cell_pulses_per_s_target": 1e6,
+        "applied_cell_pulses_per_s": t["applied_cell_pulses_per_s"],
+        "cell_pulses_per_s_target": 1e6,
         "cell_pulses_per_s_met": t["applied_cell_pulses_per_s"] >= 1e6,
         "cell_iterations_per_s_met": t["cell_iterations_per_s"] >= 1e6,
-        "gradient_over_forward": g["gradient_over_forward_smooth_wall"], "gradient_over_forward_target": 5.0,
+        "gradient_over_forward": g["gradient_over_forward_smooth_wall"],
+        "gradient_over_forward_target": 5.0,
         "gradient_over_forward_met": g["gradient_over_forward_smooth_wall"] <= 5.0,
         "memory_bytes_per_iteration_per_cell": g["memory"]["bytes_per_iteration_per_cell"],
         "checkpoint_carry_bytes_per_iteration_per_cell": carry,
         "memory_met": g["memory"]["bytes_per_iteration_per_cell"] <= 2 * carry,
     }
-    numbers["machine"] = {"jax_devices": len(jax.devices()), "cpu_count": os.cpu_count(),
-                          "load_average_before": load_before, "load_average_after": os.getloadavg(),
-                          "platform": platform.platform(), "jax": jax.__version__, "quick": args.quick}
+    numbers["machine"] = {
+        "jax_devices": len(jax.devices()),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "quick": args.quick,
+    }
     numbers["rows"] = rows(numbers)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "write_verify.json"
     path.write_text(json.dumps(jsonable(numbers), indent=2))
     print(f"targets: {numbers['targets']}")
-    print(f"throughput: {t['cells']} cells x {t['pulse_budget']} iterations in {t['wall_s']:.2f} s wall "
-          f"({t['cpu_s']:.2f} s CPU): {t['cell_iterations_per_s']:.3g} cell-iterations/s, "
-          f"{t['applied_cell_pulses_per_s']:.3g} applied cell-pulses/s")
-    print(f"gradient: {g['gradient_over_forward_smooth_wall']:.2f}x a smooth forward pass (wall), "
-          f"{g['gradient_over_forward_smooth_cpu']:.2f}x (CPU); temp memory {g['memory']['gradient_temp_bytes']} "
-          f"bytes for {g['memory']['iterations']} iterations")
+    print(
+        f"throughput: {t['cells']} cells x {t['pulse_budget']} iterations in {t['wall_s']:.2f} s wall "
+        f"({t['cpu_s']:.2f} s CPU): {t['cell_iterations_per_s']:.3g} cell-iterations/s, "
+        f"{t['applied_cell_pulses_per_s']:.3g} applied cell-pulses/s"
+    )
+    print(
+        f"gradient: {g['gradient_over_forward_smooth_wall']:.2f}x a smooth forward pass (wall), "
+        f"{g['gradient_over_forward_smooth_cpu']:.2f}x (CPU); temp memory {g['memory']['gradient_temp_bytes']} "
+        f"bytes for {g['memory']['iterations']} iterations"
+    )
     print(f"wrote {path}; load average {load_before} -> {numbers['machine']['load_average_after']}")
 
 

@@ -10,11 +10,32 @@ from .cards import load_card, read_card, save_card
 from .crossbar import CrossbarSolution, solve_crossbar, solve_crossbar_nodes
 from .data import Dataset, load_csv
 from .device import AbstractDevice, PulseResult, parameter_units, parameters, replace
-from .fit import (Absolute, BatchFitResult, Experiment, FitResult, Free, LogAbs, Relative, dc_sweep, experiment_from,
-                  fit, fit_each, pulse_response, trace)
-from .models import Cell2T0C, IGZOTransistor
-from .models import (DicksonPump, FloatingGateCell, PCMCell, PCMCellState, PCMState, PCMStatistical,
-                     StanfordReRAM)
+from .fit import (
+    Absolute,
+    BatchFitResult,
+    Experiment,
+    FitResult,
+    Free,
+    LogAbs,
+    Relative,
+    dc_sweep,
+    experiment_from,
+    fit,
+    fit_each,
+    pulse_response,
+    trace,
+)
+from .models import (
+    Cell2T0C,
+    DicksonPump,
+    FloatingGateCell,
+    IGZOTransistor,
+    PCMCell,
+    PCMCellState,
+    PCMState,
+    PCMStatistical,
+    StanfordReRAM,
+)
 from .montecarlo import MonteCarloResult, Output, Study, get_study, montecarlo, register_study, study_names
 from .program import (
     AbstractScheme,
@@ -33,7 +54,7 @@ from .program import (
     random_search,
 )
 from .simulate import Solution, apply_pulse, simulate, solve_pulse
-from .stimulus import Pulse, PiecewiseLinear, hold, pulse, pulse_train, ramp, triangle_sweep
+from .stimulus import PiecewiseLinear, Pulse, hold, pulse, pulse_train, ramp, triangle_sweep
 
 __version__ = "0.1.0"
 

@@ -92,4 +92,3 @@ def check_finite(name: str, value: Any) -> None:
     if not np.all(np.isfinite(arr)):
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
         raise ValueError(f"{name} must be finite; got {arr[idx] if arr.ndim else arr.item()!r} at index {idx}")
-

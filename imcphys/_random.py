@@ -110,8 +110,11 @@ def key_words(key: PRNGKeyArray) -> tuple[Array, Array]:
         if jr.key_impl(key) == jr.key_impl(jr.key(0)) or str(jr.key_impl(key)) == "threefry2x32":
             data = jr.key_data(key)
         else:
-            data = jax.vmap(lambda k: jr.bits(k, (2,), jnp.uint32))(key.reshape(-1)).reshape(*key.shape, 2) \
-                if key.ndim else jr.bits(key, (2,), jnp.uint32)
+            data = (
+                jax.vmap(lambda k: jr.bits(k, (2,), jnp.uint32))(key.reshape(-1)).reshape(*key.shape, 2)
+                if key.ndim
+                else jr.bits(key, (2,), jnp.uint32)
+            )
     else:
         data = jnp.asarray(key, jnp.uint32)  # a raw Threefry key: its two words
     return data[..., 0], data[..., 1]

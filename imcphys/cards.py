@@ -82,7 +82,7 @@ def read_card(path: str | Path) -> Card:
         raise ValueError(f"{path}: not valid TOML ({err})") from None
     head = raw.get("card", {})
     if "family" not in head:
-        raise ValueError(f"{path}: missing [card] family = \"...\"")
+        raise ValueError(f'{path}: missing [card] family = "..."')
     cls = family_class(head["family"])
     units = {f.name: f.metadata["unit"] for f in dataclasses.fields(cls) if "unit" in f.metadata}
     params, prov = {}, {}
@@ -91,7 +91,7 @@ def read_card(path: str | Path) -> Card:
         if name not in units:
             raise ValueError(f"{where}: {head['family']} has no such parameter; known: {sorted(units)}")
         if not isinstance(entry, dict) or "value" not in entry or "unit" not in entry:
-            raise ValueError(f"{where}: write it as {{ value = ..., unit = \"...\" }}")
+            raise ValueError(f'{where}: write it as {{ value = ..., unit = "..." }}')
         status = entry.get("status", "published")
         if status not in STATUSES:
             raise ValueError(f"{where}: status must be one of {STATUSES}; got {status!r}")
@@ -99,11 +99,21 @@ def read_card(path: str | Path) -> Card:
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{where}: value must be finite; got {entry['value']!r}")
         params[name] = value
-        prov[name] = {"unit": entry["unit"], "status": status,
-                      **{k: v for k, v in entry.items() if k not in ("value", "unit", "status")}}
+        prov[name] = {
+            "unit": entry["unit"],
+            "status": status,
+            **{k: v for k, v in entry.items() if k not in ("value", "unit", "status")},
+        }
     try:
-        card = Card(head["family"], {k: v for k, v in head.items() if k != "family"}, params, prov,
-                    dict(raw.get("structure", {})), dict(raw.get("variability", {})), path)
+        card = Card(
+            head["family"],
+            {k: v for k, v in head.items() if k != "family"},
+            params,
+            prov,
+            dict(raw.get("structure", {})),
+            dict(raw.get("variability", {})),
+            path,
+        )
         card.device()  # validates values and relations (raises naming the parameter)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: {err}") from None
@@ -122,8 +132,14 @@ def _to_toml_value(x: np.ndarray) -> float | list:
     return float(rounded) if x.ndim == 0 else np.asarray(rounded).tolist()
 
 
-def card_dict(device: AbstractDevice, *, template: Card | None = None, meta: dict[str, Any] | None = None,
-              status: dict[str, str] | None = None, extra: dict[str, dict[str, Any]] | None = None) -> dict:
+def card_dict(
+    device: AbstractDevice,
+    *,
+    template: Card | None = None,
+    meta: dict[str, Any] | None = None,
+    status: dict[str, str] | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> dict:
     """The TOML-ready dictionary of a card for ``device``.
 
     Units and provenance come from ``template`` where it has them (values are converted back to the card's
@@ -136,15 +152,21 @@ def card_dict(device: AbstractDevice, *, template: Card | None = None, meta: dic
         value = np.asarray(getattr(device, name), dtype=float)
         tp = template.provenance.get(name, {}) if template else {}
         unit = tp.get("unit", si_unit)
-        entry = {"value": _to_toml_value(convert(value, si_unit, unit, name=name)), "unit": unit,
-                 "status": status.get(name, tp.get("status", "default"))}
+        entry = {
+            "value": _to_toml_value(convert(value, si_unit, unit, name=name)),
+            "unit": unit,
+            "status": status.get(name, tp.get("status", "default")),
+        }
         entry.update({k: v for k, v in tp.items() if k not in ("unit", "status")})
         entry.update(extra.get(name, {}))
         params[name] = entry
     head = {"family": type(device).__name__, **((template.meta if template else {}) | (meta or {}))}
     out: dict[str, Any] = {"card": head, "parameters": params}
-    structure = {f.name: getattr(device, f.name) for f in dataclasses.fields(device)
-                 if "unit" not in f.metadata and isinstance(getattr(device, f.name), (int, float, str, bool))}
+    structure = {
+        f.name: getattr(device, f.name)
+        for f in dataclasses.fields(device)
+        if "unit" not in f.metadata and isinstance(getattr(device, f.name), (int, float, str, bool))
+    }
     if structure:
         out["structure"] = structure
     if template and template.variability:

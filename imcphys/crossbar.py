@@ -158,6 +158,7 @@ def _lap(x: Array, axis: int) -> Array:
 def _tri_factor(diag: Array, off: Array) -> tuple[Array, Array]:
     """Thomas factorisation of tridiagonal matrices along axis 0 of ``diag`` (line × lines × 1 or B), constant
     off-diagonal ``off``: (1/pivot, off/pivot)."""
+
     def step(c_prev, d):
         inv = 1.0 / (d - off * c_prev)
         c = off * inv
@@ -304,7 +305,7 @@ def _solve_direct(net: _Network, d: Array, ra: Array, rb: Array):
         # Cholesky factorised once, every right-hand side solved with it; a singular network (a floating island)
         # gives non-finite values, reported as not converged below
         x = jax.vmap(lambda r: lx.linear_solve(mat, r, lx.Cholesky(), throw=False).value, 1, 1)(rhs)
-        return x[: m * n].reshape(fa.shape), x[m * n:].reshape(fa.shape)
+        return x[: m * n].reshape(fa.shape), x[m * n :].reshape(fa.shape)
 
     if d.shape[-1] == 1:
         a, b = one(d[..., 0], ra, rb)
@@ -327,8 +328,7 @@ def _col_max(x: Array) -> Array:
 def _solve_nodes_impl(opts: _Options, net: _Network):
     g3 = net.g[..., None]
     zero = jnp.zeros((net.g.shape[0],) + net.v.shape, net.v.dtype)
-    a, b, iters, ok = _linear_solve(net, net.slope(zero, zero) if not opts.linear else g3,
-                                    net.source(), zero, opts)
+    a, b, iters, ok = _linear_solve(net, net.slope(zero, zero) if not opts.linear else g3, net.source(), zero, opts)
     if opts.linear:
         return a, b, iters, ok
 
@@ -431,8 +431,9 @@ def _safe_inv(r: Array) -> Array:
 
 
 @eqx.filter_jit
-def _solve_core(opts: _Options, index: int | None, vector: bool, g, vb, r_in, r_out, r_drv, r_sns, driven_m,
-                sensed_m, cell):
+def _solve_core(
+    opts: _Options, index: int | None, vector: bool, g, vb, r_in, r_out, r_drv, r_sns, driven_m, sensed_m, cell
+):
     """The four cases (finite wires; both, input or output wires ideal), jitted once per shape and options;
     ``index`` None picks the case at run time (wire resistances traced)."""
     dtype = vb.dtype
@@ -441,15 +442,29 @@ def _solve_core(opts: _Options, index: int | None, vector: bool, g, vb, r_in, r_
     def general():
         # a zero resistance here only comes from a branch not taken (switch under vmap): keep that solve finite
         r_a, r_b = jnp.where(r_in > 0, r_in, 1.0), jnp.where(r_out > 0, r_out, 1.0)
-        net = _Network(g=g, v=vb, g_a=1.0 / r_a, g_b=1.0 / r_b,
-                       g_src=driven_m.astype(dtype) / (r_a + r_drv), g_gnd=sensed_m.astype(dtype) / (r_b + r_sns),
-                       cell=cell)
+        net = _Network(
+            g=g,
+            v=vb,
+            g_a=1.0 / r_a,
+            g_b=1.0 / r_b,
+            g_src=driven_m.astype(dtype) / (r_a + r_drv),
+            g_gnd=sensed_m.astype(dtype) / (r_b + r_sns),
+            cell=cell,
+        )
         a, b, iters, ok = _solve_nodes(opts, net)
         return net.g_gnd[:, None] * b[:, -1], a, b, iters, ok
 
     def both_zero():
-        cur, a, b = _lines_as_nodes(g, vb, driven_m * _safe_inv(r_drv), driven_m & (r_drv == 0),
-                                    sensed_m * _safe_inv(r_sns), sensed_m & (r_sns == 0), sensed_m, vector)
+        cur, a, b = _lines_as_nodes(
+            g,
+            vb,
+            driven_m * _safe_inv(r_drv),
+            driven_m & (r_drv == 0),
+            sensed_m * _safe_inv(r_sns),
+            sensed_m & (r_sns == 0),
+            sensed_m,
+            vector,
+        )
         return cur, a, b, jnp.array(0), jnp.all(jnp.isfinite(cur))
 
     def in_zero():
@@ -519,16 +534,25 @@ def solve_crossbar_nodes(
         raise ValueError(f"conductance must have shape (M, N) (output lines × input lines); got shape {g.shape}")
     m, n = g.shape
     if v.ndim not in (1, 2) or v.shape[0] != n:
-        raise ValueError(f"v_in must have shape ({n},) or ({n}, B) to match conductance of shape {g.shape} "
-                         f"(N = {n} input lines); got shape {v.shape}")
+        raise ValueError(
+            f"v_in must have shape ({n},) or ({n}, B) to match conductance of shape {g.shape} "
+            f"(N = {n} input lines); got shape {v.shape}"
+        )
     if method not in ("auto", "cg", "direct"):
         raise ValueError(f"method must be 'auto', 'cg' or 'direct'; got {method!r}")
     dtype = jnp.result_type(g.dtype, v.dtype, float)
     g, v = g.astype(dtype), v.astype(dtype)
     check_range("conductance", g, lower=0.0, unit="S")
     check_finite("v_in", v)
-    res = {name: jnp.asarray(x, dtype) for name, x in (("r_in_wire", r_in_wire), ("r_out_wire", r_out_wire),
-                                                        ("r_driver", r_driver), ("r_sense", r_sense))}
+    res = {
+        name: jnp.asarray(x, dtype)
+        for name, x in (
+            ("r_in_wire", r_in_wire),
+            ("r_out_wire", r_out_wire),
+            ("r_driver", r_driver),
+            ("r_sense", r_sense),
+        )
+    }
     for name, x in res.items():
         if jnp.ndim(x) != 0:
             raise ValueError(f"{name} must be a scalar; got shape {jnp.shape(x)}")
@@ -539,16 +563,20 @@ def solve_crossbar_nodes(
     f64 = np.finfo(dtype).bits >= 64
     opts = _Options(
         method=("direct" if m * n <= DIRECT_MAX_CELLS else "cg") if method == "auto" else method,
-        rtol=(1e-8 if f64 else 1e-5) if rtol is None else float(rtol), max_iter=int(max_iter),
+        rtol=(1e-8 if f64 else 1e-5) if rtol is None else float(rtol),
+        max_iter=int(max_iter),
         newton_rtol=(1e-10 if f64 else 1e-5) if newton_rtol is None else float(newton_rtol),
-        max_newton=int(max_newton), linear=linear)
+        max_newton=int(max_newton),
+        linear=linear,
+    )
 
     vb = v[:, None] if v.ndim == 1 else v
     r_in, r_out, r_drv, r_sns = res["r_in_wire"], res["r_out_wire"], res["r_driver"], res["r_sense"]
     bad = ~(jnp.all(g >= 0) & jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(vb)))
     bad |= ~jnp.all(jnp.stack([jnp.isfinite(x) & (x >= 0) for x in (r_in, r_out, r_drv, r_sns)]))
-    vb = runtime_check(vb, bad, "crossbar: conductance must be finite and >= 0 S, v_in finite, and resistances "
-                                "finite and >= 0 ohm")
+    vb = runtime_check(
+        vb, bad, "crossbar: conductance must be finite and >= 0 S, v_in finite, and resistances finite and >= 0 ohm"
+    )
 
     if is_concrete((r_in, r_out)):
         zi, zo = bool(r_in == 0), bool(r_out == 0)
@@ -556,25 +584,34 @@ def solve_crossbar_nodes(
         if index and not linear:
             raise ValueError("crossbar: nonlinear cells need r_in_wire > 0 and r_out_wire > 0")
         if index == 2 and is_concrete((driven_m, r_drv)) and not (bool(jnp.all(driven_m)) and float(r_drv) == 0):
-            raise ValueError("crossbar: r_in_wire = 0 with r_out_wire > 0 needs every input line driven with "
-                             "r_driver = 0 (use a small r_in_wire > 0 for floating lines or a driver resistance)")
+            raise ValueError(
+                "crossbar: r_in_wire = 0 with r_out_wire > 0 needs every input line driven with "
+                "r_driver = 0 (use a small r_in_wire > 0 for floating lines or a driver resistance)"
+            )
         if index == 3 and is_concrete((sensed_m, r_sns)) and not (bool(jnp.all(sensed_m)) and float(r_sns) == 0):
-            raise ValueError("crossbar: r_out_wire = 0 with r_in_wire > 0 needs every output line sensed with "
-                             "r_sense = 0 (use a small r_out_wire > 0 for floating lines or a sense resistance)")
+            raise ValueError(
+                "crossbar: r_out_wire = 0 with r_in_wire > 0 needs every output line sensed with "
+                "r_sense = 0 (use a small r_out_wire > 0 for floating lines or a sense resistance)"
+            )
         message = "crossbar: the solve did not converge (or the network is singular: a floating island?)"
     else:
         index = None
-        message = ("crossbar: the solve did not converge, the network is singular, or a zero wire resistance was "
-                   "combined with floating lines, a driver/sense resistance or nonlinear cells")
-    cur, a, b, iters, ok = _solve_core(opts, index, v.ndim == 1, g, vb, r_in, r_out, r_drv, r_sns, driven_m,
-                                       sensed_m, cell)
+        message = (
+            "crossbar: the solve did not converge, the network is singular, or a zero wire resistance was "
+            "combined with floating lines, a driver/sense resistance or nonlinear cells"
+        )
+    cur, a, b, iters, ok = _solve_core(
+        opts, index, v.ndim == 1, g, vb, r_in, r_out, r_drv, r_sns, driven_m, sensed_m, cell
+    )
     if throw:
-        cur = runtime_check(cur, ~ok, message + f" (method {opts.method}, rtol {opts.rtol:g}, "
-                                               f"max_iter {opts.max_iter})")
+        cur = runtime_check(
+            cur, ~ok, message + f" (method {opts.method}, rtol {opts.rtol:g}, max_iter {opts.max_iter})"
+        )
     if v.ndim == 1:
         cur, a, b = cur[:, 0], a[..., 0], b[..., 0]
-    return CrossbarSolution(currents=cur, v_input_nodes=a, v_output_nodes=b, iterations=jnp.asarray(iters),
-                            converged=jnp.asarray(ok))
+    return CrossbarSolution(
+        currents=cur, v_input_nodes=a, v_output_nodes=b, iterations=jnp.asarray(iters), converged=jnp.asarray(ok)
+    )
 
 
 def solve_crossbar(
@@ -595,27 +632,41 @@ def solve_crossbar(
     return solve_crossbar_nodes(conductance, v_in, r_in_wire, r_out_wire, **options).currents
 
 
-def one_t_one_r(conductance: Float[ArrayLike, "M N"], *, selected_outputs: Bool[ArrayLike, " M"] | None = None,
-                selected_inputs: Bool[ArrayLike, " N"] | None = None, g_off: Float[ArrayLike, ""] = 0.0
-                ) -> Float[Array, "M N"]:
+def one_t_one_r(
+    conductance: Float[ArrayLike, "M N"],
+    *,
+    selected_outputs: Bool[ArrayLike, " M"] | None = None,
+    selected_inputs: Bool[ArrayLike, " N"] | None = None,
+    g_off: Float[ArrayLike, ""] = 0.0,
+) -> Float[Array, "M N"]:
     """Cell conductances [S] of a 1T1R array whose access transistors are on only where both the output line and
     the input line are selected; unselected cells conduct ``g_off`` [S] (transistor leakage, default 0)."""
     g = jnp.asarray(conductance)
     m, n = g.shape
-    on = _as_mask(selected_outputs, m, "selected_outputs")[:, None] & _as_mask(selected_inputs, n,
-                                                                               "selected_inputs")[None, :]
+    on = (
+        _as_mask(selected_outputs, m, "selected_outputs")[:, None]
+        & _as_mask(selected_inputs, n, "selected_inputs")[None, :]
+    )
     return jnp.where(on, g, g_off)
 
 
-def read_cell(conductance: Float[ArrayLike, "M N"], i: int, j: int, v_read: Float[ArrayLike, ""],
-              r_in_wire: Float[ArrayLike, ""], r_out_wire: Float[ArrayLike, ""], **options) -> Float[Array, ""]:
+def read_cell(
+    conductance: Float[ArrayLike, "M N"],
+    i: int,
+    j: int,
+    v_read: Float[ArrayLike, ""],
+    r_in_wire: Float[ArrayLike, ""],
+    r_out_wire: Float[ArrayLike, ""],
+    **options,
+) -> Float[Array, ""]:
     """Current [A] read from cell (i, j) of a passive array: input line j driven at ``v_read`` [V], output line i
     sensed, every other line floating, so sneak paths through unselected cells add to the cell's own current."""
     g = jnp.asarray(conductance)
     m, n = g.shape
     v = jnp.zeros(n, jnp.result_type(g.dtype, float)).at[j].set(v_read)
-    sol = solve_crossbar_nodes(g, v, r_in_wire, r_out_wire, driven=jnp.arange(n) == j,
-                               sensed=jnp.arange(m) == i, **options)
+    sol = solve_crossbar_nodes(
+        g, v, r_in_wire, r_out_wire, driven=jnp.arange(n) == j, sensed=jnp.arange(m) == i, **options
+    )
     return sol.currents[i]
 
 

@@ -104,12 +104,15 @@ class Dataset:
         missing = [n for n in names if n not in self.columns]
         if missing:
             header_row = int(self.rows[0]) - 1 if len(self.rows) else 1
-            raise ValueError(f"{self.source}, row {header_row} (header): missing column(s) "
-                             f"{', '.join(repr(f'{n} [unit]') for n in missing)}; columns found: {self.names}")
+            raise ValueError(
+                f"{self.source}, row {header_row} (header): missing column(s) "
+                f"{', '.join(repr(f'{n} [unit]') for n in missing)}; columns found: {self.names}"
+            )
 
     @classmethod
-    def from_arrays(cls, columns: Mapping[str, tuple[Sequence[float] | np.ndarray, str]],
-                    path: Path | None = None) -> Dataset:
+    def from_arrays(
+        cls, columns: Mapping[str, tuple[Sequence[float] | np.ndarray, str]], path: Path | None = None
+    ) -> Dataset:
         """A dataset from ``{name: (values, unit)}`` (values in ``unit``, converted to SI like a file's)."""
         cols, units, si = {}, {}, {}
         for name, (values, unit) in columns.items():
@@ -145,8 +148,10 @@ def _parse_header(path: Path, row: int, header: list[str], overrides: Mapping[st
             name, unit = m["name"], m["unit"].strip()
             unit = overrides.get(name, unit)
         elif text:
-            raise ValueError(f"{where}: no unit in the header; write it as 'name [unit]' ('[1]' for a "
-                             "dimensionless column) or pass units={...}")
+            raise ValueError(
+                f"{where}: no unit in the header; write it as 'name [unit]' ('[1]' for a "
+                "dimensionless column) or pass units={...}"
+            )
         else:
             raise ValueError(f"{where}: empty column name")
         if not name:
@@ -183,8 +188,9 @@ def load_csv(
         text = path.read_text()
     except FileNotFoundError:
         raise FileNotFoundError(f"data file not found: {path}") from None
-    lines = [(i + 1, line) for i, line in enumerate(text.splitlines())
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        (i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not lines:
         raise ValueError(f"{path}, row 1: empty file (expected a header such as 't [s],V [V],I [A]')")
     reader = csv.reader([line for _, line in lines])
@@ -195,8 +201,10 @@ def load_csv(
     raw = np.empty((len(lines) - 1, len(columns)))
     for k, ((row, _), cells) in enumerate(zip(lines[1:], reader)):
         if len(cells) != len(columns):
-            raise ValueError(f"{path}, row {row}: {len(cells)} cells but the header has {len(columns)} columns "
-                             f"({', '.join(h.strip() for h in header)})")
+            raise ValueError(
+                f"{path}, row {row}: {len(cells)} cells but the header has {len(columns)} columns "
+                f"({', '.join(h.strip() for h in header)})"
+            )
         for j, cell in enumerate(cells):
             where = f"{path}, row {row}, column {header[j].strip()!r}"
             try:
@@ -215,8 +223,10 @@ def load_csv(
             out[name] = convert(raw[:, j], unit, si[name], name=f"{path}, column {header[j].strip()!r}")
         bad = np.flatnonzero(~np.isfinite(out[name]))
         if bad.size:  # e.g. 1e300 parsec: finite as written, beyond float64 in SI
-            raise ValueError(f"{path}, row {rows[bad[0]]}, column {header[j].strip()!r}: value "
-                             f"{raw[bad[0], j]!r} {unit} is not finite in SI ({si[name]})")
+            raise ValueError(
+                f"{path}, row {rows[bad[0]]}, column {header[j].strip()!r}: value "
+                f"{raw[bad[0], j]!r} {unit} is not finite in SI ({si[name]})"
+            )
         unit_of[name] = unit
     data = Dataset(out, unit_of, si, rows, path)
     data.require(*require)
@@ -227,7 +237,9 @@ def load_csv(
         if bad.size:
             k = bad[0] + 1
             col = header[data.names.index(time)].strip()
-            raise ValueError(f"{path}, row {rows[k]}, column {col!r}: time must increase strictly; "
-                             f"{raw[k, data.names.index(time)]!r} follows {raw[k - 1, data.names.index(time)]!r} "
-                             f"(row {rows[k - 1]})")
+            raise ValueError(
+                f"{path}, row {rows[k]}, column {col!r}: time must increase strictly; "
+                f"{raw[k, data.names.index(time)]!r} follows {raw[k - 1, data.names.index(time)]!r} "
+                f"(row {rows[k - 1]})"
+            )
     return data

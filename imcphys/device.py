@@ -55,10 +55,10 @@ def replace(device: eqx.Module, **values: ArrayLike) -> Any:
     names = list(values)
     unknown = set(names) - set(parameter_units(device))
     if unknown:
-        raise ValueError(f"{type(device).__name__} has no parameter(s) {sorted(unknown)}; "
-                         f"known: {sorted(parameter_units(device))}")
-    return eqx.tree_at(lambda d: [getattr(d, n) for n in names], device,
-                       [jnp.asarray(values[n]) for n in names])
+        raise ValueError(
+            f"{type(device).__name__} has no parameter(s) {sorted(unknown)}; known: {sorted(parameter_units(device))}"
+        )
+    return eqx.tree_at(lambda d: [getattr(d, n) for n in names], device, [jnp.asarray(values[n]) for n in names])
 
 
 class PulseResult(eqx.Module):
@@ -145,5 +145,4 @@ class AbstractDevice(eqx.Module):
         """
         from .simulate import solve_pulse
 
-        return solve_pulse(self, state, amplitude, width, rise=rise, fall=fall,
-                           fixed_steps=fixed_steps, key=key)
+        return solve_pulse(self, state, amplitude, width, rise=rise, fall=fall, fixed_steps=fixed_steps, key=key)

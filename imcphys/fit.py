@@ -163,9 +163,20 @@ class Experiment(eqx.Module):
     name: str = eqx.field(static=True)
     log_x: bool = eqx.field(static=True)
 
-    def __init__(self, model: Callable[[AbstractDevice, PyTree], Array], inputs: PyTree, observed: ArrayLike, *,
-                 residual: AbstractResidual, x: ArrayLike | None = None, x_label: str = "point",
-                 y_label: str = "observed", name: str = "experiment", sigma: float = 1.0, log_x: bool = False):
+    def __init__(
+        self,
+        model: Callable[[AbstractDevice, PyTree], Array],
+        inputs: PyTree,
+        observed: ArrayLike,
+        *,
+        residual: AbstractResidual,
+        x: ArrayLike | None = None,
+        x_label: str = "point",
+        y_label: str = "observed",
+        name: str = "experiment",
+        sigma: float = 1.0,
+        log_x: bool = False,
+    ):
         obs = np.asarray(observed, dtype=float)
         if not np.all(np.isfinite(obs)):
             k = int(np.flatnonzero(~np.isfinite(obs.ravel()))[0])
@@ -206,8 +217,7 @@ class _Core(eqx.Module):
     def predict(self, device: AbstractDevice, name: str = "experiment") -> Array:
         out = jnp.asarray(self.model(device, self.inputs))
         if out.shape != self.observed.shape:  # checked while tracing: a silent broadcast would be wrong
-            raise ValueError(f"{name}: the model returns shape {out.shape}, the data have shape "
-                             f"{self.observed.shape}")
+            raise ValueError(f"{name}: the model returns shape {out.shape}, the data have shape {self.observed.shape}")
         return out
 
     def weighted_residuals(self, predicted: Array) -> Array:
@@ -259,9 +269,20 @@ class _TraceModel(eqx.Module):
     def __call__(self, device: AbstractDevice, inputs: dict[str, Any]) -> Array:
         state0 = _initial_state(device, self.initial, inputs)
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol, pcoeff=self.pid[0], icoeff=self.pid[1])
-        sol = simulate(device, state0, inputs["stimulus"], inputs["ts"], solver=self.solver, rtol=self.rtol,
-                       atol=self.atol, max_steps=self.max_steps, throw=False, adjoint=diffrax.ForwardMode(),
-                       controller=controller, first_step=self.first_step)
+        sol = simulate(
+            device,
+            state0,
+            inputs["stimulus"],
+            inputs["ts"],
+            solver=self.solver,
+            rtol=self.rtol,
+            atol=self.atol,
+            max_steps=self.max_steps,
+            throw=False,
+            adjoint=diffrax.ForwardMode(),
+            controller=controller,
+            first_step=self.first_step,
+        )
         return jnp.where(sol.result == diffrax.RESULTS.successful, sol.observed, jnp.nan)
 
 
@@ -308,11 +329,24 @@ def trace(
     k = _corners(t, v)
     inputs: dict[str, Any] = {"stimulus": PiecewiseLinear(t[k], v[k]), "ts": jnp.asarray(t)}
     inputs.update(_state_inputs(initial))
-    model = _TraceModel(initial if isinstance(initial, str) else None, solver or _trace_solver(), float(rtol),
-                        float(atol), int(max_steps))
+    model = _TraceModel(
+        initial if isinstance(initial, str) else None,
+        solver or _trace_solver(),
+        float(rtol),
+        float(atol),
+        int(max_steps),
+    )
     xname = x or time
-    return Experiment(model, inputs, data[observed], residual=residual, x=data[xname], x_label=data.label(xname),
-                      y_label=data.label(observed), name=name or _name(data, "trace"))
+    return Experiment(
+        model,
+        inputs,
+        data[observed],
+        residual=residual,
+        x=data[xname],
+        x_label=data.label(xname),
+        y_label=data.label(observed),
+        name=name or _name(data, "trace"),
+    )
 
 
 def dc_sweep(
@@ -329,8 +363,18 @@ def dc_sweep(
 ) -> Experiment:
     """A DC I–V sweep (columns ``t [s]``, ``V [V]``, ``I [A]`` by default): :func:`trace` with currents compared
     as log10|I| (:class:`LogAbs`, points with |I| <= ``floor`` [A] left out), plotted against V."""
-    return trace(data, time=time, drive=voltage, observed=current, residual=LogAbs(float(floor)),
-                 initial=initial, x=voltage, rtol=rtol, atol=atol, name=name or _name(data, "DC sweep"))
+    return trace(
+        data,
+        time=time,
+        drive=voltage,
+        observed=current,
+        residual=LogAbs(float(floor)),
+        initial=initial,
+        x=voltage,
+        rtol=rtol,
+        atol=atol,
+        name=name or _name(data, "DC sweep"),
+    )
 
 
 class _PulseModel(eqx.Module):
@@ -344,8 +388,9 @@ class _PulseModel(eqx.Module):
 
         def step(state, pulse):
             amplitude, width = pulse
-            state = device.pulse(state, amplitude, width, rise=inputs["rise"], fall=inputs["fall"],
-                                 fixed_steps=self.fixed_steps).state
+            state = device.pulse(
+                state, amplitude, width, rise=inputs["rise"], fall=inputs["fall"], fixed_steps=self.fixed_steps
+            ).state
             return state, device.read(state)
 
         return jax.lax.scan(step, state0, (inputs["amplitude"], inputs["width"]))[1]
@@ -380,12 +425,24 @@ def pulse_response(
     if np.any(w <= 0):
         k = int(np.flatnonzero(w <= 0)[0])
         raise ValueError(f"{data.where(width, k)}: pulse width must be > 0 s; got {w[k]!r} s")
-    inputs: dict[str, Any] = {"amplitude": jnp.asarray(data[amplitude]), "width": jnp.asarray(w),
-                              "rise": jnp.asarray(float(rise)), "fall": jnp.asarray(float(fall))}
+    inputs: dict[str, Any] = {
+        "amplitude": jnp.asarray(data[amplitude]),
+        "width": jnp.asarray(w),
+        "rise": jnp.asarray(float(rise)),
+        "fall": jnp.asarray(float(fall)),
+    }
     inputs.update(_state_inputs(initial))
     model = _PulseModel(initial if isinstance(initial, str) else None, fixed_steps)
-    return Experiment(model, inputs, data[read], residual=residual or LogAbs(), x=np.arange(1, len(w) + 1),
-                      x_label="pulse number [1]", y_label=data.label(read), name=name or _name(data, "pulses"))
+    return Experiment(
+        model,
+        inputs,
+        data[read],
+        residual=residual or LogAbs(),
+        x=np.arange(1, len(w) + 1),
+        x_label="pulse number [1]",
+        y_label=data.label(read),
+        name=name or _name(data, "pulses"),
+    )
 
 
 def _name(data: Dataset, kind: str) -> str:
@@ -400,9 +457,11 @@ def experiment_from(data: Dataset, *, floor: float = 0.0) -> Experiment:
         return pulse_response(data, residual=LogAbs(float(floor)))
     if all(n in data for n in ("t", "V", "I")):
         return dc_sweep(data, floor=floor)
-    raise ValueError(f"{data.source}: cannot tell the kind of measurement from the columns {data.names}; expected "
-                     "'t [s], V [V], I [A]' (DC sweep) or 'amplitude [V], width [s], I [A]' (pulse response); "
-                     "build an Experiment for anything else")
+    raise ValueError(
+        f"{data.source}: cannot tell the kind of measurement from the columns {data.names}; expected "
+        "'t [s], V [V], I [A]' (DC sweep) or 'amplitude [V], width [s], I [A]' (pulse response); "
+        "build an Experiment for anything else"
+    )
 
 
 # -------------------------------------------------------------------------------------- free parameters
@@ -446,8 +505,9 @@ def parse_free(spec: str, device: AbstractDevice, unit: str | None = None) -> Fr
             raise ValueError(f"{name}: the {which} bound must be finite; got {text!r}")
         values.append(x)
     if values[0] is not None and values[1] is not None and not values[0] < values[1]:
-        raise ValueError(f"{name}: the lower bound {values[0]:g} must be below the upper bound {values[1]:g}"
-                         f"{_unit_text(unit)}")
+        raise ValueError(
+            f"{name}: the lower bound {values[0]:g} must be below the upper bound {values[1]:g}{_unit_text(unit)}"
+        )
     lo, hi = (None if v is None else float(convert(v, unit, units[name], name=name)) if unit else v for v in values)
     return Free(name, lo, hi)
 
@@ -467,8 +527,10 @@ def _check_bounds_allowed(device: AbstractDevice, spec: Free, unit: str) -> None
         try:
             dataclasses.replace(device, **{spec.name: bound + inward * hair})
         except (ValueError, TypeError) as err:
-            raise ValueError(f"{spec.name}: the {which} bound {bound:g}{_unit_text(unit)} lies outside the "
-                             f"parameter's allowed range ({err})") from None
+            raise ValueError(
+                f"{spec.name}: the {which} bound {bound:g}{_unit_text(unit)} lies outside the "
+                f"parameter's allowed range ({err})"
+            ) from None
 
 
 _NONE, _LOWER, _UPPER, _BOTH = 0, 1, 2, 3
@@ -490,8 +552,14 @@ class _Transform(eqx.Module):
         us = []
         for i, kind in enumerate(self.kind):
             th, lo, hi = theta[i], self.lower[i], self.upper[i]
-            us.append({_NONE: lambda: self.center[i] + th, _LOWER: lambda: lo + sp(th),
-                       _UPPER: lambda: hi - sp(-th), _BOTH: lambda: lo + (hi - lo) * sig(th)}[kind]())
+            us.append(
+                {
+                    _NONE: lambda: self.center[i] + th,
+                    _LOWER: lambda: lo + sp(th),
+                    _UPPER: lambda: hi - sp(-th),
+                    _BOTH: lambda: lo + (hi - lo) * sig(th),
+                }[kind]()
+            )
         return jnp.stack(us)
 
     def params(self, theta: Array) -> Array:
@@ -517,8 +585,9 @@ class _Transform(eqx.Module):
                 out[i] = np.log(f) - np.log1p(-f)
         return out
 
-    def pinned(self, theta: np.ndarray, jac: np.ndarray | None = None,
-               residuals: np.ndarray | None = None) -> list[str | None]:
+    def pinned(
+        self, theta: np.ndarray, jac: np.ndarray | None = None, residuals: np.ndarray | None = None
+    ) -> list[str | None]:
         """``"lower"``/``"upper"`` for each parameter held at that bound, else None.
 
         Held means the transform is saturated there, or — given the Jacobian (in θ) and the residuals at θ —
@@ -579,33 +648,43 @@ def _make_transform(device: AbstractDevice, free: Sequence[str | Free]) -> _Tran
             raise ValueError(f"{type(device).__name__} has no parameter {s.name!r}; known: {sorted(units)}")
         p0 = np.asarray(getattr(device, s.name), dtype=float)
         if p0.ndim != 0:
-            raise ValueError(f"{s.name}: fit one cell at a time (the parameter has shape {p0.shape}); "
-                             "vmap or loop over the cells of a population")
+            raise ValueError(
+                f"{s.name}: fit one cell at a time (the parameter has shape {p0.shape}); "
+                "vmap or loop over the cells of a population"
+            )
         p0 = float(p0)
         unit = units[s.name]
         lo, hi = s.lower, s.upper
         if lo is not None and hi is not None and not lo < hi:
             raise ValueError(f"{s.name}: lower bound {lo:g} {unit} must be below the upper bound {hi:g} {unit}")
         if (lo is not None and p0 <= lo) or (hi is not None and p0 >= hi):
-            raise ValueError(f"{s.name}: the start value {p0:g} {unit} must lie strictly inside the bounds "
-                             f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}] {unit}")
+            raise ValueError(
+                f"{s.name}: the start value {p0:g} {unit} must lie strictly inside the bounds "
+                f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}] {unit}"
+            )
         log = s.log if s.log is not None else p0 > 0 and (lo is None or lo > 0) and (hi is None or hi > 0)
         if log and (p0 <= 0 or (lo is not None and lo <= 0)):
-            raise ValueError(f"{s.name}: a log scale needs a positive start value and lower bound; got "
-                             f"{p0:g} {unit}" + (f" and lower = {lo:g} {unit}" if lo is not None else ""))
+            raise ValueError(
+                f"{s.name}: a log scale needs a positive start value and lower bound; got "
+                f"{p0:g} {unit}" + (f" and lower = {lo:g} {unit}" if lo is not None else "")
+            )
         _check_bounds_allowed(device, s, unit)
         scale = 1.0 if log else (abs(p0) if p0 != 0 else 1.0)
         to_u = (lambda p: np.log(p)) if log else (lambda p: p / scale)  # noqa: E731
         cols["log"].append(bool(log))
-        cols["kind"].append({(False, False): _NONE, (True, False): _LOWER, (False, True): _UPPER,
-                             (True, True): _BOTH}[(lo is not None, hi is not None)])
+        cols["kind"].append(
+            {(False, False): _NONE, (True, False): _LOWER, (False, True): _UPPER, (True, True): _BOTH}[
+                (lo is not None, hi is not None)
+            ]
+        )
         cols["scale"].append(scale)
         cols["center"].append(to_u(p0))
         cols["lower"].append(to_u(lo) if lo is not None else -np.inf)
         cols["upper"].append(to_u(hi) if hi is not None else np.inf)
     arr = lambda k: jnp.asarray(np.asarray(cols[k], dtype=float))  # noqa: E731
-    return _Transform(tuple(names), tuple(cols["log"]), tuple(cols["kind"]), arr("scale"), arr("center"),
-                      arr("lower"), arr("upper"))
+    return _Transform(
+        tuple(names), tuple(cols["log"]), tuple(cols["kind"]), arr("scale"), arr("center"), arr("lower"), arr("upper")
+    )
 
 
 # ------------------------------------------------------------------------------------------------- problem
@@ -664,21 +743,34 @@ class _Outcome(eqx.Module):
     success: Array
 
 
-def _solve_one(problem: _Problem, theta0: Array, solver: optx.AbstractLeastSquaresSolver,
-               max_steps: int) -> _Outcome:
-    sol = optx.least_squares(lambda th, pr: _residual_fn(pr)(th), solver, theta0, args=problem, has_aux=True,
-                             max_steps=max_steps, throw=False)
+def _solve_one(problem: _Problem, theta0: Array, solver: optx.AbstractLeastSquaresSolver, max_steps: int) -> _Outcome:
+    sol = optx.least_squares(
+        lambda th, pr: _residual_fn(pr)(th),
+        solver,
+        theta0,
+        args=problem,
+        has_aux=True,
+        max_steps=max_steps,
+        throw=False,
+    )
     # the solver's last accepted point is sol.value: its residuals and (linearised) Jacobian are kept in the
     # state, so the Jacobian for the standard errors costs no second compilation of the model's derivative
     info = sol.state.f_info
-    return _Outcome(sol.value, info.residual, info.jac.as_matrix(), sol.aux, sol.stats["num_steps"],
-                    sol.result == optx.RESULTS.successful)
+    return _Outcome(
+        sol.value,
+        info.residual,
+        info.jac.as_matrix(),
+        sol.aux,
+        sol.stats["num_steps"],
+        sol.result == optx.RESULTS.successful,
+    )
 
 
 def _tiled_data(problem: _Problem, rows: int) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
     """The problem's own data, ``rows`` times (a leading axis): one start's share of a batched solve. The
     single fit runs through the batched solver so that it shares its compilation with :func:`fit_each`
     (same model, data shape and rows per chunk)."""
+
     def tile(x):  # through numpy: an eager jnp.broadcast_to would compile once per shape
         return jnp.asarray(np.broadcast_to(np.asarray(x), (rows, *x.shape)))
 
@@ -687,21 +779,30 @@ def _tiled_data(problem: _Problem, rows: int) -> tuple[tuple[Array, ...], tuple[
 
 def _with_data(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Array, ...]) -> _Problem:
     """``problem`` with other measured values (and masks) of the same shapes."""
-    return eqx.tree_at(lambda p: [c.observed for c in p.experiments] + [c.mask for c in p.experiments], problem,
-                       [*observed, *masks])
+    return eqx.tree_at(
+        lambda p: [c.observed for c in p.experiments] + [c.mask for c in p.experiments], problem, [*observed, *masks]
+    )
 
 
 @eqx.filter_jit
-def _least_squares_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Array, ...], thetas: Array,
-                        solver: optx.AbstractLeastSquaresSolver, max_steps: int) -> _Outcome:
+def _least_squares_each(
+    problem: _Problem,
+    observed: tuple[Array, ...],
+    masks: tuple[Array, ...],
+    thetas: Array,
+    solver: optx.AbstractLeastSquaresSolver,
+    max_steps: int,
+) -> _Outcome:
     """One solve per row: the data ``observed[k][i]`` from the start ``thetas[i]``."""
     return jax.vmap(lambda obs, msk, th: _solve_one(_with_data(problem, obs, msk), th, solver, max_steps))(
-        observed, masks, thetas)
+        observed, masks, thetas
+    )
 
 
 @eqx.filter_jit
 def _screen_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Array, ...], thetas: Array) -> Array:
     """½Σr² for every data row i and candidate j: ``thetas`` has shape (rows, candidates, n)."""
+
     def row(obs, msk, ths):
         pr = _with_data(problem, obs, msk)
         return jax.vmap(lambda th: 0.5 * jnp.sum(pr.evaluate(th)[0] ** 2))(ths)
@@ -710,8 +811,14 @@ def _screen_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Ar
 
 
 @eqx.filter_jit
-def _descend(problem: _Problem, thetas: Array, opt_state: PyTree, best: tuple[Array, Array],
-             optimizer: optax.GradientTransformation, steps: int):
+def _descend(
+    problem: _Problem,
+    thetas: Array,
+    opt_state: PyTree,
+    best: tuple[Array, Array],
+    optimizer: optax.GradientTransformation,
+    steps: int,
+):
     """``steps`` optimiser steps on ½Σr² for every start (vmapped), keeping the best θ seen."""
 
     def loss(theta):
@@ -825,8 +932,16 @@ class FitResult:
         for i, name in enumerate(self.names):
             value, se, unit = self._display(i)
             rel = self.relative_errors[i]
-            rows.append((name, f"{value:.6g}", f"± {se:.3g}" if np.isfinite(se) else "± n/a", unit,
-                         f"{100 * rel:.2g} %" if np.isfinite(rel) else "n/a", self.status[i]))
+            rows.append(
+                (
+                    name,
+                    f"{value:.6g}",
+                    f"± {se:.3g}" if np.isfinite(se) else "± n/a",
+                    unit,
+                    f"{100 * rel:.2g} %" if np.isfinite(rel) else "n/a",
+                    self.status[i],
+                )
+            )
         widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-" * len(lines[0]))
@@ -841,8 +956,10 @@ class FitResult:
         for e, rms in zip(self.experiments, self.rms):
             lines.append(f"rms residual {_fmt_residual(rms, e.residual.unit)}  ({e.name}, {e.points} points)")
         st = self.starts
-        lines.append(f"multi-start: {int(st.reached_best.sum())}/{len(st.cost)} starts reached the best optimum; "
-                     f"solver {self.solver}; {self.seconds:.1f} s")
+        lines.append(
+            f"multi-start: {int(st.reached_best.sum())}/{len(st.cost)} starts reached the best optimum; "
+            f"solver {self.solver}; {self.seconds:.1f} s"
+        )
         return FitSummary("\n".join(lines))
 
     def report(self) -> dict[str, Any]:
@@ -850,22 +967,39 @@ class FitResult:
         params = []
         for i, name in enumerate(self.names):
             value, se, unit = self._display(i)
-            params.append({"name": name, "value": value, "std_error": _finite_or_none(se), "unit": unit,
-                           "value_si": float(self.values[i]), "std_error_si": _finite_or_none(self.std_errors[i]),
-                           "unit_si": self.units[i], "relative_error": _finite_or_none(self.relative_errors[i]),
-                           "status": self.status[i],
-                           "start_si": float(getattr(self.initial_device, name))})
+            params.append(
+                {
+                    "name": name,
+                    "value": value,
+                    "std_error": _finite_or_none(se),
+                    "unit": unit,
+                    "value_si": float(self.values[i]),
+                    "std_error_si": _finite_or_none(self.std_errors[i]),
+                    "unit_si": self.units[i],
+                    "relative_error": _finite_or_none(self.relative_errors[i]),
+                    "status": self.status[i],
+                    "start_si": float(getattr(self.initial_device, name)),
+                }
+            )
         return {
             "parameters": params,
             "correlation": [[_finite_or_none(c) for c in row] for row in self.correlation],
-            "experiments": [{"name": e.name, "points": e.points, "rms_residual": rms, "residual_unit": e.residual.unit}
-                            for e, rms in zip(self.experiments, self.rms)],
-            "cost": self.cost, "dof": self.dof, "residual_scale": self.noise, "solver": self.solver,
+            "experiments": [
+                {"name": e.name, "points": e.points, "rms_residual": rms, "residual_unit": e.residual.unit}
+                for e, rms in zip(self.experiments, self.rms)
+            ],
+            "cost": self.cost,
+            "dof": self.dof,
+            "residual_scale": self.noise,
+            "solver": self.solver,
             "seconds": self.seconds,
-            "starts": {"count": len(self.starts.cost), "reached_best": int(self.starts.reached_best.sum()),
-                       "solver_success": int(self.starts.success.sum()),
-                       "cost": [_finite_or_none(c) for c in self.starts.cost],
-                       "steps": [int(s) for s in self.starts.steps]},
+            "starts": {
+                "count": len(self.starts.cost),
+                "reached_best": int(self.starts.reached_best.sum()),
+                "solver_success": int(self.starts.success.sum()),
+                "cost": [_finite_or_none(c) for c in self.starts.cost],
+                "steps": [int(s) for s in self.starts.steps],
+            },
         }
 
     def save_report(self, path: str | Path) -> Path:
@@ -883,10 +1017,12 @@ class FitResult:
         extra = {}
         for i, name in enumerate(self.names):
             _, se, _ = self._display(i, template)
-            extra[name] = {"std_error": float(f"{se:.4g}") if np.isfinite(se) else "n/a",
-                           "fit_status": self.status[i], "source": f"fitted by imcphys.fit to {sources}"}
-        return _save_card(self.device, path, template=template,
-                          status={n: "fitted" for n in self.names}, extra=extra)
+            extra[name] = {
+                "std_error": float(f"{se:.4g}") if np.isfinite(se) else "n/a",
+                "fit_status": self.status[i],
+                "source": f"fitted by imcphys.fit to {sources}",
+            }
+        return _save_card(self.device, path, template=template, status={n: "fitted" for n in self.names}, extra=extra)
 
     def plot(self, path: str | Path | None = None):
         """Data and model for every experiment, residuals underneath; saved as PNG at ``path`` if given.
@@ -894,8 +1030,7 @@ class FitResult:
         from . import plot as P
 
         n = len(self.experiments)
-        fig, axes = P.subplots(2, n, size=(5.0, 2.6), sharex="col",
-                               gridspec_kw={"height_ratios": [2.2, 1.0]})
+        fig, axes = P.subplots(2, n, size=(5.0, 2.6), sharex="col", gridspec_kw={"height_ratios": [2.2, 1.0]})
         for j, (e, pred, res) in enumerate(zip(self.experiments, self.predictions, self.residuals)):
             top, bottom = axes[0, j], axes[1, j]
             x, obs = np.asarray(e.x), np.asarray(e.observed)
@@ -906,8 +1041,7 @@ class FitResult:
             top.plot(*_broken_at_jumps(x, ym), "-", lw=1.2, color="C3", label="model")
             if log_y:
                 top.set_yscale("log")
-            P.label(top, "", f"|{e.y_label.split(' [')[0]}| [{_unit_of(e.y_label)}]" if log_y else e.y_label,
-                    e.name)
+            P.label(top, "", f"|{e.y_label.split(' [')[0]}| [{_unit_of(e.y_label)}]" if log_y else e.y_label, e.name)
             top.legend(fontsize=8)
             scale, unit = (100.0, "%") if e.residual.unit == "1" else (1.0, e.residual.unit)
             bottom.axhline(0.0, color="0.6", lw=0.8)
@@ -984,8 +1118,9 @@ def fit(
     :meth:`FitResult.save_card`.
     """
     t_start = time.perf_counter()
-    exps, transform, problem = _setup(device, experiments, free, starts=starts, candidates=candidates, batch=batch,
-                                      spread=spread)
+    exps, transform, problem = _setup(
+        device, experiments, free, starts=starts, candidates=candidates, batch=batch, spread=spread
+    )
     p0 = np.array([float(getattr(device, n)) for n in transform.names])
     thetas = _draw_starts(transform, p0, max(starts, candidates + 1), spread, key=key)
     if candidates and len(thetas) > starts:
@@ -993,7 +1128,7 @@ def fit(
             cost = np.asarray(_screen(problem, jnp.asarray(thetas[1:])))
             bar.update(len(thetas) - 1)
         order = np.argsort(np.where(np.isfinite(cost), cost, np.inf), kind="stable")
-        thetas = np.concatenate([thetas[:1], thetas[1:][order[:starts - 1]]])
+        thetas = np.concatenate([thetas[:1], thetas[1:][order[: starts - 1]]])
     solver = solver if solver is not None else optx.LevenbergMarquardt(rtol=1e-5, atol=1e-5)
     if isinstance(solver, optax.GradientTransformation):
         outcome = _run_optax(problem, thetas, solver, max_steps, progress)
@@ -1006,11 +1141,14 @@ def fit(
     return _result(problem, exps, thetas, outcome, solver_name, time.perf_counter() - t_start, card)
 
 
-def _setup(device: AbstractDevice, experiments, free: Sequence[str | Free], **counts
-           ) -> tuple[tuple[Experiment, ...], _Transform, _Problem]:
+def _setup(
+    device: AbstractDevice, experiments, free: Sequence[str | Free], **counts
+) -> tuple[tuple[Experiment, ...], _Transform, _Problem]:
     """Experiments as a tuple, the transform of the free parameters and the problem; checks the settings."""
-    exps = tuple(experiment_from(e) if isinstance(e, Dataset) else e
-                 for e in ((experiments,) if isinstance(experiments, (Experiment, Dataset)) else experiments))
+    exps = tuple(
+        experiment_from(e) if isinstance(e, Dataset) else e
+        for e in ((experiments,) if isinstance(experiments, (Experiment, Dataset)) else experiments)
+    )
     if not exps or not all(isinstance(e, Experiment) for e in exps):
         raise TypeError("experiments must be one or more imcphys.fit.Experiment (or Dataset)")
     spread = counts.pop("spread")
@@ -1023,13 +1161,14 @@ def _setup(device: AbstractDevice, experiments, free: Sequence[str | Free], **co
     transform = _make_transform(device, free)
     # strong dtypes throughout: a weakly typed leaf (a parameter set from a Python float) would otherwise make
     # the same problem compile again
-    problem = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)) if eqx.is_array(x) else x,
-                                     _Problem(device, tuple(e.core() for e in exps), transform))
+    problem = jax.tree_util.tree_map(
+        lambda x: jnp.asarray(x, dtype=jnp.result_type(x)) if eqx.is_array(x) else x,
+        _Problem(device, tuple(e.core() for e in exps), transform),
+    )
     return exps, transform, problem
 
 
-def _draw_starts(transform: _Transform, p0: np.ndarray, starts: int, spread: float, *,
-                 key: PRNGKeyArray) -> np.ndarray:
+def _draw_starts(transform: _Transform, p0: np.ndarray, starts: int, spread: float, *, key: PRNGKeyArray) -> np.ndarray:
     """θ of the starts: p0 first, then draws within a factor ``spread`` (log) or ±(spread − 1)·|p0| (linear)."""
     z = np.asarray(jr.uniform(key, (starts - 1, len(p0)), minval=-1.0, maxval=1.0))
     return _spread_starts(transform, p0, z, spread)
@@ -1051,8 +1190,14 @@ def _spread_starts(transform: _Transform, p0: np.ndarray, z: np.ndarray, spread:
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="start" if "start" in desc else "step", disable=not enabled,
-                leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="start" if "start" in desc else "step",
+        disable=not enabled,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
 def _run_least_squares(problem, thetas, solver, max_steps, batch, progress) -> _Outcome:
@@ -1061,11 +1206,11 @@ def _run_least_squares(problem, thetas, solver, max_steps, batch, progress) -> _
     chunks = []
     with _progress(n, "multi-start (Levenberg-Marquardt)", progress) as bar:
         for k in range(0, n, size):
-            chunk = thetas[k:k + size]
+            chunk = thetas[k : k + size]
             # pad the last chunk with its first start so that every chunk has one shape (one compilation)
             padded = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
             out = _least_squares_each(problem, *_tiled_data(problem, size), jnp.asarray(padded), solver, max_steps)
-            chunks.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:len(chunk)], out))
+            chunks.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[: len(chunk)], out))
             bar.update(len(chunk))
             bar.set_postfix(best_cost=f"{min(_cost(c.residuals).min() for c in chunks):.4g}")
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *chunks)
@@ -1085,8 +1230,9 @@ def _run_optax(problem, thetas, optimizer, steps, progress) -> _Outcome:
             bar.update(k)
             bar.set_postfix(best_cost=f"{float(jnp.min(best[1])):.4g}")
     (f, predictions), (jac, _) = _evaluate(problem, best[0])
-    return jax.tree_util.tree_map(np.asarray, _Outcome(best[0], f, jac, predictions,
-                                                       jnp.full(theta.shape[0], steps), jnp.isfinite(best[1])))
+    return jax.tree_util.tree_map(
+        np.asarray, _Outcome(best[0], f, jac, predictions, jnp.full(theta.shape[0], steps), jnp.isfinite(best[1]))
+    )
 
 
 def _cost(residuals: np.ndarray) -> np.ndarray:
@@ -1111,7 +1257,7 @@ def _uncertainty(tr: _Transform, theta: np.ndarray, jac: np.ndarray, f: np.ndarr
     dof = points - int(active.sum())
     if dof <= 0:
         raise ValueError(f"{points} data points cannot determine {int(active.sum())} free parameters")
-    s2 = float(np.sum(f ** 2)) / dof
+    s2 = float(np.sum(f**2)) / dof
     n = len(theta)
     cov_theta = np.full((n, n), np.nan)
     unconstrained = np.zeros(n, dtype=bool)
@@ -1125,8 +1271,7 @@ def _uncertainty(tr: _Transform, theta: np.ndarray, jac: np.ndarray, f: np.ndarr
         inv = np.where(null, 0.0, 1.0 / np.where(null, 1.0, sv) ** 2)
         cov_a = (vt.T * inv) @ vt / np.outer(safe, safe) * s2
         # a parameter with a component along a null direction (or a zero column) is not determined at all
-        undetermined = (np.abs(vt[null]).max(axis=0) > 1e-6 if null.any() else np.zeros(len(safe), bool)) | (
-            norms == 0)
+        undetermined = (np.abs(vt[null]).max(axis=0) > 1e-6 if null.any() else np.zeros(len(safe), bool)) | (norms == 0)
         cov_a[undetermined, :] = np.nan
         cov_a[:, undetermined] = np.nan
         idx = np.flatnonzero(active)
@@ -1139,14 +1284,28 @@ def _uncertainty(tr: _Transform, theta: np.ndarray, jac: np.ndarray, f: np.ndarr
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov_theta / np.sqrt(np.outer(np.diag(cov_theta), np.diag(cov_theta)))
         rel = se / np.abs(values)
-    status = tuple("at lower bound" if p == "lower" else "at upper bound" if p == "upper"
-                   else "unconstrained" if (unconstrained[i] or not rel[i] <= 1.0) else "ok"
-                   for i, p in enumerate(pinned))
+    status = tuple(
+        "at lower bound"
+        if p == "lower"
+        else "at upper bound"
+        if p == "upper"
+        else "unconstrained"
+        if (unconstrained[i] or not rel[i] <= 1.0)
+        else "ok"
+        for i, p in enumerate(pinned)
+    )
     return _Uncertainty(values, se, cov, corr, status, dof, s2)
 
 
-def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.ndarray, out: _Outcome,
-            solver: str, seconds: float, card: Card | None) -> FitResult:
+def _result(
+    problem: _Problem,
+    experiments: tuple[Experiment, ...],
+    thetas: np.ndarray,
+    out: _Outcome,
+    solver: str,
+    seconds: float,
+    card: Card | None,
+) -> FitResult:
     tr = problem.transform
     cost = _cost(out.residuals)
     cost = np.where(np.isfinite(cost), cost, np.inf)
@@ -1169,13 +1328,28 @@ def _result(problem: _Problem, experiments: tuple[Experiment, ...], thetas: np.n
     p_final = np.stack([np.asarray(_transform_at(tr, jnp.asarray(t))[0]) for t in out.theta])
     starts = Starts(p_start, p_final, cost, np.asarray(out.success), np.asarray(out.steps), reached)
     units = parameter_units(problem.device)
-    return FitResult(device=device, initial_device=problem.device, names=tr.names,
-                     units=tuple(units[n] for n in tr.names), values=values, std_errors=se, covariance=cov,
-                     correlation=corr, status=status, experiments=experiments,
-                     predictions=tuple(predictions), residuals=tuple(residuals), rms=tuple(rms),
-                     cost=float(cost[best]), dof=dof, noise=float(np.sqrt(s2)), starts=starts, solver=solver,
-                     seconds=seconds, card=card)
-
+    return FitResult(
+        device=device,
+        initial_device=problem.device,
+        names=tr.names,
+        units=tuple(units[n] for n in tr.names),
+        values=values,
+        std_errors=se,
+        covariance=cov,
+        correlation=corr,
+        status=status,
+        experiments=experiments,
+        predictions=tuple(predictions),
+        residuals=tuple(residuals),
+        rms=tuple(rms),
+        cost=float(cost[best]),
+        dof=dof,
+        noise=float(np.sqrt(s2)),
+        starts=starts,
+        solver=solver,
+        seconds=seconds,
+        card=card,
+    )
 
 
 # ------------------------------------------------------------------------------- many measurements at once
@@ -1223,9 +1397,13 @@ class BatchFitResult:
         for j, name in enumerate(self.names):
             std = float(np.std(v[:, j], ddof=1)) if len(v) > 1 else float("nan")
             mse = float(np.sqrt(np.mean(se[:, j] ** 2))) if len(v) else float("nan")
-            out[name] = {"mean": float(np.mean(v[:, j])) if len(v) else float("nan"), "std": std,
-                         "mean_std_error": mse, "intrinsic_std": float(np.sqrt(max(std ** 2 - mse ** 2, 0.0))),
-                         "fits": int(len(v))}
+            out[name] = {
+                "mean": float(np.mean(v[:, j])) if len(v) else float("nan"),
+                "std": std,
+                "mean_std_error": mse,
+                "intrinsic_std": float(np.sqrt(max(std**2 - mse**2, 0.0))),
+                "fits": int(len(v)),
+            }
         return out
 
     def summary(self) -> FitSummary:
@@ -1233,25 +1411,31 @@ class BatchFitResult:
         rows = [("parameter", "mean", "std", "rms std error", "intrinsic std", "unit")]
         for name, unit in zip(self.names, self.units):
             st = self.population()[name]
-            rows.append((name, *(f"{st[k]:.4g}" for k in ("mean", "std", "mean_std_error", "intrinsic_std")),
-                         unit))
+            rows.append((name, *(f"{st[k]:.4g}" for k in ("mean", "std", "mean_std_error", "intrinsic_std")), unit))
         widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-" * len(lines[0]))
-        lines.append(f"{int(self.ok.sum())}/{len(self)} fits ok; {int((self.reached_best >= 1).sum())} reached their "
-                     f"best optimum from {self.starts} start(s) each; {self.seconds:.1f} s")
+        lines.append(
+            f"{int(self.ok.sum())}/{len(self)} fits ok; {int((self.reached_best >= 1).sum())} reached their "
+            f"best optimum from {self.starts} start(s) each; {self.seconds:.1f} s"
+        )
         return FitSummary("\n".join(lines))
 
     def report(self) -> dict[str, Any]:
         """JSON-ready: every fit's values, standard errors and status, and the population statistics."""
-        return {"names": list(self.names), "units": list(self.units),
-                "values": [[float(x) for x in row] for row in self.values],
-                "std_errors": [[_finite_or_none(x) for x in row] for row in self.std_errors],
-                "status": [list(row) for row in self.status],
-                "residual_scale": [float(x) for x in self.noise],
-                "population": {n: {k: _finite_or_none(v) if k != "fits" else v for k, v in st.items()}
-                               for n, st in self.population().items()},
-                "seconds": self.seconds}
+        return {
+            "names": list(self.names),
+            "units": list(self.units),
+            "values": [[float(x) for x in row] for row in self.values],
+            "std_errors": [[_finite_or_none(x) for x in row] for row in self.std_errors],
+            "status": [list(row) for row in self.status],
+            "residual_scale": [float(x) for x in self.noise],
+            "population": {
+                n: {k: _finite_or_none(v) if k != "fits" else v for k, v in st.items()}
+                for n, st in self.population().items()
+            },
+            "seconds": self.seconds,
+        }
 
     def save_report(self, path: str | Path) -> Path:
         """Write :meth:`report` as JSON."""
@@ -1268,10 +1452,10 @@ def _chunked(fn: Callable[..., PyTree], size: int, *arrays: np.ndarray) -> PyTre
     size = min(size, total)
     outs = []
     for k in range(0, total, size):
-        rows = [a[k:k + size] for a in arrays]
+        rows = [a[k : k + size] for a in arrays]
         pad = size - len(rows[0])
         rows = [np.concatenate([r, np.repeat(r[:1], pad, axis=0)]) if pad else r for r in rows]
-        outs.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[:size - pad], fn(*rows)))
+        outs.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[: size - pad], fn(*rows)))
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
 
@@ -1302,8 +1486,9 @@ def fit_each(
     measurements per vmapped chunk (default: all at once); each fit gets standard errors as in :func:`fit`.
     """
     t_start = time.perf_counter()
-    exps, tr, problem = _setup(device, experiments, free, starts=starts, candidates=candidates, batch=batch or 1,
-                               spread=spread)
+    exps, tr, problem = _setup(
+        device, experiments, free, starts=starts, candidates=candidates, batch=batch or 1, spread=spread
+    )
     obs_list = [observed] if len(exps) == 1 and not isinstance(observed, (list, tuple)) else list(observed)
     if len(obs_list) != len(exps):
         raise ValueError(f"observed must hold one array per experiment ({len(exps)}); got {len(obs_list)}")
@@ -1314,18 +1499,23 @@ def fit_each(
             raise ValueError(f"{e.name}: observed must have shape (measurements, *{e.observed.shape}); got {o.shape}")
         if not np.all(np.isfinite(o)):
             k = np.argwhere(~np.isfinite(o))[0]
-            raise ValueError(f"{e.name}: observed values must be finite; measurement {k[0]}, element "
-                             f"{tuple(int(x) for x in k[1:])} is {o[tuple(k)]!r}")
+            raise ValueError(
+                f"{e.name}: observed values must be finite; measurement {k[0]}, element "
+                f"{tuple(int(x) for x in k[1:])} is {o[tuple(k)]!r}"
+            )
         obs.append(o)
     m = obs[0].shape[0]
     if any(o.shape[0] != m for o in obs) or m < 1:
-        raise ValueError(f"every experiment needs the same number (>= 1) of measurements; got "
-                         f"{[o.shape[0] for o in obs]}")
+        raise ValueError(
+            f"every experiment needs the same number (>= 1) of measurements; got {[o.shape[0] for o in obs]}"
+        )
     masks = [np.broadcast_to(e.residual.valid(o), o.shape) for e, o in zip(exps, obs)]
     points = sum(mk.reshape(m, -1).sum(axis=1) for mk in masks)
     n = len(tr.names)
-    p_start = np.broadcast_to(np.asarray(initial if initial is not None else
-                                         [float(getattr(device, nm)) for nm in tr.names], dtype=float), (m, n))
+    p_start = np.broadcast_to(
+        np.asarray(initial if initial is not None else [float(getattr(device, nm)) for nm in tr.names], dtype=float),
+        (m, n),
+    )
     count = max(starts, candidates + 1)
     z = np.asarray(jr.uniform(key, (m, count - 1, n), minval=-1.0, maxval=1.0))
     thetas = np.stack([_spread_starts(tr, p_start[i], z[i], spread) for i in range(m)])  # (m, count, n)
@@ -1339,10 +1529,14 @@ def fit_each(
 
     if candidates and count > starts:
         with _progress(m * (count - 1), "screening start candidates", progress) as bar:
-            cost = _chunked(lambda *r: run(lambda o, mk, th: _screen_each(problem, o, mk, th), *r), per_chunk,
-                            *data_rows, thetas[:, 1:])
+            cost = _chunked(
+                lambda *r: run(lambda o, mk, th: _screen_each(problem, o, mk, th), *r),
+                per_chunk,
+                *data_rows,
+                thetas[:, 1:],
+            )
             bar.update(m * (count - 1))
-        order = np.argsort(np.where(np.isfinite(cost), cost, np.inf), axis=1, kind="stable")[:, :starts - 1]
+        order = np.argsort(np.where(np.isfinite(cost), cost, np.inf), axis=1, kind="stable")[:, : starts - 1]
         thetas = np.concatenate([thetas[:, :1], np.take_along_axis(thetas[:, 1:], order[..., None], axis=1)], axis=1)
     else:
         thetas = thetas[:, :starts]
@@ -1352,27 +1546,57 @@ def fit_each(
     # one solve per (measurement, start)
     flat = [np.repeat(r, starts, axis=0) for r in data_rows] + [thetas.reshape(m * starts, n)]
     with _progress(m * starts, "multi-start (Levenberg-Marquardt)", progress) as bar:
-        out = _chunked(lambda *r: run(lambda o, mk, th: _least_squares_each(problem, o, mk, th, solver, max_steps),
-                                      *r), per_chunk * starts, *flat)
+        out = _chunked(
+            lambda *r: run(lambda o, mk, th: _least_squares_each(problem, o, mk, th, solver, max_steps), *r),
+            per_chunk * starts,
+            *flat,
+        )
         bar.update(m * starts)
     cost = _cost(out.residuals).reshape(m, starts)
     cost = np.where(np.isfinite(cost), cost, np.inf)
     best = np.argmin(cost, axis=1)
     pick = np.arange(m) * starts + best
-    rows = [_uncertainty(tr, out.theta[i], out.jacobian[i], out.residuals[i], int(points[j]))
-            for j, i in enumerate(pick)]
+    rows = [
+        _uncertainty(tr, out.theta[i], out.jacobian[i], out.residuals[i], int(points[j])) for j, i in enumerate(pick)
+    ]
     s2 = np.array([r.s2 for r in rows])
     with np.errstate(invalid="ignore"):
         reached = (2.0 * (cost - cost[np.arange(m), best][:, None]) / s2[:, None] < 1.0).sum(axis=1)
     units = parameter_units(problem.device)
     return BatchFitResult(
-        names=tr.names, units=tuple(units[nm] for nm in tr.names), values=np.stack([r.values for r in rows]),
-        std_errors=np.stack([r.std_errors for r in rows]), correlation=np.stack([r.correlation for r in rows]),
-        status=tuple(r.status for r in rows), initial=np.array(p_start), cost=cost[np.arange(m), best],
-        noise=np.sqrt(s2), dof=np.array([r.dof for r in rows]), reached_best=reached, starts=starts,
-        predictions=tuple(np.asarray(pr)[pick] for pr in out.predictions), seconds=time.perf_counter() - t_start)
+        names=tr.names,
+        units=tuple(units[nm] for nm in tr.names),
+        values=np.stack([r.values for r in rows]),
+        std_errors=np.stack([r.std_errors for r in rows]),
+        correlation=np.stack([r.correlation for r in rows]),
+        status=tuple(r.status for r in rows),
+        initial=np.array(p_start),
+        cost=cost[np.arange(m), best],
+        noise=np.sqrt(s2),
+        dof=np.array([r.dof for r in rows]),
+        reached_best=reached,
+        starts=starts,
+        predictions=tuple(np.asarray(pr)[pick] for pr in out.predictions),
+        seconds=time.perf_counter() - t_start,
+    )
 
 
-__all__ = ["AbstractResidual", "Absolute", "BatchFitResult", "Experiment", "FitResult", "FitSummary", "Free", "LogAbs",
-           "Relative", "Starts", "dc_sweep", "experiment_from", "fit", "fit_each", "parse_free", "pulse_response",
-           "trace"]
+__all__ = [
+    "AbstractResidual",
+    "Absolute",
+    "BatchFitResult",
+    "Experiment",
+    "FitResult",
+    "FitSummary",
+    "Free",
+    "LogAbs",
+    "Relative",
+    "Starts",
+    "dc_sweep",
+    "experiment_from",
+    "fit",
+    "fit_each",
+    "parse_free",
+    "pulse_response",
+    "trace",
+]

@@ -75,12 +75,15 @@ def infer_kind(data: Dataset) -> str:
         if any(all(n in data for n in names) for names in sets):
             return kind
     expected = "; ".join(f"{k}: {' or '.join(', '.join(c) for c in v)}" for k, v in COLUMNS.items())
-    raise ValueError(f"{data.source}: cannot tell the kind of measurement from the columns {data.names}; "
-                     f"expected one of — {expected}")
+    raise ValueError(
+        f"{data.source}: cannot tell the kind of measurement from the columns {data.names}; "
+        f"expected one of — {expected}"
+    )
 
 
-def measurement(kind: str | None, data: Dataset, device: AbstractDevice, *, floor: float = 0.0,
-                **options: Any) -> tuple[eqx.Module, Experiment]:
+def measurement(
+    kind: str | None, data: Dataset, device: AbstractDevice, *, floor: float = 0.0, **options: Any
+) -> tuple[eqx.Module, Experiment]:
     """(module to fit, experiment) for ``data`` measured on a device like ``device``.
 
     ``kind``: one of :data:`KINDS` (None: :func:`infer_kind`). ``floor`` [A or S]: currents or conductances at
@@ -94,12 +97,19 @@ def measurement(kind: str | None, data: Dataset, device: AbstractDevice, *, floo
     if not any(all(n in data for n in names) for names in sets):  # name the missing columns of the likeliest set
         data.require(*sets[-1] if isinstance(device, Cell2T0C) else sets[0])
     family = type(device).__name__
-    allowed = {"dc": (AbstractDevice,), "pulse": (AbstractDevice,), "vth": (FloatingGateCell,),
-               "drift": (PCMCell, PCMStatistical), "retention": (AbstractDevice,), "pump": (DicksonPump,),
-               "transfer": (Cell2T0C,)}[kind]
+    allowed = {
+        "dc": (AbstractDevice,),
+        "pulse": (AbstractDevice,),
+        "vth": (FloatingGateCell,),
+        "drift": (PCMCell, PCMStatistical),
+        "retention": (AbstractDevice,),
+        "pump": (DicksonPump,),
+        "transfer": (Cell2T0C,),
+    }[kind]
     if not isinstance(device, allowed):
-        raise ValueError(f"a {kind!r} measurement needs a {' or '.join(c.__name__ for c in allowed)} card; "
-                         f"got {family}")
+        raise ValueError(
+            f"a {kind!r} measurement needs a {' or '.join(c.__name__ for c in allowed)} card; got {family}"
+        )
     unknown = set(options) - {"initial", "source", "fixed_steps", "transistor", "v_sn0"}
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind!r} measurement")
@@ -107,18 +117,27 @@ def measurement(kind: str | None, data: Dataset, device: AbstractDevice, *, floo
     if kind == "dc":
         return device, dc_sweep(data, floor=floor, initial=initial)
     if kind == "pulse":
-        return device, pulse_response(data, residual=LogAbs(float(floor)), initial=initial,
-                                      fixed_steps=int(options.get("fixed_steps", 32)))
+        return device, pulse_response(
+            data, residual=LogAbs(float(floor)), initial=initial, fixed_steps=int(options.get("fixed_steps", 32))
+        )
     if kind == "vth":
-        return device, vth_pulses(data, source=options.get("source", "pump"), initial=initial,
-                                  fixed_steps=int(options.get("fixed_steps", 32)))
+        return device, vth_pulses(
+            data, source=options.get("source", "pump"), initial=initial, fixed_steps=int(options.get("fixed_steps", 32))
+        )
     if kind == "drift":
         return drift_trace(data, device, floor=floor, initial=initial)
     if kind == "retention":
         if isinstance(device, Cell2T0C):
             return device, hold_retention(data, v_sn0=options.get("v_sn0"), floor=floor)
-        return device, trace(data, time="t", drive="T", observed="G", residual=LogAbs(float(floor)),
-                             initial=initial, name=_name(data, "retention"))
+        return device, trace(
+            data,
+            time="t",
+            drive="T",
+            observed="G",
+            residual=LogAbs(float(floor)),
+            initial=initial,
+            name=_name(data, "retention"),
+        )
     if kind == "transfer":
         return device, transfer_curve(data, transistor=options.get("transistor", "write"), floor=floor)
     return device, pump_output(data)
@@ -150,9 +169,17 @@ class _IdealVth(eqx.Module):
         return jax.lax.scan(step, dvth0, (inputs["amplitude"], inputs["width"]))[1]
 
 
-def vth_pulses(data: Dataset, *, source: str = "pump", amplitude: str = "amplitude", width: str = "width",
-               vth: str = "Vth", initial: str | None = None, fixed_steps: int = 32,
-               name: str | None = None) -> Experiment:
+def vth_pulses(
+    data: Dataset,
+    *,
+    source: str = "pump",
+    amplitude: str = "amplitude",
+    width: str = "width",
+    vth: str = "Vth",
+    initial: str | None = None,
+    fixed_steps: int = 32,
+    name: str | None = None,
+) -> Experiment:
     """Flash V_th [V] read after each control-gate pulse (row k: pulse k's ``amplitude`` [V] and ``width``
     [s], and V_th after it), compared in volts, from ``initial`` (default: erased).
 
@@ -162,8 +189,16 @@ def vth_pulses(data: Dataset, *, source: str = "pump", amplitude: str = "amplitu
     station; it compiles and runs far faster.
     """
     if source == "pump":
-        return pulse_response(data, amplitude=amplitude, width=width, read=vth, initial=initial,
-                              residual=Absolute("V"), fixed_steps=fixed_steps, name=name or _name(data, "V_th"))
+        return pulse_response(
+            data,
+            amplitude=amplitude,
+            width=width,
+            read=vth,
+            initial=initial,
+            residual=Absolute("V"),
+            fixed_steps=fixed_steps,
+            name=name or _name(data, "V_th"),
+        )
     if source != "ideal":
         raise ValueError(f"source must be 'pump' or 'ideal'; got {source!r}")
     data.require(amplitude, width, vth)
@@ -172,9 +207,16 @@ def vth_pulses(data: Dataset, *, source: str = "pump", amplitude: str = "amplitu
         k = int(np.flatnonzero(w <= 0)[0])
         raise ValueError(f"{data.where(width, k)}: pulse width must be > 0 s; got {w[k]!r} s")
     inputs = {"amplitude": jnp.asarray(data[amplitude]), "width": jnp.asarray(w)}
-    return Experiment(_IdealVth(initial), inputs, data[vth], residual=Absolute("V"),
-                      x=np.arange(1, len(w) + 1), x_label="pulse number [1]", y_label=data.label(vth),
-                      name=name or _name(data, "V_th (ideal source)"))
+    return Experiment(
+        _IdealVth(initial),
+        inputs,
+        data[vth],
+        residual=Absolute("V"),
+        x=np.arange(1, len(w) + 1),
+        x_label="pulse number [1]",
+        y_label=data.label(vth),
+        name=name or _name(data, "V_th (ideal source)"),
+    )
 
 
 class _PumpOutput(eqx.Module):
@@ -184,8 +226,9 @@ class _PumpOutput(eqx.Module):
         return replace(pump, clock_frequency=f_clk).steady_state().v_out
 
 
-def pump_output(data: Dataset, *, frequency: str = "f_clk", output: str = "V_out",
-                name: str | None = None) -> Experiment:
+def pump_output(
+    data: Dataset, *, frequency: str = "f_clk", output: str = "V_out", name: str | None = None
+) -> Experiment:
     """Dickson pump output [V] vs clock frequency [Hz] (averaged model in steady state), compared in volts;
     rows with f_clk = 0 (the pump stopped) are not operating points and are left out."""
     data.require(frequency, output)
@@ -193,9 +236,17 @@ def pump_output(data: Dataset, *, frequency: str = "f_clk", output: str = "V_out
     on = f > 0
     if not on.any():
         raise ValueError(f"{data.source}: no row with a clock frequency > 0 Hz")
-    return Experiment(_PumpOutput(), jnp.asarray(f[on]), v[on], residual=Absolute("V"), x=f[on],
-                      x_label=data.label(frequency), y_label=data.label(output),
-                      name=name or _name(data, "pump output"), log_x=True)
+    return Experiment(
+        _PumpOutput(),
+        jnp.asarray(f[on]),
+        v[on],
+        residual=Absolute("V"),
+        x=f[on],
+        x_label=data.label(frequency),
+        y_label=data.label(output),
+        name=name or _name(data, "pump output"),
+        log_x=True,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ PCM
@@ -217,9 +268,16 @@ class _CellDrift(eqx.Module):
         return cell.conductance(cell.relax(cell.initial_state(self.initial), t))
 
 
-def drift_trace(data: Dataset, device: PCMCell | PCMStatistical, *, time: str = "t", conductance: str = "G",
-                floor: float = 0.0, initial: str | None = None,
-                name: str | None = None) -> tuple[eqx.Module, Experiment]:
+def drift_trace(
+    data: Dataset,
+    device: PCMCell | PCMStatistical,
+    *,
+    time: str = "t",
+    conductance: str = "G",
+    floor: float = 0.0,
+    initial: str | None = None,
+    name: str | None = None,
+) -> tuple[eqx.Module, Experiment]:
     """A PCM drift trace, conductance [S] vs time since programming [s], compared as log10 G (points at or
     below ``floor`` [S] left out). Returns (module to fit, experiment).
 
@@ -233,8 +291,14 @@ def drift_trace(data: Dataset, device: PCMCell | PCMStatistical, *, time: str = 
         k = int(np.flatnonzero(t < 0)[0])
         raise ValueError(f"{data.where(time, k)}: the time since programming must be >= 0 s; got {t[k]!r} s")
     label = name or _name(data, "drift")
-    common = {"residual": LogAbs(float(floor)), "x": t, "x_label": data.label(time),
-              "y_label": data.label(conductance), "name": label, "log_x": True}
+    common = {
+        "residual": LogAbs(float(floor)),
+        "x": t,
+        "x_label": data.label(time),
+        "y_label": data.label(conductance),
+        "name": label,
+        "log_x": True,
+    }
     if isinstance(device, PCMStatistical):
         g_first = float(np.clip(g[0], 1e-12, float(device.g_max)))
         nu0 = float(device.drift_exponent_stats(g_first)[0])
@@ -255,17 +319,25 @@ class _Transfer(eqx.Module):
         return tft.drain_current(*inputs)
 
 
-def transfer_curve(data: Dataset, *, transistor: str = "write", floor: float = 0.0, name: str | None = None
-                   ) -> Experiment:
+def transfer_curve(
+    data: Dataset, *, transistor: str = "write", floor: float = 0.0, name: str | None = None
+) -> Experiment:
     """IGZO TFT curves, I_D [A] at each (V_GS, V_DS) [V] row (transfer curves at one or more V_DS, or output
     curves), of the 2T0C card's ``transistor`` (``"write"`` or ``"read"``: they share n, γ and I_sq, and have
     their own V_T and geometry); compared as log10|I_D|, |I_D| <= ``floor`` [A] (the instrument's) left out."""
     if transistor not in ("write", "read"):
         raise ValueError(f"transistor must be 'write' or 'read'; got {transistor!r}")
     data.require("V_GS", "V_DS", "I_D")
-    return Experiment(_Transfer(transistor), (jnp.asarray(data["V_GS"]), jnp.asarray(data["V_DS"])), data["I_D"],
-                      residual=LogAbs(float(floor)), x=data["V_GS"], x_label=data.label("V_GS"),
-                      y_label=data.label("I_D"), name=name or _name(data, f"{transistor} TFT"))
+    return Experiment(
+        _Transfer(transistor),
+        (jnp.asarray(data["V_GS"]), jnp.asarray(data["V_DS"])),
+        data["I_D"],
+        residual=LogAbs(float(floor)),
+        x=data["V_GS"],
+        x_label=data.label("V_GS"),
+        y_label=data.label("I_D"),
+        name=name or _name(data, f"{transistor} TFT"),
+    )
 
 
 class _Hold(eqx.Module):
@@ -281,16 +353,26 @@ class _Hold(eqx.Module):
         v0 = jnp.asarray(cell.window_high if inputs["v_sn0"] is None else inputs["v_sn0"], dtype=float)
         ts = inputs["t"]
         term = diffrax.ODETerm(lambda t, v, args: cell.rhs(t, v, cell.hold_bitline_voltage))
-        sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, ts[-1], ts[0] * 1e-3, v0,
-                                  saveat=diffrax.SaveAt(ts=ts),
-                                  stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-9),
-                                  max_steps=4096, adjoint=diffrax.ForwardMode(), throw=False)
+        sol = diffrax.diffeqsolve(
+            term,
+            diffrax.Tsit5(),
+            0.0,
+            ts[-1],
+            ts[0] * 1e-3,
+            v0,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-9),
+            max_steps=4096,
+            adjoint=diffrax.ForwardMode(),
+            throw=False,
+        )
         ok = sol.result == diffrax.RESULTS.successful
         return jnp.where(ok, cell.read_current(jnp.where(ok, sol.ys, v0)), jnp.nan)
 
 
-def hold_retention(data: Dataset, *, v_sn0: float | None = None, floor: float = 0.0, name: str | None = None
-                   ) -> Experiment:
+def hold_retention(
+    data: Dataset, *, v_sn0: float | None = None, floor: float = 0.0, name: str | None = None
+) -> Experiment:
     """A 2T0C retention trace: the read current I_read [A] at times t [s] (> 0, increasing) of a hold at the
     temperature T [K] of the file (one value), after writing V_SN = ``v_sn0`` [V] (default the top level,
     ``window_high``); compared as log10|I|. Fitting traces at two or more temperatures together determines
@@ -299,16 +381,38 @@ def hold_retention(data: Dataset, *, v_sn0: float | None = None, floor: float = 
     t, temp = data["t"], data["T"]
     if np.any(temp != temp[0]):
         k = int(np.flatnonzero(temp != temp[0])[0])
-        raise ValueError(f"{data.where('T', k)}: a retention trace is at one temperature; got {temp[k]!r} K "
-                         f"after {temp[0]!r} K (give one file per temperature)")
+        raise ValueError(
+            f"{data.where('T', k)}: a retention trace is at one temperature; got {temp[k]!r} K "
+            f"after {temp[0]!r} K (give one file per temperature)"
+        )
     if t[0] <= 0:
         raise ValueError(f"{data.where('t', 0)}: hold times must be > 0 s (t = 0 is the end of the write)")
-    inputs = {"t": jnp.asarray(t), "temperature": jnp.asarray(float(temp[0])),
-              "v_sn0": None if v_sn0 is None else jnp.asarray(float(v_sn0))}
-    return Experiment(_Hold(), inputs, data["I_read"], residual=LogAbs(float(floor)),
-                      x=t, x_label=data.label("t"), y_label=data.label("I_read"), log_x=True,
-                      name=name or _name(data, f"retention at {float(temp[0]):.5g} K"))
+    inputs = {
+        "t": jnp.asarray(t),
+        "temperature": jnp.asarray(float(temp[0])),
+        "v_sn0": None if v_sn0 is None else jnp.asarray(float(v_sn0)),
+    }
+    return Experiment(
+        _Hold(),
+        inputs,
+        data["I_read"],
+        residual=LogAbs(float(floor)),
+        x=t,
+        x_label=data.label("t"),
+        y_label=data.label("I_read"),
+        log_x=True,
+        name=name or _name(data, f"retention at {float(temp[0]):.5g} K"),
+    )
 
 
-__all__ = ["COLUMNS", "KINDS", "drift_trace", "hold_retention", "infer_kind", "measurement", "pump_output",
-           "transfer_curve", "vth_pulses"]
+__all__ = [
+    "COLUMNS",
+    "KINDS",
+    "drift_trace",
+    "hold_retention",
+    "infer_kind",
+    "measurement",
+    "pump_output",
+    "transfer_curve",
+    "vth_pulses",
+]

@@ -201,8 +201,12 @@ def _identity(study: Study, cells: int, chunk_cells: int, key: PRNGKeyArray) -> 
         "family": type(study.device).__name__,
         "parameters": _jsonable({k: v for k, v in parameters(study.device).items()}),
         "specs": repr(dict(study.specs)),
-        "code": {"imcphys": __version__, "source_sha256": _source_digest(), "jax": jax.__version__,
-                 "x64": bool(jax.config.jax_enable_x64)},
+        "code": {
+            "imcphys": __version__,
+            "source_sha256": _source_digest(),
+            "jax": jax.__version__,
+            "x64": bool(jax.config.jax_enable_x64),
+        },
     }
 
 
@@ -224,8 +228,12 @@ def _chunk_path(out: Path, index: int) -> Path:
     return out / "chunks" / f"chunk_{index:06d}.nc"
 
 
-def _write_netcdf(path: Path, variables: Mapping[str, tuple[tuple[str, ...], np.ndarray, dict[str, str]]],
-                  coords: Mapping[str, tuple[np.ndarray, dict[str, str]]], attrs: Mapping[str, Any]) -> None:
+def _write_netcdf(
+    path: Path,
+    variables: Mapping[str, tuple[tuple[str, ...], np.ndarray, dict[str, str]]],
+    coords: Mapping[str, tuple[np.ndarray, dict[str, str]]],
+    attrs: Mapping[str, Any],
+) -> None:
     """Write a netCDF-4 file (HDF5 with dimension scales, as netCDF-C and ``xarray.open_dataset`` read it) with
     h5py directly, atomically (a temporary file renamed into place).
 
@@ -240,8 +248,9 @@ def _write_netcdf(path: Path, variables: Mapping[str, tuple[tuple[str, ...], np.
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
         with h5py.File(tmp, "w", track_order=True) as f:
-            f.attrs["_NCProperties"] = np.bytes_(f"version=2,imcphys={__version__},"
-                                                 f"hdf5={h5py.version.hdf5_version},h5py={h5py.__version__}")
+            f.attrs["_NCProperties"] = np.bytes_(
+                f"version=2,imcphys={__version__},hdf5={h5py.version.hdf5_version},h5py={h5py.__version__}"
+            )
             scales = {}
             for i, (name, (values, at)) in enumerate(coords.items()):
                 d = f.create_dataset(name, data=np.asarray(values))
@@ -265,10 +274,14 @@ def _write_netcdf(path: Path, variables: Mapping[str, tuple[tuple[str, ...], np.
         tmp.unlink(missing_ok=True)
 
 
-def _write_chunk(path: Path, study: Study, data: dict[str, np.ndarray], *, first_cell: int, fingerprint: str,
-                 index: int) -> None:
-    n = next(v.shape[0] for k, v in data.items() if study.outputs[k].per_cell) if any(
-        o.per_cell for o in study.outputs.values()) else 0
+def _write_chunk(
+    path: Path, study: Study, data: dict[str, np.ndarray], *, first_cell: int, fingerprint: str, index: int
+) -> None:
+    n = (
+        next(v.shape[0] for k, v in data.items() if study.outputs[k].per_cell)
+        if any(o.per_cell for o in study.outputs.values())
+        else 0
+    )
     variables = {}
     for name, value in data.items():
         out = study.outputs[name]
@@ -276,12 +289,17 @@ def _write_chunk(path: Path, study: Study, data: dict[str, np.ndarray], *, first
         variables[name] = (dims, value, {"units": out.unit, "description": out.description})
     coords = {name: (np.asarray(values), {"units": unit}) for name, (values, unit) in study.coords.items()}
     coords["cell"] = (np.arange(first_cell, first_cell + n, dtype=np.int64), {})
-    _write_netcdf(path, variables, coords, {"fingerprint": fingerprint, "chunk": index, "first_cell": first_cell,
-                                            "checksum": _checksum(data)})
+    _write_netcdf(
+        path,
+        variables,
+        coords,
+        {"fingerprint": fingerprint, "chunk": index, "first_cell": first_cell, "checksum": _checksum(data)},
+    )
 
 
-def _read_chunk(path: Path, study: Study, *, fingerprint: str, index: int, first_cell: int,
-                n_cells: int) -> dict[str, np.ndarray] | None:
+def _read_chunk(
+    path: Path, study: Study, *, fingerprint: str, index: int, first_cell: int, n_cells: int
+) -> dict[str, np.ndarray] | None:
     """The data of a valid chunk file, or None (with a warning saying why) if it must be recomputed."""
     import h5py
 
@@ -292,8 +310,11 @@ def _read_chunk(path: Path, study: Study, *, fingerprint: str, index: int, first
             data = {name: f[name][()] for name in study.outputs}
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     except Exception as err:  # noqa: BLE001  (any unreadable file is recomputed, whatever the reason)
-        warnings.warn(f"{path}: unreadable ({type(err).__name__}: {err}); recomputing chunk {index}",
-                      ChunkRecomputed, stacklevel=3)
+        warnings.warn(
+            f"{path}: unreadable ({type(err).__name__}: {err}); recomputing chunk {index}",
+            ChunkRecomputed,
+            stacklevel=3,
+        )
         return None
     problem = None
     if attrs.get("fingerprint") != fingerprint:
@@ -361,8 +382,11 @@ def _check_chunk(study: Study, values: dict[str, np.ndarray], *, first_cell: int
     n = next(iter(values.values())).shape[0]
     # the rest broadcast as views: checking costs no copy of the unvaried parameters
     full = {k: values.get(k, np.broadcast_to(np.asarray(v), (n, *np.shape(v)))) for k, v in nominal.items()}
-    check_sampled(eqx.tree_at(lambda d: [getattr(d, k) for k in full], study.device, list(full.values())),
-                  specs=study.specs, first_cell=first_cell)
+    check_sampled(
+        eqx.tree_at(lambda d: [getattr(d, k) for k in full], study.device, list(full.values())),
+        specs=study.specs,
+        first_cell=first_cell,
+    )
 
 
 def _mesh(devices: Sequence[jax.Device] | None) -> Mesh:
@@ -374,8 +398,9 @@ def _padded(n: int, ndev: int) -> int:
     return -(-n // ndev) * ndev
 
 
-def _launch(fn: Callable, cells: jax.Array, stop: int,
-            pool: concurrent.futures.Executor | None = None) -> list[tuple[int, tuple]]:
+def _launch(
+    fn: Callable, cells: jax.Array, stop: int, pool: concurrent.futures.Executor | None = None
+) -> list[tuple[int, tuple]]:
     """Run ``fn`` on every addressable shard of the sharded ``cells``, each on its own device (asynchronously).
 
     Why not shard_map (SPMD): XLA optimises the partitioned program differently from the single-device one
@@ -412,8 +437,10 @@ def _cached_bytes_per_cell(study: Study, key_data: tuple[int, ...], impl: str, p
     compiled = fn.lower(jax.ShapeDtypeStruct((probe_cells,), _int()), jax.ShapeDtypeStruct((), _int())).compile()
     stats = compiled.memory_analysis()
     device_bytes = stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
-    out_bytes = sum(np.dtype(x.dtype).itemsize * math.prod(x.shape[1:])
-                    for x in jax.tree_util.tree_leaves((compiled.out_info[0], compiled.out_info[2])))
+    out_bytes = sum(
+        np.dtype(x.dtype).itemsize * math.prod(x.shape[1:])
+        for x in jax.tree_util.tree_leaves((compiled.out_info[0], compiled.out_info[2]))
+    )
     return device_bytes / probe_cells + 2.0 * out_bytes
 
 
@@ -458,8 +485,14 @@ class MonteCarloResult:
         """Every per-cell output over all cells, plus the counts, as one ``xarray.Dataset`` (in memory)."""
         import xarray as xr
 
-        per_cell = xr.concat(list(self.iter_chunks()), dim="cell", data_vars="minimal", coords="minimal",
-                             compat="override", join="override")
+        per_cell = xr.concat(
+            list(self.iter_chunks()),
+            dim="cell",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+            join="override",
+        )
         per_cell = per_cell.drop_vars(list(self.counts.data_vars), errors="ignore")
         per_cell.attrs = {}  # the first chunk's attributes, not the run's
         return xr.merge([per_cell, self.counts], compat="override", join="override")
@@ -489,8 +522,7 @@ class MonteCarloResult:
             ax.set_xscale("log")
         ax.set_yscale("log")
         unit = self.counts[x].attrs.get("units", "")
-        plot.label(ax, f"{x} [{unit}]", "bit-error rate", f"{self.manifest['identity']['study']}, "
-                   f"{self.cells} cells")
+        plot.label(ax, f"{x} [{unit}]", "bit-error rate", f"{self.manifest['identity']['study']}, {self.cells} cells")
         if ber.ndim > 1:
             ax.legend(fontsize=8)
         return ax
@@ -508,8 +540,10 @@ def _choose_chunk(study: Study, key: PRNGKeyArray, cells: int, memory_budget: fl
     per_cell = 2.0 * bytes_per_cell(study, key)
     chunk = min(int(memory_budget // per_cell), MAX_CELLS_PER_DEVICE * mesh.size)
     if chunk < mesh.size:
-        raise ValueError(f"memory_budget = {memory_budget:.3g} bytes holds fewer than {mesh.size} cells "
-                         f"({per_cell:.3g} bytes per cell); raise it")
+        raise ValueError(
+            f"memory_budget = {memory_budget:.3g} bytes holds fewer than {mesh.size} cells "
+            f"({per_cell:.3g} bytes per cell); raise it"
+        )
     if chunk >= cells:
         return cells
     # balanced: every chunk computes a full block of the one compiled shape, so the last chunk should not be a
@@ -566,25 +600,37 @@ def montecarlo(
     manifest_path = out / "run.json"
     previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
     if previous is not None and not resume:
-        raise FileExistsError(f"{out} already holds a Monte Carlo run; pass resume=True (--resume) to continue "
-                              f"it, or choose another out directory")
+        raise FileExistsError(
+            f"{out} already holds a Monte Carlo run; pass resume=True (--resume) to continue "
+            f"it, or choose another out directory"
+        )
 
     mesh = _mesh(devices)
     if chunk_cells is None:
-        chunk_cells = (previous["identity"]["chunk_cells"] if previous is not None
-                       else _choose_chunk(study, key, cells, memory_budget, mesh))
+        chunk_cells = (
+            previous["identity"]["chunk_cells"]
+            if previous is not None
+            else _choose_chunk(study, key, cells, memory_budget, mesh)
+        )
     chunk_cells = min(chunk_cells, cells)
     identity = _identity(study, cells, chunk_cells, key)
     if previous is not None and previous["identity"] != identity:
         differs = sorted(k for k in identity if previous["identity"].get(k) != identity[k])
-        raise ValueError(f"{out} holds a different run (differs in: {', '.join(differs)}); resume with the same "
-                         f"study, card, key, cells and code, or choose another out directory")
+        raise ValueError(
+            f"{out} holds a different run (differs in: {', '.join(differs)}); resume with the same "
+            f"study, card, key, cells and code, or choose another out directory"
+        )
     fingerprint = _digest(identity)
     n_chunks = -(-cells // chunk_cells)
     if jax.process_index() == 0 and previous is None:
         (out / "chunks").mkdir(parents=True, exist_ok=True)
-        manifest = {"identity": identity, "fingerprint": fingerprint, "chunks": n_chunks, "ber": study.ber,
-                    "bits_per_cell": study.bits_per_cell}
+        manifest = {
+            "identity": identity,
+            "fingerprint": fingerprint,
+            "chunks": n_chunks,
+            "ber": study.ber,
+            "bits_per_cell": study.bits_per_cell,
+        }
         tmp = manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(manifest, indent=1))
         os.replace(tmp, manifest_path)
@@ -612,13 +658,11 @@ def montecarlo(
         values = {k: v[:n] for k, v in sampled.items()}
         if values:
             _check_chunk(study, values, first_cell=start)
-        data = {**{k: np.asarray(v[:n]) for k, v in per_cell.items()}, **{k: np.asarray(v) for k, v in
-                                                                          counts.items()}}
+        data = {**{k: np.asarray(v[:n]) for k, v in per_cell.items()}, **{k: np.asarray(v) for k, v in counts.items()}}
         _write_chunk(_chunk_path(out, c), study, data, first_cell=start, fingerprint=fingerprint, index=c)
         return data
 
-    bar = tqdm(total=cells, unit="cell", unit_scale=True, desc=study.name, disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=cells, unit="cell", unit_scale=True, desc=study.name, disable=not progress, dynamic_ncols=True)
     # one pool for the run (not one per chunk): it launches the kernel on several devices at once
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=mesh.size) if mesh.size > 1 else None
     # one writer, so chunks are checked and written in order; at most two chunks are alive (one computing, one
@@ -628,8 +672,9 @@ def montecarlo(
         todo = []
         for c in mine:
             start, stop = bounds(c)
-            data = _read_chunk(_chunk_path(out, c), study, fingerprint=fingerprint, index=c, first_cell=start,
-                               n_cells=stop - start)
+            data = _read_chunk(
+                _chunk_path(out, c), study, fingerprint=fingerprint, index=c, first_cell=start, n_cells=stop - start
+            )
             if data is None:
                 todo.append(c)
             else:
@@ -670,18 +715,28 @@ def montecarlo(
             totals = {}
             for c in range(n_chunks):
                 start, stop = bounds(c)
-                data = _read_chunk(_chunk_path(out, c), study, fingerprint=fingerprint, index=c,
-                                   first_cell=start, n_cells=stop - start)
+                data = _read_chunk(
+                    _chunk_path(out, c), study, fingerprint=fingerprint, index=c, first_cell=start, n_cells=stop - start
+                )
                 if data is None:
                     raise RuntimeError(f"chunk {c} of {out} is missing after every process finished")
                 add(data)
     if jax.process_index() == 0:
         coords = {name: (np.asarray(v), {"units": u}) for name, (v, u) in study.coords.items()}
-        variables = {name: (study.outputs[name].dims, totals[name], {"units": study.outputs[name].unit,
-                                                                     "description": study.outputs[name].description})
-                     for name in counted}
-        _write_netcdf(out / "result.nc", variables, coords, {"fingerprint": fingerprint, "cells": cells,
-                                                              "identity": json.dumps(identity)})
+        variables = {
+            name: (
+                study.outputs[name].dims,
+                totals[name],
+                {"units": study.outputs[name].unit, "description": study.outputs[name].description},
+            )
+            for name in counted
+        }
+        _write_netcdf(
+            out / "result.nc",
+            variables,
+            coords,
+            {"fingerprint": fingerprint, "cells": cells, "identity": json.dumps(identity)},
+        )
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 

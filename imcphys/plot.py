@@ -21,8 +21,9 @@ def headless() -> None:
 
 def subplots(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (5.0, 3.6), **kwargs):
     """A figure with ``nrows × ncols`` axes, each ``size`` inches, constrained layout."""
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained",
-                             squeeze=False, **kwargs)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained", squeeze=False, **kwargs
+    )
     return fig, axes
 
 

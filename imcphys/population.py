@@ -130,8 +130,9 @@ class Uniform(AbstractSpread):
 
     def moments(self, nominal):
         nominal = jnp.asarray(nominal)
-        width = self.half_width * jnp.abs(nominal) if self.relative else jnp.broadcast_to(self.half_width,
-                                                                                         nominal.shape)
+        width = (
+            self.half_width * jnp.abs(nominal) if self.relative else jnp.broadcast_to(self.half_width, nominal.shape)
+        )
         return nominal, width / np.sqrt(3.0)
 
 
@@ -176,8 +177,10 @@ def sample_cells(device: AbstractDevice, specs: Spec, cells: Int[ArrayLike, " n"
         spreads = spec.spreads if isinstance(spec, Correlated) else {group_name: spec}
         for name in spreads:
             if name not in units:
-                raise ValueError(f"variability spec for unknown parameter {name!r} of {type(device).__name__}; "
-                                 f"known: {sorted(units)}")
+                raise ValueError(
+                    f"variability spec for unknown parameter {name!r} of {type(device).__name__}; "
+                    f"known: {sorted(units)}"
+                )
             if name in values:
                 raise ValueError(f"parameter {name!r} appears in two variability specs")
         z = _normals(_name_key(key, group_name), cells, len(spreads))
@@ -186,8 +189,7 @@ def sample_cells(device: AbstractDevice, specs: Spec, cells: Int[ArrayLike, " n"
             # must not depend on how many cells are drawn with it.
             chol = np.linalg.cholesky(spec.corr)
             cols = [z[:, m] for m in range(len(spreads))]
-            z = jnp.stack([sum(float(chol[j, m]) * cols[m] for m in range(j + 1)) for j in range(len(spreads))],
-                          axis=1)
+            z = jnp.stack([sum(float(chol[j, m]) * cols[m] for m in range(j + 1)) for j in range(len(spreads))], axis=1)
         for j, (name, spread) in enumerate(spreads.items()):
             values[name] = spread.transform(jnp.asarray(getattr(device, name)), z[:, j])
 
@@ -248,9 +250,11 @@ def check_sampled(population: AbstractDevice, *, specs: Spec, first_cell: int) -
     try:
         _run_checks(take(population, lo))
     except ValueError as err:
-        raise ValueError(f"sampled parameters of cell {first_cell + lo} are out of range: {err}. The variability "
-                         f"specs {dict(specs)!r} reach values the model rejects; narrow the spread or use "
-                         f"TruncatedNormal/LogNormal") from None
+        raise ValueError(
+            f"sampled parameters of cell {first_cell + lo} are out of range: {err}. The variability "
+            f"specs {dict(specs)!r} reach values the model rejects; narrow the spread or use "
+            f"TruncatedNormal/LogNormal"
+        ) from None
 
 
 def cell_keys(key: PRNGKeyArray, cells: Int[ArrayLike, " n"]) -> PRNGKeyArray:
@@ -280,30 +284,39 @@ _PROVENANCE = ("unit", "status", "source", "distribution")
 
 def _spread_from_entry(entry: Any, name: str, unit: str, where: str) -> AbstractSpread:
     if not isinstance(entry, Mapping) or "distribution" not in entry:
-        raise ValueError(f"{where}: write it as {{ distribution = \"normal\", std = ..., unit = \"...\" }} "
-                         f"(distributions: {sorted(_FIELDS)} or \"correlated\")")
+        raise ValueError(
+            f'{where}: write it as {{ distribution = "normal", std = ..., unit = "..." }} '
+            f'(distributions: {sorted(_FIELDS)} or "correlated")'
+        )
     dist = entry["distribution"]
     if dist not in _FIELDS:
-        raise ValueError(f"{where}: unknown distribution {dist!r}; known: {sorted(_FIELDS)} or \"correlated\"")
+        raise ValueError(f'{where}: unknown distribution {dist!r}; known: {sorted(_FIELDS)} or "correlated"')
     unknown = set(entry) - set(_FIELDS[dist]) - set(_PROVENANCE)
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)} for a {dist} spread; "
-                         f"allowed: {sorted(_FIELDS[dist])}")
+        raise ValueError(
+            f"{where}: unknown field(s) {sorted(unknown)} for a {dist} spread; allowed: {sorted(_FIELDS[dist])}"
+        )
     relative = entry.get("relative", False)
     if not isinstance(relative, bool):
         raise ValueError(f"{where}: relative must be true or false; got {relative!r}")
     width_field = {"normal": "std", "truncated_normal": "std", "uniform": "half_width", "lognormal": "sigma"}[dist]
     if width_field not in entry:
         raise ValueError(f"{where}: a {dist} spread needs {width_field} = ...")
-    absolute = [k for k in ("std", "half_width", "lower", "upper") if k in entry and not (relative and k in
-                                                                                         ("std", "half_width"))]
+    absolute = [
+        k
+        for k in ("std", "half_width", "lower", "upper")
+        if k in entry and not (relative and k in ("std", "half_width"))
+    ]
     given_unit = entry.get("unit")
     if absolute and given_unit is None:
-        raise ValueError(f"{where}: {', '.join(absolute)} need a unit (the parameter is in {unit!r}), e.g. "
-                         f"unit = \"{unit}\"")
+        raise ValueError(
+            f'{where}: {", ".join(absolute)} need a unit (the parameter is in {unit!r}), e.g. unit = "{unit}"'
+        )
     if not absolute and given_unit not in (None, "1", ""):
-        raise ValueError(f"{where}: {width_field} of a {'relative' if relative else dist} spread is a plain "
-                         f"fraction; drop unit = {given_unit!r}")
+        raise ValueError(
+            f"{where}: {width_field} of a {'relative' if relative else dist} spread is a plain "
+            f"fraction; drop unit = {given_unit!r}"
+        )
 
     def number(field: str) -> float:
         value = entry[field]
@@ -316,8 +329,10 @@ def _spread_from_entry(entry: Any, name: str, unit: str, where: str) -> Abstract
         if relative or dist == "lognormal":
             return value
         # a width is a difference: convert it as one (an offset unit such as degC must not add its offset)
-        return float(convert(value, given_unit, unit, name=f"{where}: {field}")
-                     - convert(0.0, given_unit, unit, name=f"{where}: {field}"))
+        return float(
+            convert(value, given_unit, unit, name=f"{where}: {field}")
+            - convert(0.0, given_unit, unit, name=f"{where}: {field}")
+        )
 
     def bound(field: str, default: float) -> float:
         return float(convert(number(field), given_unit, unit, name=f"{where}: {field}")) if field in entry else default
@@ -329,14 +344,16 @@ def _spread_from_entry(entry: Any, name: str, unit: str, where: str) -> Abstract
             return LogNormal(sigma=spread_width("sigma"))
         if dist == "uniform":
             return Uniform(half_width=spread_width("half_width"), relative=relative)
-        return TruncatedNormal(std=spread_width("std"), lower=bound("lower", -np.inf), upper=bound("upper", np.inf),
-                               relative=relative)
+        return TruncatedNormal(
+            std=spread_width("std"), lower=bound("lower", -np.inf), upper=bound("upper", np.inf), relative=relative
+        )
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
 
 
-def specs_from_table(device: AbstractDevice, table: Mapping[str, Any], *, where: str = "[variability]") -> dict[
-        str, AbstractSpread | Correlated]:
+def specs_from_table(
+    device: AbstractDevice, table: Mapping[str, Any], *, where: str = "[variability]"
+) -> dict[str, AbstractSpread | Correlated]:
     """Variability specs from a card's ``[variability]`` table, with widths converted to the parameters' SI units.
 
     One entry per parameter, or a correlated group (the correlation matrix's rows follow the order in which the
@@ -364,17 +381,22 @@ def specs_from_table(device: AbstractDevice, table: Mapping[str, Any], *, where:
         if isinstance(entry, Mapping) and entry.get("distribution") == "correlated":
             unknown = set(entry) - {"distribution", "correlation", "parameters", "status", "source"}
             if unknown:
-                raise ValueError(f"{here}: unknown field(s) {sorted(unknown)} of a correlated group; "
-                                 f"allowed: correlation, parameters")
+                raise ValueError(
+                    f"{here}: unknown field(s) {sorted(unknown)} of a correlated group; "
+                    f"allowed: correlation, parameters"
+                )
             members = entry.get("parameters")
             if not isinstance(members, Mapping) or len(members) < 2:
-                raise ValueError(f"{here}: a correlated group needs a table of at least two parameters "
-                                 f"(parameters.NAME = {{ distribution = ... }})")
+                raise ValueError(
+                    f"{here}: a correlated group needs a table of at least two parameters "
+                    f"(parameters.NAME = {{ distribution = ... }})"
+                )
             spreads = {}
             for name, sub in members.items():
                 if name not in units:
-                    raise ValueError(f"{here}: {type(device).__name__} has no parameter {name!r}; "
-                                     f"known: {sorted(units)}")
+                    raise ValueError(
+                        f"{here}: {type(device).__name__} has no parameter {name!r}; known: {sorted(units)}"
+                    )
                 spreads[name] = _spread_from_entry(sub, name, units[name], f"{here} parameter {name!r}")
             try:
                 specs[key] = Correlated(spreads, np.asarray(entry.get("correlation"), dtype=float))
@@ -418,12 +440,16 @@ def population_size(population: AbstractDevice) -> int:
 def take(population: AbstractDevice, index: ArrayLike) -> Any:
     """Cell(s) ``index`` of a population (an int gives a single device)."""
     names = list(parameter_units(population))
-    return eqx.tree_at(lambda d: [getattr(d, k) for k in names], population,
-                       [getattr(population, k)[index] for k in names])
+    return eqx.tree_at(
+        lambda d: [getattr(d, k) for k in names], population, [getattr(population, k)[index] for k in names]
+    )
 
 
 def stack(devices: Sequence[AbstractDevice]) -> Any:
     """A population from a list of single devices of one family."""
     names = list(parameter_units(devices[0]))
-    return eqx.tree_at(lambda d: [getattr(d, k) for k in names], devices[0],
-                       [jnp.stack([jnp.asarray(getattr(d, k)) for d in devices]) for k in names])
+    return eqx.tree_at(
+        lambda d: [getattr(d, k) for k in names],
+        devices[0],
+        [jnp.stack([jnp.asarray(getattr(d, k)) for d in devices]) for k in names],
+    )

@@ -102,8 +102,9 @@ def with_settings(scheme: AbstractScheme, **values: ArrayLike) -> Any:
     names = list(values)
     unknown = set(names) - set(setting_units(scheme))
     if unknown:
-        raise ValueError(f"{type(scheme).__name__} has no setting(s) {sorted(unknown)}; "
-                         f"known: {sorted(setting_units(scheme))}")
+        raise ValueError(
+            f"{type(scheme).__name__} has no setting(s) {sorted(unknown)}; known: {sorted(setting_units(scheme))}"
+        )
     new = [jnp.broadcast_to(jnp.asarray(values[n], dtype=float), jnp.shape(getattr(scheme, n))) for n in names]
     return eqx.tree_at(lambda s: [getattr(s, n) for n in names], scheme, new)
 
@@ -227,9 +228,13 @@ class Bidirectional(AbstractScheme):
 
     def table(self) -> PulseTable:
         k = jnp.arange(self.iterations)
-        return PulseTable(self.set_start + k * self.set_step, jnp.broadcast_to(self.set_width, k.shape),
-                          self.reset_start + k * self.reset_step, jnp.broadcast_to(self.reset_width, k.shape),
-                          "both")
+        return PulseTable(
+            self.set_start + k * self.set_step,
+            jnp.broadcast_to(self.set_width, k.shape),
+            self.reset_start + k * self.reset_step,
+            jnp.broadcast_to(self.reset_width, k.shape),
+            "both",
+        )
 
 
 class Schedule(AbstractScheme):
@@ -253,11 +258,12 @@ class Schedule(AbstractScheme):
     def __check_init__(self):
         if self.direction not in ("set", "reset", "both"):
             raise ValueError(f"Schedule.direction must be 'set', 'reset' or 'both'; got {self.direction!r}")
-        shapes = {jnp.shape(getattr(self, n)) for n in ("set_amplitude", "set_width", "reset_amplitude",
-                                                        "reset_width")}
+        shapes = {jnp.shape(getattr(self, n)) for n in ("set_amplitude", "set_width", "reset_amplitude", "reset_width")}
         if len(shapes) != 1 or len(next(iter(shapes))) != 1 or next(iter(shapes))[0] < 1:
-            raise ValueError(f"Schedule: set_amplitude, set_width, reset_amplitude and reset_width must be 1-D "
-                             f"arrays of one length (the pulse budget); got shapes {sorted(shapes)}")
+            raise ValueError(
+                f"Schedule: set_amplitude, set_width, reset_amplitude and reset_width must be 1-D "
+                f"arrays of one length (the pulse budget); got shapes {sorted(shapes)}"
+            )
         self._check_common()
         for name in ("set_amplitude", "set_width", "reset_amplitude", "reset_width"):
             check_range(f"Schedule.{name}", getattr(self, name), lower=0.0, lower_open=True)
@@ -267,17 +273,23 @@ class Schedule(AbstractScheme):
         return int(jnp.shape(self.set_amplitude)[0])
 
     def table(self) -> PulseTable:
-        return PulseTable(self.set_amplitude, self.set_width, self.reset_amplitude, self.reset_width,
-                          self.direction)
+        return PulseTable(self.set_amplitude, self.set_width, self.reset_amplitude, self.reset_width, self.direction)
 
     @classmethod
     def from_scheme(cls, scheme: AbstractScheme) -> Schedule:
         """The schedule that runs the same pulses as ``scheme``, in the same direction (a starting point to
         refine)."""
         t = scheme.table()
-        return cls(set_amplitude=t.set_amplitude, set_width=t.set_width, reset_amplitude=t.reset_amplitude,
-                   reset_width=t.reset_width, tolerance=scheme.tolerance, error_scale=scheme.error_scale,
-                   verify_time=scheme.verify_time, direction=t.direction)
+        return cls(
+            set_amplitude=t.set_amplitude,
+            set_width=t.set_width,
+            reset_amplitude=t.reset_amplitude,
+            reset_width=t.reset_width,
+            tolerance=scheme.tolerance,
+            error_scale=scheme.error_scale,
+            verify_time=scheme.verify_time,
+            direction=t.direction,
+        )
 
 
 # ------------------------------------------------------------------------------------------- smoothing
@@ -290,8 +302,9 @@ class Smoothing(eqx.Module):
     device: Float[Array, ""]  #: passed to ``device.smoothed`` (dimensionless relative width)
 
     def __init__(self, *, verify: ArrayLike, polarity: ArrayLike, clip: ArrayLike, device: ArrayLike):
-        self.verify, self.polarity, self.clip, self.device = (jnp.asarray(x, dtype=float)
-                                                              for x in (verify, polarity, clip, device))
+        self.verify, self.polarity, self.clip, self.device = (
+            jnp.asarray(x, dtype=float) for x in (verify, polarity, clip, device)
+        )
 
     def __check_init__(self):
         for name in ("verify", "polarity", "clip"):
@@ -441,11 +454,20 @@ class ProgramReport(eqx.Module):
 
     def summary(self) -> dict[str, Any]:
         """The report's numbers as plain Python (JSON-ready)."""
-        return {"cells": self.cells, "verify": self.verify, "pulse_budget": self.iterations,
-                "unconverged_cells": self.unconverged, "mean_pulses": float(np.mean(self.pulses)),
-                "max_pulses": float(np.max(self.pulses)), "rms_error": float(np.sqrt(np.mean(self.error ** 2))),
-                "mean_energy_J": float(np.mean(self.energy)), "mean_time_s": float(np.mean(self.time)),
-                "latency_s": self.latency, "level_error_rate": self.level_error_rate(), "ber": self.ber()}
+        return {
+            "cells": self.cells,
+            "verify": self.verify,
+            "pulse_budget": self.iterations,
+            "unconverged_cells": self.unconverged,
+            "mean_pulses": float(np.mean(self.pulses)),
+            "max_pulses": float(np.max(self.pulses)),
+            "rms_error": float(np.sqrt(np.mean(self.error**2))),
+            "mean_energy_J": float(np.mean(self.energy)),
+            "mean_time_s": float(np.mean(self.time)),
+            "latency_s": self.latency,
+            "level_error_rate": self.level_error_rate(),
+            "ber": self.ber(),
+        }
 
 
 # ------------------------------------------------------------------------------------------------ engine
@@ -465,9 +487,21 @@ def _magnitude_ranges(device: AbstractDevice) -> tuple[tuple[float, float, float
     return out[0], out[1]
 
 
-def _program_cell(device: AbstractDevice, table: PulseTable, target: Array, state0: PyTree,
-                  key: PRNGKeyArray | None, tolerance: Array, smoothing: Smoothing | None, *, mode: str,
-                  error_scale: str, verify_time: float, fixed_steps: int, signs: tuple[float, float]):
+def _program_cell(
+    device: AbstractDevice,
+    table: PulseTable,
+    target: Array,
+    state0: PyTree,
+    key: PRNGKeyArray | None,
+    tolerance: Array,
+    smoothing: Smoothing | None,
+    *,
+    mode: str,
+    error_scale: str,
+    verify_time: float,
+    fixed_steps: int,
+    signs: tuple[float, float],
+):
     dev = device.smoothed(smoothing.device) if mode == "smooth" else device
     tau_v = None if smoothing is None else smoothing.verify
     tau_p = None if smoothing is None else smoothing.polarity
@@ -487,16 +521,20 @@ def _program_cell(device: AbstractDevice, table: PulseTable, target: Array, stat
             amp, width = signs[0] * a_set, w_set
         else:
             amp, width = signs[1] * a_reset, w_reset
-        res = dev.pulse(state, amp, width, fixed_steps=fixed_steps,
-                        key=None if key is None else jr.fold_in(key, k))
+        res = dev.pulse(state, amp, width, fixed_steps=fixed_steps, key=None if key is None else jr.fold_in(key, k))
         state = _blend(mode, active, res.state, state)
         carry = (state, active, pulses + active, energy + active * res.energy, time + active * res.duration, reads)
         return carry, None
 
     zero = jnp.zeros(())
     init = (state0, jnp.ones(()), zero, zero, zero, zero)
-    xs = (table.set_amplitude, table.set_width, table.reset_amplitude, table.reset_width,
-          jnp.arange(table.set_amplitude.shape[0]))
+    xs = (
+        table.set_amplitude,
+        table.set_width,
+        table.reset_amplitude,
+        table.reset_width,
+        jnp.arange(table.set_amplitude.shape[0]),
+    )
     (state, active, pulses, energy, time, reads), _ = jax.lax.scan(jax.checkpoint(iteration), init, xs)
     read = device.read(state)
     e = _error(error_scale, read, target)
@@ -509,9 +547,20 @@ def _program_cell(device: AbstractDevice, table: PulseTable, target: Array, stat
 EXACT_BLOCK = 1024
 
 
-def _exact_loop(population: AbstractDevice, targets: Array, state0: PyTree, keys: PRNGKeyArray | None, *,
-                table: PulseTable, tolerance: Array, error_scale: str, verify_time: float,
-                fixed_steps: int, signs: tuple[float, float], block: int = EXACT_BLOCK):
+def _exact_loop(
+    population: AbstractDevice,
+    targets: Array,
+    state0: PyTree,
+    keys: PRNGKeyArray | None,
+    *,
+    table: PulseTable,
+    tolerance: Array,
+    error_scale: str,
+    verify_time: float,
+    fixed_steps: int,
+    signs: tuple[float, float],
+    block: int = EXACT_BLOCK,
+):
     """Exact mode over a whole population: per iteration, only the cells still programming are pulsed.
 
     The same algorithm as :func:`_program_cell` in exact mode (and the same numbers, up to rounding of the
@@ -566,14 +615,19 @@ def _exact_loop(population: AbstractDevice, targets: Array, state0: PyTree, keys
             res = pulse_nokey(*args) if keys is None else pulse_all(*args)
             # into a per-block buffer (updated in place), not scattered into the cell arrays block by block:
             # XLA copied a whole cell array per scatter, which made the loop quadratic in the number of cells
-            return jax.tree_util.tree_map(lambda buf, r: jax.lax.dynamic_update_index_in_dim(buf, r, b, 0), out,
-                                          (res.state, res.energy, res.duration))
+            return jax.tree_util.tree_map(
+                lambda buf, r: jax.lax.dynamic_update_index_in_dim(buf, r, b, 0),
+                out,
+                (res.state, res.energy, res.duration),
+            )
 
-        buffers = jax.tree_util.tree_map(lambda x: jnp.zeros((blocks, width_b, *x.shape[1:]), x.dtype),
-                                         (state, energy, time))
+        buffers = jax.tree_util.tree_map(
+            lambda x: jnp.zeros((blocks, width_b, *x.shape[1:]), x.dtype), (state, energy, time)
+        )
         new_state, pulse_energy, duration = jax.tree_util.tree_map(
             lambda x: x.reshape(blocks * width_b, *x.shape[2:]),
-            jax.lax.fori_loop(0, (count + width_b - 1) // width_b, pulse_block, buffers))
+            jax.lax.fori_loop(0, (count + width_b - 1) // width_b, pulse_block, buffers),
+        )
         # one scatter per iteration; the slots past the active cells hold index n and are dropped
         state = jax.tree_util.tree_map(lambda x, y: x.at[order].set(y, mode="drop"), state, new_state)
         energy = energy.at[order].add(pulse_energy, mode="drop")
@@ -604,13 +658,28 @@ def _over_lanes(fn: Callable, lanes: int, *args: PyTree) -> Any:
 def _clipped_table(mode: str, table: PulseTable, ranges, smoothing: Smoothing | None) -> PulseTable:
     tau = None if smoothing is None else smoothing.clip
     (_, s_lo, s_hi), (_, r_lo, r_hi) = ranges
-    return PulseTable(_clip(mode, table.set_amplitude, s_lo, s_hi, tau), table.set_width,
-                      _clip(mode, table.reset_amplitude, r_lo, r_hi, tau), table.reset_width, table.direction)
+    return PulseTable(
+        _clip(mode, table.set_amplitude, s_lo, s_hi, tau),
+        table.set_width,
+        _clip(mode, table.reset_amplitude, r_lo, r_hi, tau),
+        table.reset_width,
+        table.direction,
+    )
 
 
-def _run(population: AbstractDevice, scheme: AbstractScheme, targets: Array, state0: PyTree | None,
-         keys: PRNGKeyArray | None, smoothing: Smoothing | None, *, mode: str, fixed_steps: int,
-         initial: str | None, lanes: int = 1) -> ProgramReport:
+def _run(
+    population: AbstractDevice,
+    scheme: AbstractScheme,
+    targets: Array,
+    state0: PyTree | None,
+    keys: PRNGKeyArray | None,
+    smoothing: Smoothing | None,
+    *,
+    mode: str,
+    fixed_steps: int,
+    initial: str | None,
+    lanes: int = 1,
+) -> ProgramReport:
     """The traceable core of :func:`program` (no input checks): vmapped over cells."""
     ranges = _magnitude_ranges(population)
     table = _clipped_table(mode, scheme.table(), ranges, smoothing)
@@ -618,17 +687,35 @@ def _run(population: AbstractDevice, scheme: AbstractScheme, targets: Array, sta
     def cell(device, target, s0, key):
         if s0 is None:
             s0 = device.initial_state() if initial is None else device.initial_state(initial)
-        return _program_cell(device, table, target, s0, key, scheme.tolerance, smoothing, mode=mode,
-                             error_scale=scheme.error_scale, verify_time=scheme.verify_time,
-                             fixed_steps=fixed_steps, signs=(ranges[0][0], ranges[1][0]))
+        return _program_cell(
+            device,
+            table,
+            target,
+            s0,
+            key,
+            scheme.tolerance,
+            smoothing,
+            mode=mode,
+            error_scale=scheme.error_scale,
+            verify_time=scheme.verify_time,
+            fixed_steps=fixed_steps,
+            signs=(ranges[0][0], ranges[1][0]),
+        )
 
     if mode == "exact":
         if state0 is None:
             state0 = eqx.filter_vmap(lambda d: d.initial_state() if initial is None else d.initial_state(initial))(
-                population)
-        loop = functools.partial(_exact_loop, table=table, tolerance=scheme.tolerance,
-                                 error_scale=scheme.error_scale, verify_time=scheme.verify_time,
-                                 fixed_steps=fixed_steps, signs=(ranges[0][0], ranges[1][0]))
+                population
+            )
+        loop = functools.partial(
+            _exact_loop,
+            table=table,
+            tolerance=scheme.tolerance,
+            error_scale=scheme.error_scale,
+            verify_time=scheme.verify_time,
+            fixed_steps=fixed_steps,
+            signs=(ranges[0][0], ranges[1][0]),
+        )
         state, read, e, pulses, energy, time, converged = _over_lanes(loop, lanes, population, targets, state0, keys)
     else:
         # vmapped over blocks of cells and scanned over the blocks (lax.map with batch_size): the working set of
@@ -638,13 +725,25 @@ def _run(population: AbstractDevice, scheme: AbstractScheme, targets: Array, sta
 
         def cells(p, t, s0, k):
             m = t.shape[0]
-            return jax.lax.map(lambda a: cell(eqx.combine(a[0], static), *a[1:]), (p, t, s0, k),
-                               batch_size=min(EXACT_BLOCK, m))
+            return jax.lax.map(
+                lambda a: cell(eqx.combine(a[0], static), *a[1:]), (p, t, s0, k), batch_size=min(EXACT_BLOCK, m)
+            )
 
         state, read, e, pulses, energy, time, converged = _over_lanes(cells, lanes, arrays, targets, state0, keys)
-    return ProgramReport(read=read, target=targets, error=e, pulses=pulses, energy=energy, time=time,
-                         converged=converged, state=state, tolerance=scheme.tolerance,
-                         iterations=scheme.iterations, error_scale=scheme.error_scale, verify=mode)
+    return ProgramReport(
+        read=read,
+        target=targets,
+        error=e,
+        pulses=pulses,
+        energy=energy,
+        time=time,
+        converged=converged,
+        state=state,
+        tolerance=scheme.tolerance,
+        iterations=scheme.iterations,
+        error_scale=scheme.error_scale,
+        verify=mode,
+    )
 
 
 _run_jit = eqx.filter_jit(_run)
@@ -686,11 +785,14 @@ def _checked_inputs(population, scheme, targets, verify, smoothing, fixed_steps,
     try:
         n = population_size(population)
     except (IndexError, StopIteration):
-        raise ValueError("population must be a device population with a leading cell axis on its parameters "
-                         "(imcphys.population.sample or stack)") from None
+        raise ValueError(
+            "population must be a device population with a leading cell axis on its parameters "
+            "(imcphys.population.sample or stack)"
+        ) from None
     t = cell_targets(targets, n)
-    check_range("targets", t, lower=0.0 if scheme.error_scale == "log" else None,
-                lower_open=scheme.error_scale == "log")
+    check_range(
+        "targets", t, lower=0.0 if scheme.error_scale == "log" else None, lower_open=scheme.error_scale == "log"
+    )
     keys = None if key is None else jr.split(key, n)
     return t, keys
 
@@ -716,8 +818,18 @@ def program(
     """
     t, keys = _checked_inputs(population, scheme, targets, verify, smoothing, fixed_steps, key)
     name, state0 = (initial, None) if initial is None or isinstance(initial, str) else (None, initial)
-    return _run_jit(population, scheme, t, state0, keys, smoothing, mode=verify, fixed_steps=fixed_steps,
-                    initial=name, lanes=_lanes(population))
+    return _run_jit(
+        population,
+        scheme,
+        t,
+        state0,
+        keys,
+        smoothing,
+        mode=verify,
+        fixed_steps=fixed_steps,
+        initial=name,
+        lanes=_lanes(population),
+    )
 
 
 # ------------------------------------------------------------------------------------------- objectives
@@ -733,8 +845,12 @@ class WriteCost(eqx.Module):
             check_range(f"WriteCost.{name}", getattr(self, name), lower=0.0)
 
     def __call__(self, report: ProgramReport) -> Float[Array, ""]:
-        return (jnp.mean(report.error ** 2) + self.pulse_weight * jnp.mean(report.pulses)
-                + self.energy_weight * jnp.mean(report.energy) + self.time_weight * jnp.mean(report.time))
+        return (
+            jnp.mean(report.error**2)
+            + self.pulse_weight * jnp.mean(report.pulses)
+            + self.energy_weight * jnp.mean(report.energy)
+            + self.time_weight * jnp.mean(report.time)
+        )
 
 
 Objective = Callable[[ProgramReport], Float[Array, ""]]
@@ -774,8 +890,9 @@ def _free_names(scheme: AbstractScheme, free: Sequence[str] | None) -> list[str]
     names = list(setting_units(scheme)) if free is None else list(free)
     unknown = set(names) - set(setting_units(scheme))
     if unknown or not names:
-        raise ValueError(f"free must name settings of {type(scheme).__name__}: {sorted(setting_units(scheme))}; "
-                         f"got {names}")
+        raise ValueError(
+            f"free must name settings of {type(scheme).__name__}: {sorted(setting_units(scheme))}; got {names}"
+        )
     return names
 
 
@@ -796,9 +913,27 @@ def evaluate(
     t, keys = _checked_inputs(population, schemes[0], targets, "exact", None, fixed_steps, key)
     # the objective runs eagerly on the report: one compiled program serves program(), evaluate() and searches
     lanes = _lanes(population)
-    return np.array([float(objective(_run_jit(population, s, t, None, keys, None, mode="exact",
-                                              fixed_steps=fixed_steps, initial=initial, lanes=lanes)))
-                     for s in schemes])
+    return np.array(
+        [
+            float(
+                objective(
+                    _run_jit(
+                        population,
+                        s,
+                        t,
+                        None,
+                        keys,
+                        None,
+                        mode="exact",
+                        fixed_steps=fixed_steps,
+                        initial=initial,
+                        lanes=lanes,
+                    )
+                )
+            )
+            for s in schemes
+        ]
+    )
 
 
 @functools.cache
@@ -812,13 +947,26 @@ def _build(scheme: AbstractScheme, params: dict[str, Array]) -> Any:
 
 
 @eqx.filter_jit
-def _log_value_and_grad(params, scheme, population, targets, keys, smoothing, objective, mode, fixed_steps,
-                        initial, lanes=1):
+def _log_value_and_grad(
+    params, scheme, population, targets, keys, smoothing, objective, mode, fixed_steps, initial, lanes=1
+):
     """Objective and its gradient with respect to the log of the settings in ``params``."""
 
     def loss(p):
-        return objective(_run(population, _build(scheme, p), targets, None, keys, smoothing, mode=mode,
-                              fixed_steps=fixed_steps, initial=initial, lanes=lanes))
+        return objective(
+            _run(
+                population,
+                _build(scheme, p),
+                targets,
+                None,
+                keys,
+                smoothing,
+                mode=mode,
+                fixed_steps=fixed_steps,
+                initial=initial,
+                lanes=lanes,
+            )
+        )
 
     return jax.value_and_grad(loss)(params)
 
@@ -841,8 +989,9 @@ def value_and_grad(
     names = _free_names(scheme, free)
     t, keys = _checked_inputs(population, scheme, targets, verify, smoothing, fixed_steps, key)
     params = _log_params(scheme, names)
-    value, grads = _log_value_and_grad(params, scheme, population, t, keys, smoothing, objective, verify,
-                                       fixed_steps, initial, _lanes(population))
+    value, grads = _log_value_and_grad(
+        params, scheme, population, t, keys, smoothing, objective, verify, fixed_steps, initial, _lanes(population)
+    )
     return float(value), {k: grads[k] / jnp.exp(params[k]) for k in names}
 
 
@@ -900,8 +1049,15 @@ def optimize_scheme(
     lanes = _lanes(population)
 
     def exact_on(pop, p, k):
-        return evaluate([_build(scheme, p)], pop, targets=targets, objective=objective, key=k, initial=initial,
-                        fixed_steps=fixed_steps)[0]
+        return evaluate(
+            [_build(scheme, p)],
+            pop,
+            targets=targets,
+            objective=objective,
+            key=k,
+            initial=initial,
+            fixed_steps=fixed_steps,
+        )[0]
 
     checked = population if selection is None else selection
     history, checks = [], []
@@ -913,8 +1069,19 @@ def optimize_scheme(
             best = min(best, (value, params), key=lambda b: b[0])
         factor = anneal ** (i / max(steps - 1, 1))
         keys = jr.split(jr.fold_in(k_train, i), n)
-        value, grads = _log_value_and_grad(params, scheme, population, t, keys, smoothing.scaled(factor), objective,
-                                           verify, fixed_steps, initial, lanes)
+        value, grads = _log_value_and_grad(
+            params,
+            scheme,
+            population,
+            t,
+            keys,
+            smoothing.scaled(factor),
+            objective,
+            verify,
+            fixed_steps,
+            initial,
+            lanes,
+        )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         history.append(float(value))
@@ -926,13 +1093,28 @@ def optimize_scheme(
         best = min(best, (value, params), key=lambda b: b[0])
         params = best[1]
     chosen = _build(scheme, params)
-    report = program(validation, chosen, targets=targets, key=k_valid, verify="exact", initial=initial,
-                     fixed_steps=fixed_steps)
-    start = evaluate([scheme], validation, targets=targets, objective=objective, key=k_valid, initial=initial,
-                     fixed_steps=fixed_steps)[0]
-    return Optimized(scheme=chosen, report=report, objective=float(objective(report)), objective_start=start,
-                     history=np.asarray(history), checks=np.asarray(checks).reshape(-1, 2),
-                     evaluations=steps + len(checks), settings_count=sum(int(np.size(v)) for v in params.values()))
+    report = program(
+        validation, chosen, targets=targets, key=k_valid, verify="exact", initial=initial, fixed_steps=fixed_steps
+    )
+    start = evaluate(
+        [scheme],
+        validation,
+        targets=targets,
+        objective=objective,
+        key=k_valid,
+        initial=initial,
+        fixed_steps=fixed_steps,
+    )[0]
+    return Optimized(
+        scheme=chosen,
+        report=report,
+        objective=float(objective(report)),
+        objective_start=start,
+        history=np.asarray(history),
+        checks=np.asarray(checks).reshape(-1, 2),
+        evaluations=steps + len(checks),
+        settings_count=sum(int(np.size(v)) for v in params.values()),
+    )
 
 
 class SearchResult(eqx.Module):
@@ -949,8 +1131,9 @@ def _best(candidates: list[AbstractScheme], population, **kwargs) -> SearchResul
     values = evaluate(candidates, population, **kwargs)
     finite = np.where(np.isfinite(values), values, np.inf)
     i = int(np.argmin(finite))
-    return SearchResult(scheme=candidates[i], objective=float(values[i]), objectives=values,
-                        evaluations=len(candidates))
+    return SearchResult(
+        scheme=candidates[i], objective=float(values[i]), objectives=values, evaluations=len(candidates)
+    )
 
 
 def random_search(
@@ -982,8 +1165,15 @@ def random_search(
             u = jr.uniform(jr.fold_in(jr.fold_in(k_draw, i), j), jnp.shape(getattr(scheme, name)))
             values[name] = jnp.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
         candidates.append(with_settings(scheme, **values))
-    return _best(candidates, population, targets=targets, objective=objective, key=k_noise, initial=initial,
-                 fixed_steps=fixed_steps)
+    return _best(
+        candidates,
+        population,
+        targets=targets,
+        objective=objective,
+        key=k_noise,
+        initial=initial,
+        fixed_steps=fixed_steps,
+    )
 
 
 def grid_search(
@@ -1005,5 +1195,6 @@ def grid_search(
         raise ValueError("every grid entry must be a non-empty 1-D list of values")
     points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
     candidates = [with_settings(scheme, **dict(zip(grid, p))) for p in points]
-    return _best(candidates, population, targets=targets, objective=objective, key=key, initial=initial,
-                 fixed_steps=fixed_steps)
+    return _best(
+        candidates, population, targets=targets, objective=objective, key=key, initial=initial, fixed_steps=fixed_steps
+    )

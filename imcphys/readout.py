@@ -32,8 +32,9 @@ from .device import param
 _ZERO_CLIP = 1e-7
 
 
-def weights_to_pairs(weights: Float[ArrayLike, "... n_in n_out"], g_max: Float[ArrayLike, ""],
-                     g_min: Float[ArrayLike, ""] = 0.0) -> tuple[Array, Array, Array]:
+def weights_to_pairs(
+    weights: Float[ArrayLike, "... n_in n_out"], g_max: Float[ArrayLike, ""], g_min: Float[ArrayLike, ""] = 0.0
+) -> tuple[Array, Array, Array]:
     """Map signed weights onto a differential pair per weight (aihwkit's ``SinglePairConductanceConverter``).
 
     The largest |W| maps to g_max: scale = (g_max − g_min)/max|W| [S per weight unit]; W > 0 programs
@@ -46,8 +47,9 @@ def weights_to_pairs(weights: Float[ArrayLike, "... n_in n_out"], g_max: Float[A
     return jnp.maximum(scaled, 0.0) + g_min, jnp.maximum(-scaled, 0.0) + g_min, scale
 
 
-def pairs_to_weights(g_plus: Float[ArrayLike, "..."], g_minus: Float[ArrayLike, "..."],
-                     scale: Float[ArrayLike, ""]) -> Float[Array, "..."]:
+def pairs_to_weights(
+    g_plus: Float[ArrayLike, "..."], g_minus: Float[ArrayLike, "..."], scale: Float[ArrayLike, ""]
+) -> Float[Array, "..."]:
     """Weights (G⁺ − G⁻)/scale stored by differential pairs."""
     return (jnp.asarray(g_plus) - jnp.asarray(g_minus)) / scale
 
@@ -123,19 +125,31 @@ class Wires(eqx.Module):
         for name in ("r_in_wire", "r_out_wire", "r_driver", "r_sense"):
             check_range(f"Wires.{name}", getattr(self, name), lower=0.0, unit="ohm")
 
-    def __call__(self, g: Float[ArrayLike, "n_in n_out"], v: Float[ArrayLike, "... n_in"]
-                 ) -> Float[Array, "... n_out"]:
+    def __call__(self, g: Float[ArrayLike, "n_in n_out"], v: Float[ArrayLike, "... n_in"]) -> Float[Array, "... n_out"]:
         """Column currents [A] for row voltages ``v`` [V]."""
         v = jnp.asarray(v)
         flat = v.reshape(-1, v.shape[-1])
-        cur = solve_crossbar(jnp.asarray(g).T, flat.T, self.r_in_wire, self.r_out_wire, r_driver=self.r_driver,
-                             r_sense=self.r_sense, method=self.method)
+        cur = solve_crossbar(
+            jnp.asarray(g).T,
+            flat.T,
+            self.r_in_wire,
+            self.r_out_wire,
+            r_driver=self.r_driver,
+            r_sense=self.r_sense,
+            method=self.method,
+        )
         return cur.T.reshape(v.shape[:-1] + (cur.shape[0],))
 
 
-def analog_mvm(g_plus: Float[ArrayLike, "n_in n_out"], g_minus: Float[ArrayLike, "n_in n_out"],
-               x: Float[ArrayLike, "... n_in"], *, v_read: Float[ArrayLike, ""] = 0.2,
-               adc: ADC | None = None, wires: Wires | None = None) -> Float[Array, "... n_out"]:
+def analog_mvm(
+    g_plus: Float[ArrayLike, "n_in n_out"],
+    g_minus: Float[ArrayLike, "n_in n_out"],
+    x: Float[ArrayLike, "... n_in"],
+    *,
+    v_read: Float[ArrayLike, ""] = 0.2,
+    adc: ADC | None = None,
+    wires: Wires | None = None,
+) -> Float[Array, "... n_out"]:
     """Column currents I_j = Σ_i (G⁺_ij − G⁻_ij)·x_i·v_read [A] of a differential crossbar, then ``adc``.
 
     With ``wires``, each of the two tiles (G⁺ and G⁻) is solved with its wire resistance (IR drop) and the column
@@ -149,8 +163,9 @@ def analog_mvm(g_plus: Float[ArrayLike, "n_in n_out"], g_minus: Float[ArrayLike,
     return current if adc is None else adc(current)
 
 
-def currents_to_outputs(current: Float[ArrayLike, "..."], scale: Float[ArrayLike, ""],
-                        v_read: Float[ArrayLike, ""] = 0.2) -> Float[Array, "..."]:
+def currents_to_outputs(
+    current: Float[ArrayLike, "..."], scale: Float[ArrayLike, ""], v_read: Float[ArrayLike, ""] = 0.2
+) -> Float[Array, "..."]:
     """Column currents [A] back in weight·input units: I/(v_read·scale)."""
     return jnp.asarray(current) / (v_read * scale)
 
@@ -162,9 +177,14 @@ def relative_error(y: Float[ArrayLike, "..."], y_ref: Float[ArrayLike, "..."]) -
 
 
 # ------------------------------------------------------------------------------------- drift compensation
-def probe_outputs(g_plus: Float[ArrayLike, "n_in n_out"], g_minus: Float[ArrayLike, "n_in n_out"], *,
-                  probe: Literal["one_hot", "ones"] = "one_hot", v_read: Float[ArrayLike, ""] = 0.2,
-                  adc: ADC | None = None) -> Float[Array, "k n_out"]:
+def probe_outputs(
+    g_plus: Float[ArrayLike, "n_in n_out"],
+    g_minus: Float[ArrayLike, "n_in n_out"],
+    *,
+    probe: Literal["one_hot", "ones"] = "one_hot",
+    v_read: Float[ArrayLike, ""] = 0.2,
+    adc: ADC | None = None,
+) -> Float[Array, "k n_out"]:
     """Column currents [A] for the compensation probe inputs: every one-hot input (aihwkit's readout tensor, k
     = n_in) or one all-ones input (k = 1)."""
     g_plus, g_minus = jnp.asarray(g_plus), jnp.asarray(g_minus)
@@ -181,8 +201,9 @@ def _mean_abs(readout: Array, axis, floor_rel: float, reference: Array) -> Array
     return jnp.maximum(jnp.mean(jnp.abs(readout), axis=axis), floor_rel * jnp.mean(jnp.abs(reference)))
 
 
-def global_drift_compensation(reference: Float[ArrayLike, "k n_out"], current: Float[ArrayLike, "k n_out"],
-                              *, floor_rel: float = 1e-4) -> Float[Array, ""]:
+def global_drift_compensation(
+    reference: Float[ArrayLike, "k n_out"], current: Float[ArrayLike, "k n_out"], *, floor_rel: float = 1e-4
+) -> Float[Array, ""]:
     """One gain α = mean|reference| / mean|current| for the whole tile (aihwkit's
     ``GlobalDriftCompensation``).
 
@@ -193,17 +214,18 @@ def global_drift_compensation(reference: Float[ArrayLike, "k n_out"], current: F
     return jnp.mean(jnp.abs(reference)) / _mean_abs(current, None, floor_rel, reference)
 
 
-def per_column_drift_compensation(reference: Float[ArrayLike, "k n_out"],
-                                  current: Float[ArrayLike, "k n_out"], *, floor_rel: float = 1e-4
-                                  ) -> Float[Array, " n_out"]:
+def per_column_drift_compensation(
+    reference: Float[ArrayLike, "k n_out"], current: Float[ArrayLike, "k n_out"], *, floor_rel: float = 1e-4
+) -> Float[Array, " n_out"]:
     """One gain per output column, α_j = mean_k|reference_kj| / mean_k|current_kj| (aihwkit's
     ``PerColumnDriftCompensation``)."""
     reference, current = jnp.asarray(reference), jnp.asarray(current)
     return jnp.mean(jnp.abs(reference), axis=0) / _mean_abs(current, 0, floor_rel, reference)
 
 
-def power_law_compensation(t: Float[ArrayLike, "..."], nu: Float[ArrayLike, ""], t0: Float[ArrayLike, ""],
-                           t_ref: Float[ArrayLike, ""] = 0.0) -> Float[Array, "..."]:
+def power_law_compensation(
+    t: Float[ArrayLike, "..."], nu: Float[ArrayLike, ""], t0: Float[ArrayLike, ""], t_ref: Float[ArrayLike, ""] = 0.0
+) -> Float[Array, "..."]:
     """Model-based global gain ((t + t0)/(t_ref + t0))^ν, undoing a drift ∝ (t + t0)^−ν without a readout.
 
     ``nu`` is the compensation exponent (a parameter to fit, e.g. the population's mean ν); t, t0, t_ref in s.
@@ -212,8 +234,9 @@ def power_law_compensation(t: Float[ArrayLike, "..."], nu: Float[ArrayLike, ""],
 
 
 # ------------------------------------------------------------------------------------ calibration by gradient
-def calibrate(loss: Callable[[PyTree, Array], Array], params: PyTree, *, steps: int, learning_rate: float
-              ) -> tuple[PyTree, np.ndarray]:
+def calibrate(
+    loss: Callable[[PyTree, Array], Array], params: PyTree, *, steps: int, learning_rate: float
+) -> tuple[PyTree, np.ndarray]:
     """Minimise ``loss(params, progress)`` by Adam for ``steps`` steps; ``progress`` = step/(steps − 1) runs
     from 0 to 1 so that the loss can anneal a sharpness toward exact. One compiled step; returns the final
     ``params`` and the loss per step.
@@ -256,35 +279,51 @@ class ColumnCalibration(eqx.Module):
     def __check_init__(self):
         shapes = {jnp.shape(self.full_scale), jnp.shape(self.gain), jnp.shape(self.offset)}
         if len(shapes) != 1 or len(next(iter(shapes))) != 1:
-            raise ValueError(f"ColumnCalibration: full_scale, gain and offset must be 1-D arrays of one length "
-                             f"(the columns); got shapes {sorted(shapes)}")
+            raise ValueError(
+                f"ColumnCalibration: full_scale, gain and offset must be 1-D arrays of one length "
+                f"(the columns); got shapes {sorted(shapes)}"
+            )
         check_range("ColumnCalibration.full_scale", self.full_scale, lower=0.0, lower_open=True, unit="A")
         if not isinstance(self.bits, int) or self.bits < 2:
             raise ValueError(f"ColumnCalibration.bits must be an integer >= 2; got {self.bits!r}")
 
     @classmethod
-    def from_currents(cls, current: Float[ArrayLike, "batch n_out"], gain: Float[ArrayLike, ""], *,
-                      bits: int = 8) -> ColumnCalibration:
+    def from_currents(
+        cls, current: Float[ArrayLike, "batch n_out"], gain: Float[ArrayLike, ""], *, bits: int = 8
+    ) -> ColumnCalibration:
         """The usual hand setting: one ADC range for every column, the largest |current| seen (no clipping),
         the nominal ``gain`` [output units per A] and no offset."""
         current = jnp.asarray(current)
         n = current.shape[-1]
-        return cls(full_scale=jnp.full(n, jnp.max(jnp.abs(current))), gain=jnp.full(n, jnp.asarray(gain, float)),
-                   offset=jnp.zeros(n), bits=bits)
+        return cls(
+            full_scale=jnp.full(n, jnp.max(jnp.abs(current))),
+            gain=jnp.full(n, jnp.asarray(gain, float)),
+            offset=jnp.zeros(n),
+            bits=bits,
+        )
 
     def adc(self, mode: Literal["exact", "ste", "smooth", "lsq"] = "exact", sharpness: ArrayLike = 10.0) -> ADC:
         return ADC(full_scale=self.full_scale, sharpness=jnp.asarray(sharpness, float), bits=self.bits, mode=mode)
 
-    def __call__(self, current: Float[ArrayLike, "... n_out"], *,
-                 mode: Literal["exact", "ste", "smooth", "lsq"] = "exact", sharpness: ArrayLike = 10.0
-                 ) -> Float[Array, "... n_out"]:
+    def __call__(
+        self,
+        current: Float[ArrayLike, "... n_out"],
+        *,
+        mode: Literal["exact", "ste", "smooth", "lsq"] = "exact",
+        sharpness: ArrayLike = 10.0,
+    ) -> Float[Array, "... n_out"]:
         """Calibrated outputs of column currents ``current`` [A]."""
         return self.gain * self.adc(mode, sharpness)(current) + self.offset
 
 
-def calibrate_columns(calibration: ColumnCalibration, current: Float[ArrayLike, "batch n_out"],
-                      target: Float[ArrayLike, "batch n_out"], *, steps: int, learning_rate: float = 0.03
-                      ) -> tuple[ColumnCalibration, np.ndarray]:
+def calibrate_columns(
+    calibration: ColumnCalibration,
+    current: Float[ArrayLike, "batch n_out"],
+    target: Float[ArrayLike, "batch n_out"],
+    *,
+    steps: int,
+    learning_rate: float = 0.03,
+) -> tuple[ColumnCalibration, np.ndarray]:
     """Fit every column's ADC range, gain and offset to make the outputs of ``current`` [A] match ``target``
     (the ideal outputs of the same inputs), starting from ``calibration``.
 
@@ -297,20 +336,29 @@ def calibrate_columns(calibration: ColumnCalibration, current: Float[ArrayLike, 
     """
     current, target = jnp.asarray(current), jnp.asarray(target)
     if current.shape != target.shape or current.ndim != 2 or current.shape[1] != calibration.full_scale.shape[0]:
-        raise ValueError(f"current and target must both have shape (batch, {calibration.full_scale.shape[0]}); "
-                         f"got {current.shape} and {target.shape}")
-    rms = jnp.sqrt(jnp.mean(target ** 2))
+        raise ValueError(
+            f"current and target must both have shape (batch, {calibration.full_scale.shape[0]}); "
+            f"got {current.shape} and {target.shape}"
+        )
+    rms = jnp.sqrt(jnp.mean(target**2))
 
     def build(p):
-        return ColumnCalibration(full_scale=jnp.exp(p["log_range"]), gain=calibration.gain * jnp.exp(p["log_gain"]),
-                                 offset=p["offset"] * rms, bits=calibration.bits)
+        return ColumnCalibration(
+            full_scale=jnp.exp(p["log_range"]),
+            gain=calibration.gain * jnp.exp(p["log_gain"]),
+            offset=p["offset"] * rms,
+            bits=calibration.bits,
+        )
 
     def loss(p, progress):
         del progress
-        return jnp.mean((build(p)(current, mode="lsq") - target) ** 2) / rms ** 2
+        return jnp.mean((build(p)(current, mode="lsq") - target) ** 2) / rms**2
 
-    start = {"log_range": jnp.log(calibration.full_scale), "log_gain": jnp.zeros_like(calibration.gain),
-             "offset": calibration.offset / rms}
+    start = {
+        "log_range": jnp.log(calibration.full_scale),
+        "log_gain": jnp.zeros_like(calibration.gain),
+        "offset": calibration.offset / rms,
+    }
     params, history = calibrate(loss, start, steps=steps, learning_rate=learning_rate)
     return build(params), history
 
@@ -335,16 +383,18 @@ def calibrate_drift_compensation(
     """
     outputs, target, times = jnp.asarray(outputs), jnp.asarray(target), jnp.asarray(times)
     if outputs.ndim != 3 or outputs.shape[1:] != target.shape or outputs.shape[0] != times.shape[0]:
-        raise ValueError(f"outputs must have shape (times, *target.shape) = ({times.shape[0]}, *{target.shape}); "
-                         f"got {outputs.shape}")
+        raise ValueError(
+            f"outputs must have shape (times, *target.shape) = ({times.shape[0]}, *{target.shape}); got {outputs.shape}"
+        )
     check_range("t0", t0, lower=0.0, lower_open=True, unit="s")
-    norm = jnp.sum(target ** 2)
+    norm = jnp.sum(target**2)
 
     def loss(p, progress):
         del progress
         alpha = jnp.exp(p["log_gain"]) * power_law_compensation(times, p["nu"], t0)
         return jnp.mean(jnp.sum((alpha[:, None, None] * outputs - target) ** 2, axis=(1, 2)) / norm)
 
-    params, history = calibrate(loss, {"nu": jnp.asarray(nu, float), "log_gain": jnp.zeros(())}, steps=steps,
-                                learning_rate=learning_rate)
+    params, history = calibrate(
+        loss, {"nu": jnp.asarray(nu, float), "log_gain": jnp.zeros(())}, steps=steps, learning_rate=learning_rate
+    )
     return params["nu"], jnp.exp(params["log_gain"]), history

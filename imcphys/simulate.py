@@ -95,8 +95,22 @@ def _scaled(device: AbstractDevice) -> _Scaled:
 
 
 # ------------------------------------------------------------------------------------------- adaptive path
-def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps, throw, adjoint=None,
-             controller=None, first_step=None):
+def _segment(
+    sys: _Scaled,
+    drive_fn,
+    y0,
+    a,
+    b,
+    *,
+    solver,
+    rtol,
+    atol,
+    max_steps,
+    throw,
+    adjoint=None,
+    controller=None,
+    first_step=None,
+):
     """Solve from time a to b [s] in scaled time τ ∈ [0, 1], with the drive linear on [a, b]."""
     length = b - a
     # Sample the drive strictly inside the segment and extend linearly: exact for piecewise-linear stimuli, and
@@ -109,9 +123,19 @@ def _segment(sys: _Scaled, drive_fn, y0, a, b, *, solver, rtol, atol, max_steps,
         return _tmap(lambda d: length * d, sys.field(a + length * tau, y, drive))
 
     controller = controller if controller is not None else diffrax.PIDController(rtol=rtol, atol=atol)
-    sol = diffrax.diffeqsolve(diffrax.ODETerm(f), solver, 0.0, 1.0, first_step, y0, saveat=diffrax.SaveAt(t1=True),
-                              stepsize_controller=controller, max_steps=max_steps, throw=throw,
-                              adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint())
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(f),
+        solver,
+        0.0,
+        1.0,
+        first_step,
+        y0,
+        saveat=diffrax.SaveAt(t1=True),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        throw=throw,
+        adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint(),
+    )
     return _tmap(lambda x: x[-1], sol.ys), sol.result, sol.stats["num_steps"]
 
 
@@ -220,8 +244,17 @@ def solve_pulse(
     if fixed_steps is None:
         _no_noise_on_adaptive(key)
         ts = jnp.stack([stim.duration * 0, stim.duration])
-        ys, _, _ = _adaptive(sys, stim, y0, ts, solver=solver or device.default_solver(), rtol=rtol, atol=atol,
-                             max_steps=max_steps, throw=True)
+        ys, _, _ = _adaptive(
+            sys,
+            stim,
+            y0,
+            ts,
+            solver=solver or device.default_solver(),
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            throw=True,
+        )
         y = _tmap(lambda x: x[-1], ys)
     else:
         mesh = stim.duration * (jnp.arange(fixed_steps + 1) / fixed_steps) ** GRADING
@@ -298,9 +331,20 @@ def simulate(
 
     if fixed_steps is None:
         _no_noise_on_adaptive(key)
-        ys, result, num_steps = _adaptive(sys, stimulus, y0, ts, solver=solver or device.default_solver(), rtol=rtol,
-                                          atol=atol, max_steps=max_steps, throw=throw, adjoint=adjoint,
-                                          controller=controller, first_step=first_step)
+        ys, result, num_steps = _adaptive(
+            sys,
+            stimulus,
+            y0,
+            ts,
+            solver=solver or device.default_solver(),
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            throw=throw,
+            adjoint=adjoint,
+            controller=controller,
+            first_step=first_step,
+        )
     else:
         key = _noise_key(device, stimulus, state0, key)
         frac = jnp.arange(fixed_steps + 1) / fixed_steps
@@ -319,5 +363,12 @@ def simulate(
     states = jax.vmap(device.project)(sys.to_state(zs))
     drive = jax.vmap(stimulus)(ts)
     observed = jax.vmap(device.observe)(states, drive)
-    return Solution(ts=ts, states=states, drive=drive, observed=observed, energy=energy * ENERGY_UNIT, result=result,
-                    num_steps=num_steps)
+    return Solution(
+        ts=ts,
+        states=states,
+        drive=drive,
+        observed=observed,
+        energy=energy * ENERGY_UNIT,
+        result=result,
+        num_steps=num_steps,
+    )

@@ -47,8 +47,9 @@ class PiecewiseLinear(AbstractStimulus):
         self.times = jnp.asarray(times, dtype=float)
         self.values = jnp.asarray(values, dtype=float)
         if self.times.shape != self.values.shape or self.times.ndim != 1 or self.times.shape[0] < 1:
-            raise ValueError(f"times and values must be 1-D of equal length; got {self.times.shape} "
-                             f"and {self.values.shape}")
+            raise ValueError(
+                f"times and values must be 1-D of equal length; got {self.times.shape} and {self.values.shape}"
+            )
         check_finite("stimulus values", self.values)
         check_finite("stimulus times", self.times)
 
@@ -80,8 +81,9 @@ def _positive(name: str, x: ArrayLike, unit: str = "s", allow_zero: bool = False
     check_range(name, x, lower=0.0, lower_open=not allow_zero, unit=unit)
     x = jnp.asarray(x, dtype=float)
     bad = (x < 0) if allow_zero else (x <= 0)
-    return runtime_check(x, bad | ~jnp.isfinite(x),
-                         f"{name} must be {'>= 0' if allow_zero else '> 0'} {unit} and finite")
+    return runtime_check(
+        x, bad | ~jnp.isfinite(x), f"{name} must be {'>= 0' if allow_zero else '> 0'} {unit} and finite"
+    )
 
 
 class Pulse(AbstractStimulus):
@@ -99,16 +101,27 @@ class Pulse(AbstractStimulus):
     delay: Float[Array, ""]
     base: Float[Array, ""]
 
-    def __init__(self, amplitude: ArrayLike, width: ArrayLike, *, rise: ArrayLike = 0.0, fall: ArrayLike = 0.0,
-                 delay: ArrayLike = 0.0, base: ArrayLike = 0.0):
+    def __init__(
+        self,
+        amplitude: ArrayLike,
+        width: ArrayLike,
+        *,
+        rise: ArrayLike = 0.0,
+        fall: ArrayLike = 0.0,
+        delay: ArrayLike = 0.0,
+        base: ArrayLike = 0.0,
+    ):
         check_finite("amplitude", amplitude)
         check_finite("base", base)
-        self.amplitude = runtime_check(jnp.asarray(amplitude, dtype=float),
-                                       ~jnp.isfinite(jnp.asarray(amplitude, dtype=float)),
-                                       "amplitude must be finite")
+        self.amplitude = runtime_check(
+            jnp.asarray(amplitude, dtype=float),
+            ~jnp.isfinite(jnp.asarray(amplitude, dtype=float)),
+            "amplitude must be finite",
+        )
         self.width = _positive("width", width)
-        self.rise, self.fall, self.delay = (_positive(n, x, allow_zero=True) for n, x in
-                                            (("rise", rise), ("fall", fall), ("delay", delay)))
+        self.rise, self.fall, self.delay = (
+            _positive(n, x, allow_zero=True) for n, x in (("rise", rise), ("fall", fall), ("delay", delay))
+        )
         self.base = jnp.asarray(base, dtype=float)
 
     def envelope(self, t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
@@ -116,8 +129,11 @@ class Pulse(AbstractStimulus):
         s = jnp.asarray(t, dtype=float) - self.delay
         top = self.rise + self.width
         up = jnp.where(self.rise > 0, s / jnp.where(self.rise > 0, self.rise, 1.0), jnp.where(s >= 0, 1.0, 0.0))
-        down = jnp.where(self.fall > 0, (top + self.fall - s) / jnp.where(self.fall > 0, self.fall, 1.0),
-                         jnp.where(s <= top, 1.0, 0.0))
+        down = jnp.where(
+            self.fall > 0,
+            (top + self.fall - s) / jnp.where(self.fall > 0, self.fall, 1.0),
+            jnp.where(s <= top, 1.0, 0.0),
+        )
         return jnp.clip(jnp.minimum(up, down), 0.0, 1.0)
 
     def __call__(self, t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
@@ -157,8 +173,7 @@ def pulse_train(
     width = _positive("width", width)
     period = _positive("period", period)
     rise, fall = (_positive(n, x, allow_zero=True) for n, x in (("rise", rise), ("fall", fall)))
-    period = runtime_check(period, rise + width + fall > period,
-                           "period must be at least rise + width + fall")
+    period = runtime_check(period, rise + width + fall > period, "period must be at least rise + width + fall")
     starts = jnp.arange(amplitudes.shape[0]) * period
     t = jnp.stack([starts, starts + rise, starts + rise + width, starts + rise + width + fall], axis=1)
     b = jnp.broadcast_to(jnp.asarray(base, dtype=float), amplitudes.shape)
@@ -189,12 +204,15 @@ def triangle_sweep(
     return PiecewiseLinear(times, values)
 
 
-def ramp(v_start: Float[ArrayLike, ""], v_stop: Float[ArrayLike, ""],
-         duration: Float[ArrayLike, ""]) -> PiecewiseLinear:
+def ramp(
+    v_start: Float[ArrayLike, ""], v_stop: Float[ArrayLike, ""], duration: Float[ArrayLike, ""]
+) -> PiecewiseLinear:
     """Linear ramp from ``v_start`` to ``v_stop`` over ``duration`` [s]."""
     duration = _positive("duration", duration)
-    return PiecewiseLinear(jnp.stack([duration * 0, duration]),
-                           jnp.stack([jnp.asarray(v_start, dtype=float), jnp.asarray(v_stop, dtype=float)]))
+    return PiecewiseLinear(
+        jnp.stack([duration * 0, duration]),
+        jnp.stack([jnp.asarray(v_start, dtype=float), jnp.asarray(v_stop, dtype=float)]),
+    )
 
 
 def hold(value: Float[ArrayLike, ""], duration: Float[ArrayLike, ""]) -> PiecewiseLinear:

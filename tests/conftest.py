@@ -30,16 +30,20 @@ def host_devices_process(tmp: Path, devices: int, body: str) -> subprocess.Popen
     """A Python subprocess with ``devices`` CPU host devices and float64 on, running ``body`` (the host device
     count is fixed when JAX starts, so multi-device tests need their own process)."""
     script = tmp / f"run_{devices}.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count={devices}"
         import jax
         jax.config.update("jax_enable_x64", True)
         assert jax.device_count() == {devices}
-    """) + textwrap.dedent(body))
+    """)
+        + textwrap.dedent(body)
+    )
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def central_difference(f, x: float, rel: float = 1e-6, abs_step: float = 1e-9) -> float:
@@ -55,8 +59,9 @@ def run_notebook(name: str, tmp_path: Path, monkeypatch, *, timeout: int = 600) 
 
     monkeypatch.setenv("IMCPHYS_QUICK", "1")
     nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
-    nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
 
@@ -104,5 +109,7 @@ def pytest_testnodedown(node, error):
 
 def pytest_terminal_summary(terminalreporter):
     if _HYPOTHESIS_EXAMPLES["tests"]:
-        terminalreporter.write_line(f"hypothesis: {_HYPOTHESIS_EXAMPLES['examples']} examples in "
-                                    f"{_HYPOTHESIS_EXAMPLES['tests']} property-based tests")
+        terminalreporter.write_line(
+            f"hypothesis: {_HYPOTHESIS_EXAMPLES['examples']} examples in "
+            f"{_HYPOTHESIS_EXAMPLES['tests']} property-based tests"
+        )

@@ -36,9 +36,14 @@ def decades(nominal: float, span: float = 2.0):
 
 def examples(n: int, **kwargs):
     """Hypothesis settings for CI: ``n`` examples, deterministic, no deadline (the first call may compile)."""
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                           HealthCheck.filter_too_much], **kwargs)
+    return settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much],
+        **kwargs,
+    )
 
 
 def arrays(f):
@@ -71,8 +76,9 @@ def direction(diff, seed: int):
 
 def finite(tree) -> bool:
     """Every array leaf of ``tree`` is finite (NaN and ±inf fail)."""
-    return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(eqx.filter(tree,
-                                                                                                      eqx.is_array)))
+    return all(
+        bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array))
+    )
 
 
 #: The errors a bad input may raise: ValueError when called eagerly, the runtime error of ``eqx.error_if`` under jit.

@@ -15,9 +15,20 @@ RESULTS = {
     "machine": {"date": "today", "cpu_count": 2, "platform": "linux", "jax": "0.10", "load_average_at_start": [0.5]},
     "quick": False,
     "benchmarks": {
-        "montecarlo": {"status": "ok", "seconds": 10.0, "rows": [
-            {"workload": "scaling", "imcphys": "12 s", "baseline": None, "ratio": 2.345, "ceiling_fraction": 0.412,
-             "note": "a|b"}]},
+        "montecarlo": {
+            "status": "ok",
+            "seconds": 10.0,
+            "rows": [
+                {
+                    "workload": "scaling",
+                    "imcphys": "12 s",
+                    "baseline": None,
+                    "ratio": 2.345,
+                    "ceiling_fraction": 0.412,
+                    "note": "a|b",
+                }
+            ],
+        },
         "crossbar": {"status": "failed", "seconds": 1.0, "error": "boom"},
         "fit": {"status": "ok", "seconds": 3.0},
     },
@@ -44,8 +55,9 @@ def test_table_has_a_row_per_result():
     assert "load average 0.5" in lines[-1]
 
 
-@pytest.mark.parametrize("text", ["no markers", f"{run_all.END}\n{run_all.START}\n",
-                                  f"{run_all.START}\n{run_all.START}\n{run_all.END}\n"])
+@pytest.mark.parametrize(
+    "text", ["no markers", f"{run_all.END}\n{run_all.START}\n", f"{run_all.START}\n{run_all.START}\n{run_all.END}\n"]
+)
 def test_bad_markers_are_refused(text):
     with pytest.raises(ValueError, match="bench:start"):
         run_all.rewrite_block(text, "x")
@@ -56,11 +68,15 @@ def test_merge_keeps_other_benchmarks_with_their_run_date(tmp_path, monkeypatch)
     import json
     import sys
 
-    (tmp_path / "results.json").write_text(json.dumps({**RESULTS, "machine": {**RESULTS["machine"],
-                                                                            "date": "yesterday"}}))
+    (tmp_path / "results.json").write_text(
+        json.dumps({**RESULTS, "machine": {**RESULTS["machine"], "date": "yesterday"}})
+    )
     monkeypatch.setattr(run_all, "discover", lambda: ["crossbar", "fit", "montecarlo"])
-    monkeypatch.setattr(run_all, "run_one", lambda name, out, quick: {"status": "ok", "seconds": 1.0, "rows": [
-        {"workload": "new fit", "imcphys": "1 s"}]})
+    monkeypatch.setattr(
+        run_all,
+        "run_one",
+        lambda name, out, quick: {"status": "ok", "seconds": 1.0, "rows": [{"workload": "new fit", "imcphys": "1 s"}]},
+    )
     monkeypatch.setattr(sys, "argv", ["run_all", "--out", str(tmp_path), "--only", "fit", "--merge", "--readme", ""])
     with pytest.raises(SystemExit):  # crossbar carried over as failed: the runner still exits non-zero
         run_all.main()

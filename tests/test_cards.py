@@ -30,14 +30,17 @@ def test_round_trip_keeps_values_units_and_provenance(tmp_path):
     np.testing.assert_allclose(bare.device().oxide_thickness, 12e-9, rtol=1e-14)
 
 
-@pytest.mark.parametrize("entry, message", [
-    ('oxide_thickness = { value = 12, unit = "bananas" }', "unknown unit"),
-    ('oxide_thickness = { value = 12, unit = "V" }', "cannot be converted"),
-    ('oxide_thickness = { value = -12, unit = "nm" }', "oxide_thickness"),
-    ('no_such_thing = { value = 1, unit = "V" }', "no such parameter"),
-    ('oxide_thickness = 12', "value = "),
-    ('oxide_thickness = { value = nan, unit = "nm" }', "finite"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ('oxide_thickness = { value = 12, unit = "bananas" }', "unknown unit"),
+        ('oxide_thickness = { value = 12, unit = "V" }', "cannot be converted"),
+        ('oxide_thickness = { value = -12, unit = "nm" }', "oxide_thickness"),
+        ('no_such_thing = { value = 1, unit = "V" }', "no such parameter"),
+        ("oxide_thickness = 12", "value = "),
+        ('oxide_thickness = { value = nan, unit = "nm" }', "finite"),
+    ],
+)
 def test_bad_cards_name_file_and_parameter(tmp_path, entry, message):
     path = tmp_path / "bad.toml"
     path.write_text(f'[card]\nfamily = "StanfordReRAM"\n[parameters]\n{entry}\n')

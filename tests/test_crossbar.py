@@ -61,8 +61,7 @@ def test_equals_dense_nodal_solve(array, method):
     g, v = array
     for r_in, r_out, r_drv, r_sns in ((1.0, 1.0, 0.0, 0.0), (2.5, 40.0, 100.0, 50.0), (300.0, 5.0, 0.0, 10.0)):
         ref = dense_reference(g, v, r_in, r_out, r_drv, r_sns)
-        out = imcphys.solve_crossbar(g, v, r_in, r_out, r_driver=r_drv, r_sense=r_sns, method=method,
-                                     rtol=1e-12)
+        out = imcphys.solve_crossbar(g, v, r_in, r_out, r_driver=r_drv, r_sense=r_sns, method=method, rtol=1e-12)
         np.testing.assert_allclose(out, ref, rtol=1e-9)
     out = imcphys.solve_crossbar(g, v[:, 0], 1.0, 1.0, method=method, rtol=1e-12)  # one input vector
     assert out.shape == (6,)
@@ -77,11 +76,13 @@ def test_cg_agrees_with_lineax_cg(array):
     g, v = array
     k, f, out = nodal_system(g, v, 2.0, 3.0)
     op = lx.MatrixLinearOperator(jnp.asarray(k), lx.positive_semidefinite_tag)
-    jacobi = lx.TaggedLinearOperator(lx.DiagonalLinearOperator(1.0 / jnp.diag(jnp.asarray(k))),
-                                     lx.positive_semidefinite_tag)
+    jacobi = lx.TaggedLinearOperator(
+        lx.DiagonalLinearOperator(1.0 / jnp.diag(jnp.asarray(k))), lx.positive_semidefinite_tag
+    )
     solver = lx.CG(rtol=1e-12, atol=1e-15, max_steps=20_000)  # atol: most right-hand-side entries are 0
     x = jax.vmap(lambda b: lx.linear_solve(op, b, solver, options={"preconditioner": jacobi}).value, 1, 1)(
-        jnp.asarray(f))
+        jnp.asarray(f)
+    )
     ours = imcphys.solve_crossbar(g, v, 2.0, 3.0, method="cg", rtol=1e-12)
     np.testing.assert_allclose(ours, np.asarray(x)[out] / 3.0, rtol=1e-9)
 
@@ -100,8 +101,7 @@ def test_single_line_cosh_ladder():
     # ideal output lines (r_out = 0): the same ladder with G_eff = G
     theta0 = np.arccosh(1.0 + r_in * g / 2.0)
     a0 = v * np.cosh(theta0 * (m - 0.5 - np.arange(m))) / np.cosh(theta0 * (m + 0.5))
-    np.testing.assert_allclose(imcphys.solve_crossbar(np.full((m, 1), g), np.array([v]), r_in, 0.0), g * a0,
-                               rtol=1e-12)
+    np.testing.assert_allclose(imcphys.solve_crossbar(np.full((m, 1), g), np.array([v]), r_in, 0.0), g * a0, rtol=1e-12)
 
 
 def test_zero_wire_resistance_is_ideal_mvm(array):
@@ -152,10 +152,10 @@ def test_gradients_match_finite_differences(array):
         return (f(x + h) - f(x - h)) / (2 * h)
 
     h_g = 1e-4 * g[4, 5]  # the solve's own rounding (~1e-12 relative) must stay small against h
-    fd_g = fd(lambda x: out(g.copy() + np.eye(6)[4][:, None] * np.eye(9)[5][None, :] * (x - g[4, 5]), v, 30.0),
-              g[4, 5], h_g)
-    fd_v = fd(lambda x: out(g, v + np.eye(9)[3][:, None] * np.eye(4)[1][None, :] * (x - v[3, 1]), 30.0),
-              v[3, 1], 1e-4)
+    fd_g = fd(
+        lambda x: out(g.copy() + np.eye(6)[4][:, None] * np.eye(9)[5][None, :] * (x - g[4, 5]), v, 30.0), g[4, 5], h_g
+    )
+    fd_v = fd(lambda x: out(g, v + np.eye(9)[3][:, None] * np.eye(4)[1][None, :] * (x - v[3, 1]), 30.0), v[3, 1], 1e-4)
     fd_r = fd(lambda x: out(g, v, x), 30.0, 1e-3)
     np.testing.assert_allclose(dg[4, 5], fd_g, rtol=1e-6)
     np.testing.assert_allclose(dv[3, 1], fd_v, rtol=1e-6)
@@ -181,8 +181,7 @@ def test_nonlinear_sinh_cells(array):
 def test_jit_and_vmap_over_a_population(array):
     g, v = array
     scale = jnp.array([0.5, 1.0, 2.0])
-    f = jax.jit(jax.vmap(lambda s, r: imcphys.solve_crossbar(g * s, v, r, r, method="cg", rtol=1e-12),
-                         in_axes=(0, 0)))
+    f = jax.jit(jax.vmap(lambda s, r: imcphys.solve_crossbar(g * s, v, r, r, method="cg", rtol=1e-12), in_axes=(0, 0)))
     r = jnp.array([1.0, 10.0, 0.0])  # the last one takes the ideal-wire branch under vmap
     out = f(scale, r)
     for k in range(3):
@@ -230,5 +229,6 @@ def test_floating_island_is_reported(method):
     driven = np.array([True, True, False, True, True])
     with pytest.raises(ValueError, match="singular"):
         imcphys.solve_crossbar(g, np.full(5, 0.2), 1.0, 1.0, driven=driven, method=method)
-    assert not bool(solve_crossbar_nodes(g, np.full(5, 0.2), 1.0, 1.0, driven=driven, method=method,
-                                         throw=False).converged)
+    assert not bool(
+        solve_crossbar_nodes(g, np.full(5, 0.2), 1.0, 1.0, driven=driven, method=method, throw=False).converged
+    )

@@ -17,10 +17,13 @@ def write(tmp_path, text: str, name: str = "cell07_dc.csv"):
 
 
 def test_units_in_headers_are_converted_to_si(tmp_path):
-    path = write(tmp_path, "# probe station export, cell 07\n"
-                           "t [ms],V [V],I [uA],G [uS],T [degC],n [1]\n"
-                           "0,0,0,25,25,1\n"
-                           "0.5,0.1,2.5,30,85,2\n")
+    path = write(
+        tmp_path,
+        "# probe station export, cell 07\n"
+        "t [ms],V [V],I [uA],G [uS],T [degC],n [1]\n"
+        "0,0,0,25,25,1\n"
+        "0.5,0.1,2.5,30,85,2\n",
+    )
     data = load_csv(path)
     assert data.names == ["t", "V", "I", "G", "T", "n"]
     np.testing.assert_allclose(data["t"], [0.0, 5e-4], rtol=1e-15)
@@ -52,22 +55,25 @@ def test_header_units_may_be_supplied_for_files_without_them():
 GOOD_HEADER = "t [s],V [V],I [A]\n"
 
 
-@pytest.mark.parametrize("text, row, column, message", [
-    ("", 1, None, "empty file"),
-    ("# only a comment\n", 1, None, "empty file"),
-    (GOOD_HEADER, 2, None, "no data rows"),
-    ("t [s],V [V]\n0,0\n", 1, None, "missing column"),
-    ("t [s],V [V],I [zorks]\n0,0,0\n", 1, "I [zorks]", "unknown unit"),
-    ("t [s],V [V],I\n0,0,0\n", 1, "I", "no unit"),
-    (GOOD_HEADER + "0,0,0\n1e-3,0.1,nan\n", 3, "I [A]", "not finite"),
-    (GOOD_HEADER + "0,0,0\n1e-3,inf,1e-6\n", 3, "V [V]", "not finite"),
-    (GOOD_HEADER + "0,0,0\n1e-3,0.1,1e-6\n2e-3,0.2,1e-6\n1.5e-3,0.3,1e-6\n", 5, "t [s]", "increase"),
-    (GOOD_HEADER + "0,0,0\n0,0.1,1e-6\n", 3, "t [s]", "increase"),
-    (GOOD_HEADER + "0,0,0\n1e-3,0.1,one\n", 3, "I [A]", "not a number"),
-    (GOOD_HEADER + "0,0,0\n1e-3,,1e-6\n", 3, "V [V]", "empty cell"),
-    (GOOD_HEADER + "0,0,0\n1e-3,0.1\n", 3, None, "2 cells"),
-    ("t [s],V [V],V [mV]\n0,0,0\n", 1, "V [mV]", "twice"),
-])
+@pytest.mark.parametrize(
+    "text, row, column, message",
+    [
+        ("", 1, None, "empty file"),
+        ("# only a comment\n", 1, None, "empty file"),
+        (GOOD_HEADER, 2, None, "no data rows"),
+        ("t [s],V [V]\n0,0\n", 1, None, "missing column"),
+        ("t [s],V [V],I [zorks]\n0,0,0\n", 1, "I [zorks]", "unknown unit"),
+        ("t [s],V [V],I\n0,0,0\n", 1, "I", "no unit"),
+        (GOOD_HEADER + "0,0,0\n1e-3,0.1,nan\n", 3, "I [A]", "not finite"),
+        (GOOD_HEADER + "0,0,0\n1e-3,inf,1e-6\n", 3, "V [V]", "not finite"),
+        (GOOD_HEADER + "0,0,0\n1e-3,0.1,1e-6\n2e-3,0.2,1e-6\n1.5e-3,0.3,1e-6\n", 5, "t [s]", "increase"),
+        (GOOD_HEADER + "0,0,0\n0,0.1,1e-6\n", 3, "t [s]", "increase"),
+        (GOOD_HEADER + "0,0,0\n1e-3,0.1,one\n", 3, "I [A]", "not a number"),
+        (GOOD_HEADER + "0,0,0\n1e-3,,1e-6\n", 3, "V [V]", "empty cell"),
+        (GOOD_HEADER + "0,0,0\n1e-3,0.1\n", 3, None, "2 cells"),
+        ("t [s],V [V],V [mV]\n0,0,0\n", 1, "V [mV]", "twice"),
+    ],
+)
 def test_malformed_csv_names_file_row_and_column(tmp_path, text, row, column, message):
     path = write(tmp_path, text)
     with pytest.raises(ValueError) as err:

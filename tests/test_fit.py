@@ -40,8 +40,9 @@ def truth():
 def dc_clean(truth):
     """The official DC test: triangle 0 → 2 V → 0 → −2 V → 0 with 4 ms ramps, 201 samples, from RESET."""
     ts = np.linspace(0.0, 16e-3, 201)
-    solve = eqx.filter_jit(lambda d, t: imcphys.simulate(d, d.gap_max, imcphys.triangle_sweep(2.0, 4e-3), t,
-                                                         rtol=1e-8, atol=1e-10))
+    solve = eqx.filter_jit(
+        lambda d, t: imcphys.simulate(d, d.gap_max, imcphys.triangle_sweep(2.0, 4e-3), t, rtol=1e-8, atol=1e-10)
+    )
     sol = solve(truth, ts)
     return ts, np.asarray(sol.drive), np.asarray(sol.observed)
 
@@ -68,8 +69,13 @@ def dc_data(dc_clean, rng) -> Dataset:
 
 def pulse_data(pulse_clean, rng) -> Dataset:
     noisy = pulse_clean * 10 ** (NOISE * rng.standard_normal(pulse_clean.shape))
-    return Dataset.from_arrays({"amplitude": (PULSE_AMPLITUDES, "V"),
-                                "width": (np.full(PULSE_AMPLITUDES.shape, 50.0), "ns"), "I": (noisy, "A")})
+    return Dataset.from_arrays(
+        {
+            "amplitude": (PULSE_AMPLITUDES, "V"),
+            "width": (np.full(PULSE_AMPLITUDES.shape, 50.0), "ns"),
+            "I": (noisy, "A"),
+        }
+    )
 
 
 def perturbed(device, names, rng):
@@ -88,8 +94,13 @@ def recovered(result, truth_values, rel: float = 0.05) -> bool:
 
 # --------------------------------------------------------------------------------------------- transforms
 def test_transforms_map_onto_bounds_and_back(truth):
-    specs = ["v0", Free("beta", log=False), Free("gamma0", lower=10.0), Free("gamma0_reset", upper=20.0),
-             Free("activation_energy", lower=0.3, upper=1.5)]
+    specs = [
+        "v0",
+        Free("beta", log=False),
+        Free("gamma0", lower=10.0),
+        Free("gamma0_reset", upper=20.0),
+        Free("activation_energy", lower=0.3, upper=1.5),
+    ]
     tr = _make_transform(truth, specs)
     assert tr.log == (True, False, True, True, True)
     p0 = true_values(truth, tr.names)
@@ -101,17 +112,19 @@ def test_transforms_map_onto_bounds_and_back(truth):
         p = np.asarray(tr.params(jnp.full(5, 40.0 * sign)))
         assert np.all(p[[0, 2, 3, 4]] > 0) and p[2] >= 10.0 and p[3] <= 20.0 and 0.3 <= p[4] <= 1.5
         flags = tr.pinned(np.full(5, 40.0 * sign))
-        assert flags == [None, None, "lower" if side == "lower" else None,
-                         "upper" if side == "upper" else None, side]
+        assert flags == [None, None, "lower" if side == "lower" else None, "upper" if side == "upper" else None, side]
     assert tr.pinned(theta0) == [None] * 5
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("no_such_parameter", "has no parameter 'no_such_parameter'"),
-    (Free("v0", lower=0.3), "must lie strictly inside the bounds"),
-    (Free("v0", lower=0.3, upper=0.2), "must be below the upper bound"),
-    (Free("v0", lower=-1.0, log=True), "log scale needs a positive"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no_such_parameter", "has no parameter 'no_such_parameter'"),
+        (Free("v0", lower=0.3), "must lie strictly inside the bounds"),
+        (Free("v0", lower=0.3, upper=0.2), "must be below the upper bound"),
+        (Free("v0", lower=-1.0, log=True), "log scale needs a positive"),
+    ],
+)
 def test_bad_free_parameters_are_named(truth, spec, message):
     with pytest.raises(ValueError, match=message):
         _make_transform(truth, [spec])
@@ -135,11 +148,20 @@ def static_iv(truth):
 
 def test_standard_errors_and_correlations_match_scipy_curve_fit(truth, static_iv):
     gap, v, i = static_iv
-    exp = imcphys.Experiment(_iv_model, (jnp.asarray(gap), jnp.asarray(v)), i, residual=LogAbs(), x=v,
-                             x_label="V [V]", y_label="I [A]", name="static I-V")
+    exp = imcphys.Experiment(
+        _iv_model,
+        (jnp.asarray(gap), jnp.asarray(v)),
+        i,
+        residual=LogAbs(),
+        x=v,
+        x_label="V [V]",
+        y_label="I [A]",
+        name="static I-V",
+    )
     start = imcphys.replace(truth, i0=1.3e-3, gap_decay_length=0.2e-9, v0=0.3)
-    res = imcphys.fit(start, exp, free=["i0", "gap_decay_length", "v0"], key=jax.random.key(0), starts=1,
-                      candidates=0, progress=False)
+    res = imcphys.fit(
+        start, exp, free=["i0", "gap_decay_length", "v0"], key=jax.random.key(0), starts=1, candidates=0, progress=False
+    )
 
     # independent: scipy on log10|I| = log10 I0 − g/(g0 ln 10) + log10 sinh(V/V0), same noise estimate, in
     # well-scaled coordinates (ln I0, g0 in nm, V0) whose errors convert exactly
@@ -160,14 +182,16 @@ def test_unconstrained_and_pinned_parameters_are_flagged(truth, static_iv):
     gap, v, i = static_iv
     exp = imcphys.Experiment(_iv_model, (jnp.asarray(gap), jnp.asarray(v)), i, residual=LogAbs())
     # the static I–V does not depend on the activation energy: no information, flagged, infinite error
-    res = imcphys.fit(truth, exp, free=["v0", "activation_energy"], key=jax.random.key(0), starts=1,
-                      candidates=0, progress=False)
+    res = imcphys.fit(
+        truth, exp, free=["v0", "activation_energy"], key=jax.random.key(0), starts=1, candidates=0, progress=False
+    )
     assert res.status == ("ok", "unconstrained") and np.isinf(res.std_errors[1])
     assert np.isfinite(res.std_errors[0]) and "unconstrained" in str(res.summary())
     # V0 = 0.25 V in truth, but capped at 0.2 V: the fit ends at the bound, flagged, no standard error
     start = imcphys.replace(truth, v0=0.15)
-    res = imcphys.fit(start, exp, free=["i0", Free("v0", upper=0.2)], key=jax.random.key(0), starts=1,
-                      candidates=0, progress=False)
+    res = imcphys.fit(
+        start, exp, free=["i0", Free("v0", upper=0.2)], key=jax.random.key(0), starts=1, candidates=0, progress=False
+    )
     assert res.status[1] == "at upper bound" and np.isnan(res.std_errors[1])
     assert res.values[1] == pytest.approx(0.2, rel=0.01)
 
@@ -182,8 +206,18 @@ def dc_round_trips(truth, dc_clean):
         start = perturbed(truth, DC_FREE, rng)
         # the DC landscape of these parameters is benign: the start and one random draw, no screening; one
         # start at a time, like the spread fits below (one compilation)
-        results.append(imcphys.fit(start, imcphys.dc_sweep(data), free=DC_FREE, key=jax.random.key(seed),
-                                   starts=2, batch=1, candidates=0, progress=False))
+        results.append(
+            imcphys.fit(
+                start,
+                imcphys.dc_sweep(data),
+                free=DC_FREE,
+                key=jax.random.key(seed),
+                starts=2,
+                batch=1,
+                candidates=0,
+                progress=False,
+            )
+        )
     return results
 
 
@@ -201,8 +235,18 @@ def spread_fits_dc(truth, dc_clean):
     fits = []
     for seed in range(20):
         data = dc_data(dc_clean, np.random.default_rng(200 + seed))
-        fits.append(imcphys.fit(truth, imcphys.dc_sweep(data), free=DC_FREE, key=jax.random.key(seed), starts=1,
-                                batch=1, candidates=0, progress=False))
+        fits.append(
+            imcphys.fit(
+                truth,
+                imcphys.dc_sweep(data),
+                free=DC_FREE,
+                key=jax.random.key(seed),
+                starts=1,
+                batch=1,
+                candidates=0,
+                progress=False,
+            )
+        )
     return fits
 
 
@@ -225,8 +269,17 @@ def pulse_round_trips(truth, pulse_clean):
         rng = np.random.default_rng(300 + seed)
         data = pulse_data(pulse_clean, rng)
         start = perturbed(truth, PULSE_FREE, rng)
-        results.append(imcphys.fit(start, imcphys.pulse_response(data), free=PULSE_FREE, key=jax.random.key(seed),
-                                   starts=8, candidates=128, progress=False))  # the CLI's shapes: one compilation
+        results.append(
+            imcphys.fit(
+                start,
+                imcphys.pulse_response(data),
+                free=PULSE_FREE,
+                key=jax.random.key(seed),
+                starts=8,
+                candidates=128,
+                progress=False,
+            )
+        )  # the CLI's shapes: one compilation
     return results
 
 
@@ -236,9 +289,18 @@ def test_pulse_response_round_trip_recovers_parameters(truth, pulse_round_trips)
 
 
 def test_pulse_response_standard_errors_match_spread_over_noise_realisations(truth, pulse_clean):
-    fits = [imcphys.fit(truth, imcphys.pulse_response(pulse_data(pulse_clean, np.random.default_rng(400 + s))),
-                        free=PULSE_FREE, key=jax.random.key(s), starts=1, candidates=0, progress=False)
-            for s in range(30)]
+    fits = [
+        imcphys.fit(
+            truth,
+            imcphys.pulse_response(pulse_data(pulse_clean, np.random.default_rng(400 + s))),
+            free=PULSE_FREE,
+            key=jax.random.key(s),
+            starts=1,
+            candidates=0,
+            progress=False,
+        )
+        for s in range(30)
+    ]
     values = np.array([f.values for f in fits])
     ratio = values.std(axis=0, ddof=1) / np.median([f.std_errors for f in fits], axis=0)
     assert np.all((ratio > 1 / 1.5) & (ratio < 1.5)), ratio
@@ -250,8 +312,17 @@ def test_optax_path_reaches_the_levenberg_marquardt_optimum(truth, static_iv):
     start = imcphys.replace(truth, i0=1.3e-3, gap_decay_length=0.2e-9, v0=0.3)
     names = ["i0", "gap_decay_length", "v0"]
     lm = imcphys.fit(start, exp, free=names, key=jax.random.key(0), starts=1, candidates=0, progress=False)
-    adam = imcphys.fit(start, exp, free=names, key=jax.random.key(0), starts=4, candidates=0, max_steps=1000,
-                       solver=optax.adam(optax.exponential_decay(3e-2, 500, 0.1)), progress=False)
+    adam = imcphys.fit(
+        start,
+        exp,
+        free=names,
+        key=jax.random.key(0),
+        starts=4,
+        candidates=0,
+        max_steps=1000,
+        solver=optax.adam(optax.exponential_decay(3e-2, 500, 0.1)),
+        progress=False,
+    )
     assert adam.solver.startswith("optax") and len(adam.starts.cost) == 4
     assert np.all(np.abs(adam.values - lm.values) < 0.05 * lm.std_errors), (adam.values - lm.values) / lm.std_errors
     assert adam.cost == pytest.approx(lm.cost, rel=1e-6)
@@ -304,14 +375,26 @@ def test_dickson_pump_fits_the_measured_sky130_pump_through_the_generic_api():
     50 kHz–20 MHz."""
     from imcphys.studies.flash_pump_fit import FREE, KNOWN
 
-    data = load_csv(shared_data("flash", "dickson_tt07", "tt07_dickson_3stage_vout_vs_fclk.csv"),
-                    units={"f_clk_kHz": "kHz", "v_ua0_measured_V": "V", "v_pump_V_(=2*ua0)": "V"})
+    data = load_csv(
+        shared_data("flash", "dickson_tt07", "tt07_dickson_3stage_vout_vs_fclk.csv"),
+        units={"f_clk_kHz": "kHz", "v_ua0_measured_V": "V", "v_pump_V_(=2*ua0)": "V"},
+    )
     f, v = data["f_clk_kHz"], data["v_pump_V_(=2*ua0)"]
     on = f > 0  # f = 0: the pump is stopped, not an operating point
-    exp = imcphys.Experiment(_pump_output, jnp.asarray(f[on]), v[on], residual=imcphys.Absolute("V"), x=f[on],
-                             x_label="f_clk [Hz]", y_label="V_out [V]", name="TT07 pump", log_x=True)
-    start = imcphys.DicksonPump(stages=3, clock_frequency=1e6, **KNOWN,
-                                **{name: scale * value for name, (scale, value, _) in FREE.items()})
+    exp = imcphys.Experiment(
+        _pump_output,
+        jnp.asarray(f[on]),
+        v[on],
+        residual=imcphys.Absolute("V"),
+        x=f[on],
+        x_label="f_clk [Hz]",
+        y_label="V_out [V]",
+        name="TT07 pump",
+        log_x=True,
+    )
+    start = imcphys.DicksonPump(
+        stages=3, clock_frequency=1e6, **KNOWN, **{name: scale * value for name, (scale, value, _) in FREE.items()}
+    )
     res = imcphys.fit(start, exp, free=list(FREE), key=jax.random.key(0), starts=4, candidates=32, progress=False)
     band = (f[on] >= 50e3) & (f[on] <= 20e6)
     assert np.sqrt(np.mean(res.residuals[0][band] ** 2)) <= 0.1
@@ -327,8 +410,21 @@ def test_cli_fit_writes_card_report_and_plot(truth, pulse_clean, tmp_path):
 
     csv_path = pulse_data(pulse_clean, np.random.default_rng(500)).to_csv(tmp_path / "cell07_pulses.csv")
     out = tmp_path / "out"
-    args = ["fit", "--card", str(CARD), "--data", str(csv_path), "--free", *PULSE_FREE, "--out", str(out),
-            "--starts", "8", "--candidates", "128"]
+    args = [
+        "fit",
+        "--card",
+        str(CARD),
+        "--data",
+        str(csv_path),
+        "--free",
+        *PULSE_FREE,
+        "--out",
+        str(out),
+        "--starts",
+        "8",
+        "--candidates",
+        "128",
+    ]
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 0, run.output
     assert "multi-start" in run.output and "activation_energy" in run.output
@@ -342,8 +438,9 @@ def test_cli_fit_writes_card_report_and_plot(truth, pulse_clean, tmp_path):
 
     bad = tmp_path / "bad.csv"
     bad.write_text("amplitude [V],width [ns],I [A]\n1.5,50,1e-6\n1.5,50,abc\n")
-    run = CliRunner().invoke(app, ["fit", "--card", str(CARD), "--data", str(bad), "--free", "gamma0",
-                                   "--out", str(out), "--quiet"])
+    run = CliRunner().invoke(
+        app, ["fit", "--card", str(CARD), "--data", str(bad), "--free", "gamma0", "--out", str(out), "--quiet"]
+    )
     assert run.exit_code == 2 and "bad.csv, row 3, column 'I [A]': not a number" in run.output
 
 
@@ -355,8 +452,12 @@ def test_fit_notebook_runs(tmp_path):
     path = REPO / "notebooks" / "fit_measured_data.ipynb"
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
-                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    text = "\n".join(
+        o.get("text", "") + o.get("data", {}).get("text/plain", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
     # the summary table, the malformed-file message and the card written at the end
     assert "± std error" in text and "decades" in text and "row 4, column 'I [uA]'" in text
     assert "[parameters.activation_energy]" in text and 'status = "fitted"' in text

@@ -54,9 +54,17 @@ def values_of(module, names) -> np.ndarray:
 def round_trip(start, experiment, observed, free, truth_values, *, seed: int):
     rng = np.random.default_rng(seed)
     seeds = len(observed[0] if isinstance(observed, list) else observed)
-    return imcphys.fit_each(start, experiment, observed, free=free, key=jax.random.key(seed),
-                            initial=perturbed(truth_values, rng, seeds), starts=STARTS,
-                            batch=1, progress=False)
+    return imcphys.fit_each(
+        start,
+        experiment,
+        observed,
+        free=free,
+        key=jax.random.key(seed),
+        initial=perturbed(truth_values, rng, seeds),
+        starts=STARTS,
+        batch=1,
+        progress=False,
+    )
 
 
 def check_round_trip(res, truth_values):
@@ -124,8 +132,17 @@ def pcm_population_fits():
     mu, _ = model.drift_exponent_stats(G_TARGET)
     initial = np.stack([reads[:, 0], np.full(len(reads), float(mu))], axis=1)
     # 4 devices per vmapped chunk: the rows of the per-device fits above (one compilation)
-    res = imcphys.fit_each(start, exp, reads, free=["g_prog", "nu"], key=jax.random.key(4), initial=initial,
-                           starts=1, batch=STARTS, progress=False)
+    res = imcphys.fit_each(
+        start,
+        exp,
+        reads,
+        free=["g_prog", "nu"],
+        key=jax.random.key(4),
+        initial=initial,
+        starts=1,
+        batch=STARTS,
+        progress=False,
+    )
     return res, states, model
 
 
@@ -195,8 +212,9 @@ FLASH_WIDTHS = np.concatenate([_WIDTHS, [1e-3], _WIDTHS, [1e-3], _WIDTHS])
 
 
 def flash_dataset(vth: np.ndarray) -> imcphys.Dataset:
-    return imcphys.Dataset.from_arrays({"amplitude": (FLASH_AMPLITUDES, "V"), "width": (FLASH_WIDTHS * 1e6, "us"),
-                                        "Vth": (vth, "V")})
+    return imcphys.Dataset.from_arrays(
+        {"amplitude": (FLASH_AMPLITUDES, "V"), "width": (FLASH_WIDTHS * 1e6, "us"), "Vth": (vth, "V")}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -238,8 +256,9 @@ C_PUMP_BOUNDS = (7.5e-12, 60e-12)  # F
 
 
 def flash_pump_data(vth: np.ndarray) -> imcphys.Dataset:
-    return imcphys.Dataset.from_arrays({"amplitude": (FLASH_PUMP_AMPLITUDES, "V"),
-                                        "width": (FLASH_PUMP_WIDTHS * 1e6, "us"), "Vth": (vth, "V")})
+    return imcphys.Dataset.from_arrays(
+        {"amplitude": (FLASH_PUMP_AMPLITUDES, "V"), "width": (FLASH_PUMP_WIDTHS * 1e6, "us"), "Vth": (vth, "V")}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -247,16 +266,31 @@ def flash_pump():
     """The card's cell, its amplitudes capped at the 20 V this experiment asks for (so that its pump may be
     fitted down to where it just reaches 20 V)."""
     truth = dataclasses.replace(imcphys.load_card(FLASH_CARD), max_amplitude=20.0)
-    exp = vth_pulses(flash_pump_data(np.zeros(FLASH_PUMP_AMPLITUDES.size)), source="pump", initial="erased",
-                     fixed_steps=FLASH_PUMP_STEPS)
+    exp = vth_pulses(
+        flash_pump_data(np.zeros(FLASH_PUMP_AMPLITUDES.size)),
+        source="pump",
+        initial="erased",
+        fixed_steps=FLASH_PUMP_STEPS,
+    )
     vth = np.asarray(exp.predict(truth))
     noisy = vth + NOISE_VTH * np.random.default_rng(17).standard_normal((FLASH_PUMP_SEEDS, vth.size))
     truth_values = values_of(truth, FLASH_PUMP_FREE)
-    free = ["barrier_height", imcphys.Free("coupling_ratio", 0.0, 1.0), imcphys.Free("pump_capacitance",
-                                                                                    *C_PUMP_BOUNDS)]
-    res = imcphys.fit_each(truth, exp, noisy, free=free, key=jax.random.key(18), starts=2, candidates=8,
-                           initial=perturbed(truth_values, np.random.default_rng(18), FLASH_PUMP_SEEDS),
-                           progress=False)
+    free = [
+        "barrier_height",
+        imcphys.Free("coupling_ratio", 0.0, 1.0),
+        imcphys.Free("pump_capacitance", *C_PUMP_BOUNDS),
+    ]
+    res = imcphys.fit_each(
+        truth,
+        exp,
+        noisy,
+        free=free,
+        key=jax.random.key(18),
+        starts=2,
+        candidates=8,
+        initial=perturbed(truth_values, np.random.default_rng(18), FLASH_PUMP_SEEDS),
+        progress=False,
+    )
     return truth, vth, res
 
 
@@ -346,8 +380,9 @@ T_HOLD = np.geomspace(1.0, 1e4, 30)  # s after writing the top level (1.0 V)
 
 
 def retention_dataset(temperature, i_read):
-    return imcphys.Dataset.from_arrays({"t": (T_HOLD, "s"), "T": (np.full(T_HOLD.size, temperature), "K"),
-                                        "I_read": (i_read, "A")})
+    return imcphys.Dataset.from_arrays(
+        {"t": (T_HOLD, "s"), "T": (np.full(T_HOLD.size, temperature), "K"), "I_read": (i_read, "A")}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -357,8 +392,9 @@ def igzo_retention():
     exps = [measurement(None, retention_dataset(temp, np.ones(T_HOLD.size)), truth)[1] for temp in (298.15, 358.15)]
     rng = np.random.default_rng(14)
     # fewer seeds: each fit runs two adaptive ODE solves per evaluation (16 seeds: the spread to about 18 %)
-    noisy = [np.asarray(e.predict(truth)) * 10 ** (NOISE_DECADES * rng.standard_normal((16, T_HOLD.size)))
-             for e in exps]
+    noisy = [
+        np.asarray(e.predict(truth)) * 10 ** (NOISE_DECADES * rng.standard_normal((16, T_HOLD.size))) for e in exps
+    ]
     res = round_trip(truth, exps, noisy, RETENTION_FREE, values_of(truth, RETENTION_FREE), seed=15)
     return truth, res
 
@@ -388,8 +424,7 @@ def _run_cli(args):
 
 def _perturbed_card(card_path, names, factors, path):
     card = imcphys.read_card(card_path)
-    device = imcphys.replace(card.device(), **{n: float(getattr(card.device(), n)) * f
-                                               for n, f in zip(names, factors)})
+    device = imcphys.replace(card.device(), **{n: float(getattr(card.device(), n)) * f for n, f in zip(names, factors)})
     return imcphys.save_card(device, path, template=card)
 
 
@@ -418,7 +453,7 @@ def test_cli_fits_each_family_from_a_perturbed_card(family, request, tmp_path):
         data = [transfer_dataset(noisy[0])]
         extra, factors = ["--floor", str(FLOOR)], [1.3, 1.3, 0.7, 1.4]  # n >= 1
     paths = [str(d.to_csv(tmp_path / f"{family}_{k}.csv")) for k, d in enumerate(data)]
-    start = _perturbed_card(card, names, factors[:len(names)], tmp_path / "start.toml")
+    start = _perturbed_card(card, names, factors[: len(names)], tmp_path / "start.toml")
     out = tmp_path / "out"
     files = [a for path in paths for a in ("--data", path)]
     run = _run_cli(["--card", str(start), *files, "--free", *names, "--out", str(out), *extra])
@@ -436,10 +471,12 @@ def test_cli_fits_a_pcm_device_state_without_writing_a_card(pcm_device_fits, tmp
     parameters describe a population, so no card is written."""
     model = imcphys.replace(imcphys.PCMStatistical(), read_noise_scale=0.2)
     states, reads = drift_reads(model, 1, jax.random.key(11))
-    card = imcphys.save_card(model, tmp_path / "pcm.toml", template=imcphys.read_card(imcphys.cards_dir()
-                                                                                       / "pcm_joshi2020.toml"))
+    card = imcphys.save_card(
+        model, tmp_path / "pcm.toml", template=imcphys.read_card(imcphys.cards_dir() / "pcm_joshi2020.toml")
+    )
     csv_path = imcphys.Dataset.from_arrays({"t": (T_DRIFT, "s"), "G": (reads[0] * 1e6, "uS")}).to_csv(
-        tmp_path / "device3.csv")
+        tmp_path / "device3.csv"
+    )
     out = tmp_path / "out"
     run = _run_cli(["--card", str(card), "--data", str(csv_path), "--free", "g_prog", "nu", "--out", str(out)])
     assert "nu" in run.output and not list(out.glob("*.toml"))
@@ -452,9 +489,17 @@ def test_kinds_are_inferred_from_columns_and_mismatches_named():
     def ds(*names):
         return imcphys.Dataset.from_arrays({n: (np.arange(1.0, 4.0), "1") for n in names})
 
-    assert [infer_kind(ds(*c)) for c in (("t", "V", "I"), ("amplitude", "width", "I"), ("amplitude", "width", "Vth"),
-                                         ("t", "G"), ("t", "T", "G"), ("f_clk", "V_out"))] == [
-        "dc", "pulse", "vth", "drift", "retention", "pump"]
+    assert [
+        infer_kind(ds(*c))
+        for c in (
+            ("t", "V", "I"),
+            ("amplitude", "width", "I"),
+            ("amplitude", "width", "Vth"),
+            ("t", "G"),
+            ("t", "T", "G"),
+            ("f_clk", "V_out"),
+        )
+    ] == ["dc", "pulse", "vth", "drift", "retention", "pump"]
     with pytest.raises(ValueError, match="cannot tell the kind"):
         infer_kind(ds("x", "y"))
     with pytest.raises(ValueError, match="needs a DicksonPump card; got StanfordReRAM"):
@@ -467,37 +512,58 @@ def test_cli_free_bounds_in_card_units(pump, tmp_path):
     """``--free NAME:LO:HI`` (and one-sided ``NAME::HI``) bounds a parameter in the card's unit of it (pF, nS,
     kohm here); the fit stays inside and still recovers the truth."""
     truth, noisy, _ = pump
-    path = imcphys.Dataset.from_arrays({"f_clk": (F_CLK, "Hz"), "V_out": (noisy[1], "V")}).to_csv(
-        tmp_path / "pump.csv")
+    path = imcphys.Dataset.from_arrays({"f_clk": (F_CLK, "Hz"), "V_out": (noisy[1], "V")}).to_csv(tmp_path / "pump.csv")
     start = _perturbed_card(PUMP_CARD, PUMP_FREE, [1.3, 0.7, 1.4], tmp_path / "start.toml")
     out = tmp_path / "out"
     specs = ["stray_capacitance:0.1:0.5", "load_conductance:20:200", "clock_resistance::10"]
     _run_cli(["--card", str(start), "--data", str(path), "--free", *specs, "--out", str(out)])
     report = {p["name"]: p for p in json.loads((out / "fit_report.json").read_text())["parameters"]}
-    for name, (lo, hi) in {"stray_capacitance": (0.1e-12, 0.5e-12), "load_conductance": (20e-9, 200e-9),
-                           "clock_resistance": (-np.inf, 10e3)}.items():
+    for name, (lo, hi) in {
+        "stray_capacitance": (0.1e-12, 0.5e-12),
+        "load_conductance": (20e-9, 200e-9),
+        "clock_resistance": (-np.inf, 10e3),
+    }.items():
         p = report[name]
         assert lo < p["value_si"] < hi and p["status"] == "ok", p
         assert abs(p["value_si"] - float(getattr(truth, name))) < 3 * p["std_error_si"], p
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("stray_capacitance:0.5:0.1", "stray_capacitance: the lower bound 0.5 must be below the upper bound 0.1 pF"),
-    ("stray_capacitance:0.5:0.5", "stray_capacitance: the lower bound 0.5 must be below the upper bound 0.5 pF"),
-    ("stray_capacitance:-1:0.5", "stray_capacitance: the lower bound -1e-12 F lies outside the parameter's "
-                                 "allowed range"),
-    ("stray_capacitance:0.1:zero", "stray_capacitance: the upper bound 'zero' is not a number"),
-    ("stray_capacitance:0.1", "stray_capacitance: bounds are written NAME:LO:HI"),
-    ("stray_capacitance:0.3:0.5", "stray_capacitance: the start value 2.264e-13 F must lie strictly inside"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("stray_capacitance:0.5:0.1", "stray_capacitance: the lower bound 0.5 must be below the upper bound 0.1 pF"),
+        ("stray_capacitance:0.5:0.5", "stray_capacitance: the lower bound 0.5 must be below the upper bound 0.5 pF"),
+        (
+            "stray_capacitance:-1:0.5",
+            "stray_capacitance: the lower bound -1e-12 F lies outside the parameter's allowed range",
+        ),
+        ("stray_capacitance:0.1:zero", "stray_capacitance: the upper bound 'zero' is not a number"),
+        ("stray_capacitance:0.1", "stray_capacitance: bounds are written NAME:LO:HI"),
+        ("stray_capacitance:0.3:0.5", "stray_capacitance: the start value 2.264e-13 F must lie strictly inside"),
+    ],
+)
 def test_cli_bad_free_bounds_are_named(spec, message, tmp_path):
     path = imcphys.Dataset.from_arrays({"f_clk": (F_CLK, "Hz"), "V_out": (np.ones(F_CLK.size), "V")}).to_csv(
-        tmp_path / "pump.csv")
+        tmp_path / "pump.csv"
+    )
     from typer.testing import CliRunner
 
     from imcphys.cli import app
 
-    run = CliRunner().invoke(app, ["fit", "--card", str(PUMP_CARD), "--data", str(path), "--free", spec, "--out",
-                                   str(tmp_path / "out"), "--quiet"])
+    run = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            "--card",
+            str(PUMP_CARD),
+            "--data",
+            str(path),
+            "--free",
+            spec,
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+    )
     assert run.exit_code == 2
     assert message in " ".join(run.output.split()), run.output

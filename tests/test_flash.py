@@ -74,8 +74,7 @@ def dickson(n, vdd, vphi, vt, c, cs, f, i):
 
 
 def mean_offset(c_node, c_load, f, i):
-    """Cycle mean below Dickson's end-of-transfer output: I·C'/(8 f C_L (C' + C_L)) (this module's analysis).
-    """
+    """Cycle mean below Dickson's end-of-transfer output: I·C'/(8 f C_L (C' + C_L)) (this module's analysis)."""
     return i * c_node / (8 * f * c_load * (c_node + c_load))
 
 
@@ -152,9 +151,7 @@ def test_steady_state_is_dickson_formula(stages):
             switch_resistance=r_on,
             load_current=i,
         )
-        expected = (
-            (stages + 1) * 1.8 - stages * i / (f * c) - mean_offset(c, c_load, f, i)
-        )  # (N+1)V_DD − N I/(fC)
+        expected = (stages + 1) * 1.8 - stages * i / (f * c) - mean_offset(c, c_load, f, i)  # (N+1)V_DD − N I/(fC)
         assert float(ideal.steady_state().v_out) == pytest.approx(expected, rel=1e-10, abs=1e-12)
         real = imcphys.replace(ideal, threshold_voltage=0.5, stray_capacitance=0.3 * c, clock_amplitude=1.5)
         expected = dickson(stages, 1.8, 1.5, 0.5, c, 0.3 * c, f, i) - mean_offset(1.3 * c, c_load, f, i)
@@ -303,10 +300,7 @@ def test_ispp_step_equals_dvpp(cell, thickness):
     # shrinks as the target rises: the step is ΔV_pp·(1 − 1/(2 R_out f (C_L + C'))) (module analysis)
     pump = dev.pump
     slope = 1 - 1 / (
-        2
-        * pump.output_resistance()
-        * pump.clock_frequency
-        * (pump.output_capacitance + pump.node_capacitance())
+        2 * pump.output_resistance() * pump.clock_frequency * (pump.output_capacitance + pump.node_capacitance())
     )
     for width in (10e-6, 100e-6):
         res = ispp(

@@ -11,11 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import central_difference
 
 import imcphys
 from imcphys.constants import K_B, K_B_EV, Q
-
-from conftest import central_difference
 
 LI2025 = imcphys.cards_dir() / "igzo_2t0c_li2025.toml"
 ITZO = imcphys.cards_dir() / "itzo_2t0c.toml"
@@ -93,8 +92,7 @@ def test_a_cell_written_outside_its_margin_has_zero_retention(li_cell, event_ret
         assert float(eqx.filter_jit(lambda c, x: c.retention_time(x, v - margin, v + margin))(li_cell, v0)) == 0.0
         assert float(event_retention(li_cell, v0, v - margin, v + margin, 0.0)) == 0.0
     offsets = jnp.array([0.0, 1.5]) * margin
-    t = np.asarray(eqx.filter_jit(lambda c, o: jax.vmap(lambda x: c.level_retention(v_offset=x))(o))(li_cell,
-                                                                                                   offsets))
+    t = np.asarray(eqx.filter_jit(lambda c, o: jax.vmap(lambda x: c.level_retention(v_offset=x))(o))(li_cell, offsets))
     assert np.all(t[0] > 100.0) and np.all(t[1] == 0.0)
 
 
@@ -104,8 +102,9 @@ def test_log_time_decay_when_storage_node_is_the_source(event_retention):
     cell = imcphys.Cell2T0C(off_current=0.0, hold_wordline_voltage=0.0, temperature=300.0)
     v_wbl = 1.2
     ts = jnp.geomspace(10.0, 1e4, 7)
-    v = np.asarray(eqx.filter_jit(lambda c: c.hold_trace(0.0, jnp.concatenate([jnp.zeros(1), ts]),
-                                                         v_wbl=v_wbl))(cell))[1:]
+    v = np.asarray(eqx.filter_jit(lambda c: c.hold_trace(0.0, jnp.concatenate([jnp.zeros(1), ts]), v_wbl=v_wbl))(cell))[
+        1:
+    ]
     ss = float(cell.write_transistor().subthreshold_swing())
     slope = np.diff(v) / np.diff(np.log10(np.asarray(ts)))
     np.testing.assert_allclose(slope, ss, rtol=2e-3)
@@ -121,8 +120,7 @@ def test_log_time_decay_when_storage_node_is_the_source(event_retention):
 
 def test_li2025_card_holds_eight_levels_over_100_s_at_25C(li_cell, event_retention):
     assert li_cell.levels == 8  # published: 3-bit cell (Li et al. 2025)
-    assert float(li_cell.write_length) == pytest.approx(180e-9) and float(li_cell.read_length) == pytest.approx(
-        270e-9)
+    assert float(li_cell.write_length) == pytest.approx(180e-9) and float(li_cell.read_length) == pytest.approx(270e-9)
     v, margin = li_cell.level_voltages(), li_cell.level_margin()
     t = np.array([float(event_retention(li_cell, vk, vk - margin, vk + margin, 0.0)) for vk in v])
     assert np.all(t > 100.0)  # published: retention > 100 s
@@ -177,6 +175,7 @@ def test_retention_gradients_match_finite_differences(li_cell, event, event_rete
         grads = jax.jit(jax.jacfwd(fn, argnums=(0, 1, 2)))(*x0)
     assert np.isfinite(float(f(*x0))) and float(f(*x0)) > 0
     for k, g in enumerate(grads):
+
         def partial(x, k=k):
             args = list(x0)
             args[k] = x
@@ -188,8 +187,10 @@ def test_retention_gradients_match_finite_differences(li_cell, event, event_rete
 
 
 def test_vmap_over_cells_equals_loop(li_cell):
-    cells = [imcphys.replace(li_cell, storage_capacitance=c, threshold_voltage=vt, off_current=i)
-             for c, vt, i in ((1.5e-15, 0.45, 2e-12), (2e-15, 0.5, 1e-12), (3e-15, 0.6, 5e-13))]
+    cells = [
+        imcphys.replace(li_cell, storage_capacitance=c, threshold_voltage=vt, off_current=i)
+        for c, vt, i in ((1.5e-15, 0.45, 2e-12), (2e-15, 0.5, 1e-12), (3e-15, 0.6, 5e-13))
+    ]
     pop = imcphys.population.stack(cells)
     batched = np.asarray(eqx.filter_jit(eqx.filter_vmap(lambda c: c.level_retention()))(pop))
     looped = np.stack([np.asarray(LEVEL_RETENTION(c)) for c in cells])
@@ -235,8 +236,11 @@ def test_fast_hold_path_matches_diffrax(li_cell):
     ts = np.geomspace(1.0, 1e4, 9)
     hot = li_cell.at_temperature(358.15)
     v0 = jnp.asarray(li_cell.level_voltages())
-    ref = np.asarray(eqx.filter_jit(eqx.filter_vmap(
-        lambda v: hot.hold_trace(v, jnp.concatenate([jnp.zeros(1), jnp.asarray(ts)]))))(v0))[:, 1:]
+    ref = np.asarray(
+        eqx.filter_jit(eqx.filter_vmap(lambda v: hot.hold_trace(v, jnp.concatenate([jnp.zeros(1), jnp.asarray(ts)]))))(
+            v0
+        )
+    )[:, 1:]
     fast = np.asarray(eqx.filter_jit(lambda c: c.hold_voltage(v0, ts))(hot))
     far = ref > 0.1  # away from the bit-line level where a fully decayed node settles
     assert far.sum() > 20
@@ -265,6 +269,7 @@ def test_classifier_loss_gradients_match_finite_differences(li_cell):
     f = jax.jit(loss)
     grads = jax.jit(jax.jacfwd(loss, argnums=(0, 1, 2)))(*x0)  # forward mode: half the compile time of grad
     for k, g in enumerate(grads):
+
         def partial(v, k=k):
             args = list(x0)
             args[k] = v
@@ -279,8 +284,17 @@ def test_montecarlo_retention_ber_study(tmp_path, li_cell):
     from imcphys.montecarlo import population_key
 
     temps, times = [298.15, 358.15], [1.0, 100.0, 1e3, 86400.0]
-    run = imcphys.montecarlo("igzo_retention_ber", card=LI2025, cells=64, chunk_cells=32, key=jax.random.key(3),
-                             out=tmp_path / "mc", progress=False, temperatures=temps, hold_times=times)
+    run = imcphys.montecarlo(
+        "igzo_retention_ber",
+        card=LI2025,
+        cells=64,
+        chunk_cells=32,
+        key=jax.random.key(3),
+        out=tmp_path / "mc",
+        progress=False,
+        temperatures=temps,
+        hold_times=times,
+    )
     ber = np.asarray(run.ber())  # (temperature, time)
     # independent check: the same cells (population_key) through level_retention directly
     card = imcphys.read_card(LI2025)

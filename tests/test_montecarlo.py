@@ -17,16 +17,33 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
+from conftest import REPO, host_devices_process
 from typer.testing import CliRunner
 
 import imcphys
 import imcphys.cli
-from imcphys.montecarlo import (ChunkRecomputed, MonteCarloResult, Output, Study, bytes_per_cell, get_study,
-                                montecarlo, population_key)
-from imcphys.population import (Correlated, LogNormal, Normal, TruncatedNormal, Uniform, correlation, pulse_keys,
-                                sample, specs_from_table, summary)
-
-from conftest import REPO, host_devices_process
+from imcphys.montecarlo import (
+    ChunkRecomputed,
+    MonteCarloResult,
+    Output,
+    Study,
+    bytes_per_cell,
+    get_study,
+    montecarlo,
+    population_key,
+)
+from imcphys.population import (
+    Correlated,
+    LogNormal,
+    Normal,
+    TruncatedNormal,
+    Uniform,
+    correlation,
+    pulse_keys,
+    sample,
+    specs_from_table,
+    summary,
+)
 
 CARD = REPO / "devices" / "reram_stanford_v1.toml"
 CELLS = 20_000
@@ -41,8 +58,10 @@ def _run_script(tmp: Path, devices: int, body: str) -> subprocess.Popen:
 
 
 def _call(chunk: int, out: Path) -> str:
-    return (f"montecarlo('reram_pulse_read', card={str(CARD)!r}, cells={CELLS}, key=jax.random.key({SEED}), "
-            f"out={str(out)!r}, chunk_cells={chunk}, progress=False, **{OPTIONS!r})\n")
+    return (
+        f"montecarlo('reram_pulse_read', card={str(CARD)!r}, cells={CELLS}, key=jax.random.key({SEED}), "
+        f"out={str(out)!r}, chunk_cells={chunk}, progress=False, **{OPTIONS!r})\n"
+    )
 
 
 def _assert_identical(a: MonteCarloResult, b: MonteCarloResult) -> None:
@@ -55,9 +74,26 @@ def _assert_identical(a: MonteCarloResult, b: MonteCarloResult) -> None:
 def reference(tmp_path_factory) -> MonteCarloResult:
     """The reference run, through the CLI: 2e4 cells in chunks of 1e4 on one device."""
     out = tmp_path_factory.mktemp("mc") / "reference"
-    args = ["mc", "--card", str(CARD), "--study", "reram_pulse_read", "--cells", str(CELLS), "--out", str(out),
-            "--chunk-cells", "10000", "--seed", str(SEED), "--no-progress",
-            "--set", "temperatures=[298.15, 398.15]", "--set", "fixed_steps=8"]
+    args = [
+        "mc",
+        "--card",
+        str(CARD),
+        "--study",
+        "reram_pulse_read",
+        "--cells",
+        str(CELLS),
+        "--out",
+        str(out),
+        "--chunk-cells",
+        "10000",
+        "--seed",
+        str(SEED),
+        "--no-progress",
+        "--set",
+        "temperatures=[298.15, 398.15]",
+        "--set",
+        "fixed_steps=8",
+    ]
     result = CliRunner().invoke(imcphys.cli.app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     return MonteCarloResult(out)
@@ -78,8 +114,16 @@ def test_reference_run_is_complete_and_self_consistent(reference):
 
 
 def test_identical_for_chunks_of_1e3_and_1e4(reference, tmp_path):
-    run = montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED),
-                        out=tmp_path / "small", chunk_cells=1000, progress=False, **OPTIONS)
+    run = montecarlo(
+        "reram_pulse_read",
+        card=CARD,
+        cells=CELLS,
+        key=jax.random.key(SEED),
+        out=tmp_path / "small",
+        chunk_cells=1000,
+        progress=False,
+        **OPTIONS,
+    )
     assert run.manifest["chunks"] == 20
     _assert_identical(run, reference)
 
@@ -105,13 +149,38 @@ def test_killed_run_resumes_to_identical_results(reference, tmp_path):
     done = len(list(chunks.glob("chunk_*.nc")))
     assert 3 <= done < 40 and not (out / "result.nc").exists()
     with pytest.raises(FileExistsError, match="resume=True"):
-        montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
-                      chunk_cells=500, progress=False, **OPTIONS)
+        montecarlo(
+            "reram_pulse_read",
+            card=CARD,
+            cells=CELLS,
+            key=jax.random.key(SEED),
+            out=out,
+            chunk_cells=500,
+            progress=False,
+            **OPTIONS,
+        )
     with pytest.raises(ValueError, match="differs in: key"):
-        montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED + 1), out=out,
-                      chunk_cells=500, progress=False, resume=True, **OPTIONS)
-    resumed = montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
-                            progress=False, resume=True, **OPTIONS)  # chunk size taken from the run
+        montecarlo(
+            "reram_pulse_read",
+            card=CARD,
+            cells=CELLS,
+            key=jax.random.key(SEED + 1),
+            out=out,
+            chunk_cells=500,
+            progress=False,
+            resume=True,
+            **OPTIONS,
+        )
+    resumed = montecarlo(
+        "reram_pulse_read",
+        card=CARD,
+        cells=CELLS,
+        key=jax.random.key(SEED),
+        out=out,
+        progress=False,
+        resume=True,
+        **OPTIONS,
+    )  # chunk size taken from the run
     _assert_identical(resumed, reference)
 
 
@@ -125,15 +194,31 @@ def test_corrupted_and_foreign_chunks_are_recomputed(reference, tmp_path):
     values = np.asarray(reference.dataset()["g_set"].values[:4]).tobytes()
     at = raw.find(values)
     assert at > 0
-    raw[at:at + 8] = np.float64(1.0).tobytes()
+    raw[at : at + 8] = np.float64(1.0).tobytes()
     first.write_bytes(bytes(raw))
     # a chunk of another run (another key) in the place of chunk 1
-    other = montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED + 1),
-                          out=tmp_path / "other", chunk_cells=10_000, progress=False, **OPTIONS)
+    other = montecarlo(
+        "reram_pulse_read",
+        card=CARD,
+        cells=CELLS,
+        key=jax.random.key(SEED + 1),
+        out=tmp_path / "other",
+        chunk_cells=10_000,
+        progress=False,
+        **OPTIONS,
+    )
     shutil.copy(other.chunk_files()[1], second)
     with pytest.warns(ChunkRecomputed) as record:
-        repaired = montecarlo("reram_pulse_read", card=CARD, cells=CELLS, key=jax.random.key(SEED), out=out,
-                                 progress=False, resume=True, **OPTIONS)
+        repaired = montecarlo(
+            "reram_pulse_read",
+            card=CARD,
+            cells=CELLS,
+            key=jax.random.key(SEED),
+            out=out,
+            progress=False,
+            resume=True,
+            **OPTIONS,
+        )
     messages = " | ".join(str(w.message) for w in record)
     assert "checksum" in messages and "another run" in messages
     _assert_identical(repaired, reference)
@@ -151,17 +236,22 @@ def stats_population():
         "gap_decay_length": LogNormal(sigma=0.1),
         "oxide_thickness": TruncatedNormal(std=0.1, lower=11e-9, upper=12.5e-9, relative=True),
         "gamma0": Uniform(half_width=0.05, relative=True),
-        "pair": Correlated({"v0": Normal(std=0.02, relative=True), "i0": Normal(std=1e-4)},
-                           corr=[[1.0, -0.6], [-0.6, 1.0]]),
+        "pair": Correlated(
+            {"v0": Normal(std=0.02, relative=True), "i0": Normal(std=1e-4)}, corr=[[1.0, -0.6], [-0.6, 1.0]]
+        ),
     }
     return dev, specs, sample(dev, specs, N_STATS, key=jax.random.key(11))
 
 
 def test_population_moments_match_specs(stats_population):
     dev, specs, pop = stats_population
-    flat = {"activation_energy": specs["activation_energy"], "gap_decay_length": specs["gap_decay_length"],
-            "oxide_thickness": specs["oxide_thickness"], "gamma0": specs["gamma0"],
-            **specs["pair"].spreads}
+    flat = {
+        "activation_energy": specs["activation_energy"],
+        "gap_decay_length": specs["gap_decay_length"],
+        "oxide_thickness": specs["oxide_thickness"],
+        "gamma0": specs["gamma0"],
+        **specs["pair"].spreads,
+    }
     stats = summary(pop, list(flat))
     for name, spread in flat.items():
         mean, std = (float(x) for x in spread.moments(getattr(dev, name)))
@@ -181,11 +271,11 @@ def test_spread_moments_agree_with_scipy():
     ref = scipy.stats.truncnorm(-1.0, 0.5, loc=nominal, scale=1e-9)
     np.testing.assert_allclose([float(x) for x in tn.moments(nominal)], [ref.mean(), ref.std()], rtol=1e-12)
     ln = scipy.stats.lognorm(0.3, scale=2.0)
-    np.testing.assert_allclose([float(x) for x in LogNormal(sigma=0.3).moments(2.0)], [ln.mean(), ln.std()],
-                               rtol=1e-12)
+    np.testing.assert_allclose([float(x) for x in LogNormal(sigma=0.3).moments(2.0)], [ln.mean(), ln.std()], rtol=1e-12)
     un = scipy.stats.uniform(loc=1.8, scale=0.4)
-    np.testing.assert_allclose([float(x) for x in Uniform(half_width=0.1, relative=True).moments(2.0)],
-                               [un.mean(), un.std()], rtol=1e-12)
+    np.testing.assert_allclose(
+        [float(x) for x in Uniform(half_width=0.1, relative=True).moments(2.0)], [un.mean(), un.std()], rtol=1e-12
+    )
 
 
 def test_cell_draws_do_not_depend_on_population_size(stats_population):
@@ -201,21 +291,29 @@ def test_pulse_keys_are_fresh_per_pulse_and_reproducible():
     assert pk.shape == (3, 4)
     draws = np.asarray(jax.vmap(jax.vmap(lambda k: jax.random.normal(k)))(pk))
     assert len(np.unique(draws)) == 12
-    np.testing.assert_array_equal(draws[1], np.asarray(jax.vmap(lambda k: jax.random.normal(k))(
-        pulse_keys(keys[1:2], 4)[0])))
+    np.testing.assert_array_equal(
+        draws[1], np.asarray(jax.vmap(lambda k: jax.random.normal(k))(pulse_keys(keys[1:2], 4)[0]))
+    )
 
 
 def test_variability_table_converts_units():
     dev = imcphys.StanfordReRAM()
-    specs = specs_from_table(dev, {
-        "activation_energy": {"distribution": "normal", "std": 20, "unit": "meV"},
-        "ambient_temperature": {"distribution": "uniform", "half_width": 5, "unit": "degC"},  # a difference
-        "oxide_thickness": {"distribution": "truncated_normal", "std": 0.5, "lower": 11, "upper": 13,
-                            "unit": "nm"},
-        "group": {"distribution": "correlated", "correlation": [[1, 0.3], [0.3, 1]],
-                  "parameters": {"v0": {"distribution": "normal", "std": 0.02, "relative": True},
-                                 "gap_decay_length": {"distribution": "lognormal", "sigma": 0.04}}},
-    })
+    specs = specs_from_table(
+        dev,
+        {
+            "activation_energy": {"distribution": "normal", "std": 20, "unit": "meV"},
+            "ambient_temperature": {"distribution": "uniform", "half_width": 5, "unit": "degC"},  # a difference
+            "oxide_thickness": {"distribution": "truncated_normal", "std": 0.5, "lower": 11, "upper": 13, "unit": "nm"},
+            "group": {
+                "distribution": "correlated",
+                "correlation": [[1, 0.3], [0.3, 1]],
+                "parameters": {
+                    "v0": {"distribution": "normal", "std": 0.02, "relative": True},
+                    "gap_decay_length": {"distribution": "lognormal", "sigma": 0.04},
+                },
+            },
+        },
+    )
     assert specs["activation_energy"].std == pytest.approx(0.02, rel=1e-12)
     assert specs["ambient_temperature"].half_width == pytest.approx(5.0, rel=1e-12)
     tn = specs["oxide_thickness"]
@@ -225,18 +323,31 @@ def test_variability_table_converts_units():
     assert card_specs["activation_energy"].std == pytest.approx(0.02, rel=1e-12)
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"nonexistent": {"distribution": "normal", "std": 1, "unit": "V"}}, "no parameter 'nonexistent'"),
-    ({"v0": {"distribution": "gaussian", "std": 1, "unit": "V"}}, "unknown distribution 'gaussian'"),
-    ({"v0": {"distribution": "normal", "std": 0.1}}, "std need a unit"),
-    ({"v0": {"distribution": "normal", "std": 0.1, "unit": "s"}}, "cannot be converted"),
-    ({"v0": {"distribution": "normal", "std": -0.1, "unit": "V"}}, "Normal.std"),
-    ({"v0": {"distribution": "lognormal", "sigma": 0.1, "unit": "V"}}, "plain fraction"),
-    ({"v0": {"distribution": "normal", "sd": 0.1, "unit": "V"}}, r"unknown field\(s\) \['sd'\]"),
-    ({"g": {"distribution": "correlated", "correlation": [[1, 2], [2, 1]],
-            "parameters": {"v0": {"distribution": "normal", "std": 0.1, "unit": "V"},
-                           "i0": {"distribution": "normal", "std": 1, "unit": "uA"}}}}, "positive definite"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"nonexistent": {"distribution": "normal", "std": 1, "unit": "V"}}, "no parameter 'nonexistent'"),
+        ({"v0": {"distribution": "gaussian", "std": 1, "unit": "V"}}, "unknown distribution 'gaussian'"),
+        ({"v0": {"distribution": "normal", "std": 0.1}}, "std need a unit"),
+        ({"v0": {"distribution": "normal", "std": 0.1, "unit": "s"}}, "cannot be converted"),
+        ({"v0": {"distribution": "normal", "std": -0.1, "unit": "V"}}, "Normal.std"),
+        ({"v0": {"distribution": "lognormal", "sigma": 0.1, "unit": "V"}}, "plain fraction"),
+        ({"v0": {"distribution": "normal", "sd": 0.1, "unit": "V"}}, r"unknown field\(s\) \['sd'\]"),
+        (
+            {
+                "g": {
+                    "distribution": "correlated",
+                    "correlation": [[1, 2], [2, 1]],
+                    "parameters": {
+                        "v0": {"distribution": "normal", "std": 0.1, "unit": "V"},
+                        "i0": {"distribution": "normal", "std": 1, "unit": "uA"},
+                    },
+                }
+            },
+            "positive definite",
+        ),
+    ],
+)
 def test_bad_variability_table_names_the_entry(table, message):
     with pytest.raises(ValueError, match=message) as err:
         specs_from_table(imcphys.StanfordReRAM(), table, where="card.toml: [variability]")
@@ -253,9 +364,15 @@ def _read_study(specs) -> Study:
         g = jax.vmap(lambda d: d.read(d.gap_max) / d.read_voltage)(pop)
         return {"g_read": g, "high": g > 9e-6}
 
-    return Study("read_only", dev, specs, run, {"g_read": Output((), "S", "read conductance"),
-                                                  "high": Output((), "1", "cells above 9 uS", per_cell=False)},
-                    {}, {"read_at": "gap_max"})
+    return Study(
+        "read_only",
+        dev,
+        specs,
+        run,
+        {"g_read": Output((), "S", "read conductance"), "high": Output((), "1", "cells above 9 uS", per_cell=False)},
+        {},
+        {"read_at": "gap_max"},
+    )
 
 
 def test_out_of_range_sample_names_the_cell_and_keeps_finished_chunks(tmp_path):
@@ -267,8 +384,14 @@ def test_out_of_range_sample_names_the_cell_and_keeps_finished_chunks(tmp_path):
     chunk = 1000
     assert bad >= chunk, "choose a key whose first bad cell is past the first chunk"
     with pytest.raises(ValueError, match=f"cell {bad} ") as run_err:
-        montecarlo(_read_study(specs), cells=20_000, key=jax.random.key(5), out=tmp_path / "bad",
-                      chunk_cells=chunk, progress=False)
+        montecarlo(
+            _read_study(specs),
+            cells=20_000,
+            key=jax.random.key(5),
+            out=tmp_path / "bad",
+            chunk_cells=chunk,
+            progress=False,
+        )
     assert any("resume=True" in note for note in run_err.value.__notes__)
     kept = sorted((tmp_path / "bad" / "chunks").glob("chunk_*.nc"))
     assert len(kept) == bad // chunk  # every chunk before the bad cell's chunk is on disk
@@ -276,8 +399,14 @@ def test_out_of_range_sample_names_the_cell_and_keeps_finished_chunks(tmp_path):
 
 def test_custom_study_counts_and_bounded_chunks(tmp_path):
     specs = {"gap_decay_length": LogNormal(sigma=0.1)}
-    run = montecarlo(_read_study(specs), cells=5000, key=jax.random.key(2), out=tmp_path / "custom",
-                        memory_budget=2e5, progress=False)
+    run = montecarlo(
+        _read_study(specs),
+        cells=5000,
+        key=jax.random.key(2),
+        out=tmp_path / "custom",
+        memory_budget=2e5,
+        progress=False,
+    )
     per_cell = 2 * bytes_per_cell(_read_study(specs), jax.random.key(2))
     chunk, largest = run.manifest["identity"]["chunk_cells"], int(2e5 // per_cell)
     # as few chunks as the budget allows, balanced (the last one is not mostly padding)
@@ -288,18 +417,20 @@ def test_custom_study_counts_and_bounded_chunks(tmp_path):
         run.ber()
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"cells": 0}, ValueError, "cells must be an integer >= 1"),
-    ({"chunk_cells": 2.5}, ValueError, "chunk_cells must be an integer"),
-    ({"memory_budget": -1.0}, ValueError, "memory_budget"),
-    ({"key": 3}, ValueError, "key must be a single typed PRNG key"),
-    ({"temperatures": [300.0, -5.0]}, ValueError, "temperatures must be finite and in"),
-    ({"width": 0.0}, ValueError, "width must be"),
-    ({"colour": "red"}, ValueError, "bad options"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"cells": 0}, ValueError, "cells must be an integer >= 1"),
+        ({"chunk_cells": 2.5}, ValueError, "chunk_cells must be an integer"),
+        ({"memory_budget": -1.0}, ValueError, "memory_budget"),
+        ({"key": 3}, ValueError, "key must be a single typed PRNG key"),
+        ({"temperatures": [300.0, -5.0]}, ValueError, "temperatures must be finite and in"),
+        ({"width": 0.0}, ValueError, "width must be"),
+        ({"colour": "red"}, ValueError, "bad options"),
+    ],
+)
 def test_bad_arguments_are_named(tmp_path, kwargs, error, message):
-    args = {"cells": 100, "key": jax.random.key(0), "out": tmp_path / "x", "card": CARD, "progress": False,
-            **kwargs}
+    args = {"cells": 100, "key": jax.random.key(0), "out": tmp_path / "x", "card": CARD, "progress": False, **kwargs}
     with pytest.raises(error, match=message):
         montecarlo("reram_pulse_read", **args)
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import central_difference
 from scipy import stats
 
 import imcphys
@@ -25,8 +26,6 @@ from imcphys._random import normals, threefry2x32
 from imcphys.constants import K_B_EV
 from imcphys.models import PCMCellState, PCMState
 from imcphys.studies.pcm_drift import program_and_verify, program_tile, temperature_profile, tile_outputs
-
-from conftest import central_difference
 
 US = 1e-6
 TARGETS_US = np.array([0.0, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 12.5, 20.0, 25.0])
@@ -40,8 +39,7 @@ def joshi_sigma_prog_us(g_us, g_max_us=25.0):
 
 def joshi_nu_stats(g_us, g_max_us=25.0):
     x = np.maximum(g_us / g_max_us, 1e-7)
-    return (np.clip(-0.0155 * np.log(x) + 0.0244, 0.049, 0.1),
-            np.clip(-0.0125 * np.log(x) - 0.0059, 0.008, 0.045))
+    return (np.clip(-0.0155 * np.log(x) + 0.0244, 0.049, 0.1), np.clip(-0.0125 * np.log(x) - 0.0059, 0.008, 0.045))
 
 
 def joshi_q_s(g_us, g_max_us=25.0):
@@ -53,12 +51,17 @@ def hermes_formulas(g_us):
     x = g_us / 20.7
     xc = np.maximum(x, 1e-7)
     sig = 0.16603222 + 4.71806468 * x - 8.48101252 * x**2 + 4.68961419 * x**3
-    mu = np.where(x < 0.0945, np.clip(-0.0387 * np.log(xc) - 0.0182, 0.0720, 0.13),
-                  -0.0436 * x**2 - 0.0126 * x + 0.0736)
-    sd = np.where(x < 0.3055, np.clip(-0.0117 * np.log(xc) - 0.0057, 0.0091, 0.04),
-                  -0.0118 * x**2 + 0.0093 * x + 0.0073)
-    q = np.where(x < 0.16, np.clip(-0.0117 * np.log(xc) - 0.0069, 0.015, 0.04),
-                 0.0069 * x**3 - 0.0280 * x**2 + 0.0211 * x + 0.0123)
+    mu = np.where(
+        x < 0.0945, np.clip(-0.0387 * np.log(xc) - 0.0182, 0.0720, 0.13), -0.0436 * x**2 - 0.0126 * x + 0.0736
+    )
+    sd = np.where(
+        x < 0.3055, np.clip(-0.0117 * np.log(xc) - 0.0057, 0.0091, 0.04), -0.0118 * x**2 + 0.0093 * x + 0.0073
+    )
+    q = np.where(
+        x < 0.16,
+        np.clip(-0.0117 * np.log(xc) - 0.0069, 0.015, 0.04),
+        0.0069 * x**3 - 0.0280 * x**2 + 0.0211 * x + 0.0123,
+    )
     return sig, mu, sd, q
 
 
@@ -81,8 +84,7 @@ def cell():
 @pytest.fixture(scope="module")
 def solve():
     """One compiled diffrax solve of a PCMCell under a three-segment temperature profile."""
-    return eqx.filter_jit(lambda c, state, profile, ts: imcphys.simulate(c, state, profile, ts, rtol=1e-9,
-                                                                         atol=1e-12))
+    return eqx.filter_jit(lambda c, state, profile, ts: imcphys.simulate(c, state, profile, ts, rtol=1e-9, atol=1e-12))
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +102,9 @@ def test_random_normals_are_threefry_and_standard():
 
     k = jnp.array([0x13198A2E, 0x03707344], dtype=jnp.uint32)
     x = jnp.arange(64, dtype=jnp.uint32)
-    np.testing.assert_array_equal(np.concatenate(threefry2x32(k[0], k[1], x, x + 1000)),
-                                  threefry_2x32(k, jnp.concatenate([x, x + 1000])))
+    np.testing.assert_array_equal(
+        np.concatenate(threefry2x32(k[0], k[1], x, x + 1000)), threefry_2x32(k, jnp.concatenate([x, x + 1000]))
+    )
     n = 200_000
     z1, z2 = jax.jit(lambda k: normals(k, (n,), 2, jnp.float64))(jr.key(3))
     for z in (z1, z2):  # mean, std within 3σ of N(0, 1); KS test
@@ -115,8 +118,7 @@ def test_random_normals_are_threefry_and_standard():
 
 def test_joshi_formulas_match_published(model):
     g = jnp.asarray(TARGETS_US * US)
-    np.testing.assert_allclose(model.programming_noise_std(g), joshi_sigma_prog_us(TARGETS_US) * US,
-                               rtol=1e-12)
+    np.testing.assert_allclose(model.programming_noise_std(g), joshi_sigma_prog_us(TARGETS_US) * US, rtol=1e-12)
     mu, sd = model.drift_exponent_stats(g)
     mu_ref, sd_ref = joshi_nu_stats(TARGETS_US)
     np.testing.assert_allclose(mu, mu_ref, rtol=1e-12)
@@ -162,15 +164,19 @@ def test_identical_to_aihwkit_with_the_same_normals(model, hermes, which, monkey
     scales = dict(prog_noise_scale=1.3, read_noise_scale=0.7, drift_scale=1.2)
     ours = imcphys.replace(model if which == "joshi2020" else hermes, **scales)
     g_max_us = float(ours.g_max) / US
-    ref = (aihwkit_noise.PCMLikeNoiseModel(g_max=g_max_us, **scales) if which == "joshi2020"
-           else aihwkit_noise.HermesNoiseModel(num_devices=2, **scales))
+    ref = (
+        aihwkit_noise.PCMLikeNoiseModel(g_max=g_max_us, **scales)
+        if which == "joshi2020"
+        else aihwkit_noise.HermesNoiseModel(num_devices=2, **scales)
+    )
     g_target = jnp.linspace(0.0, ours.g_max, 2001)
     k_prog, k_read = jr.key(11), jr.key(12)
     t = 3600.0
     state = eqx.filter_jit(lambda m: m.program(g_target, key=k_prog))(ours)
     g_t = eqx.filter_jit(lambda m, s: m.conductance(s, t, k_read))(ours, state)
-    z_prog, z_nu, z_read = jax.jit(lambda: (*normals(k_prog, g_target.shape, 2, jnp.float64),
-                                            *normals(k_read, g_target.shape, 1, jnp.float64)))()
+    z_prog, z_nu, z_read = jax.jit(
+        lambda: (*normals(k_prog, g_target.shape, 2, jnp.float64), *normals(k_read, g_target.shape, 1, jnp.float64))
+    )()
     queue = [torch.from_numpy(np.array(z)) for z in (z_prog, z_nu, z_read)]
     monkeypatch.setattr(aihwkit_noise, "randn_like", lambda x: queue.pop(0))
     gt = torch.from_numpy(np.asarray(g_target) / US)
@@ -187,8 +193,9 @@ def test_identical_to_aihwkit_with_the_same_normals(model, hermes, which, monkey
         same = np.asarray(state.g_prog) <= ours.g_max
         assert 0 < np.sum(~same) < same.size // 10
         q_at_max = ours.read_noise_q(ours.g_max)
-        sigma = float(ours.read_noise_scale) * q_at_max * np.sqrt(np.log((t + ours.t0 + ours.t_read)
-                                                                         / (2 * ours.t_read)))
+        sigma = (
+            float(ours.read_noise_scale) * q_at_max * np.sqrt(np.log((t + ours.t0 + ours.t_read) / (2 * ours.t_read)))
+        )
         g_drift = ours.drift(state, t)
         expected = np.maximum(g_drift + np.abs(g_drift) * sigma * np.asarray(z_read), 0.0)
         np.testing.assert_allclose(np.asarray(g_t)[~same], expected[~same], rtol=1e-12)
@@ -200,8 +207,9 @@ def test_identical_to_aihwkit_with_the_same_normals(model, hermes, which, monkey
 def test_monte_carlo_statistics_within_three_sigma(model):
     n = 200_000
     g_us = np.array([0.0, 2.5, 5.0, 12.5, 25.0])
-    state = jax.jit(lambda g, k: model.program(g, key=k))(jnp.broadcast_to(jnp.asarray(g_us * US)[:, None],
-                                                                             (g_us.size, n)), jr.key(5))
+    state = jax.jit(lambda g, k: model.program(g, key=k))(
+        jnp.broadcast_to(jnp.asarray(g_us * US)[:, None], (g_us.size, n)), jr.key(5)
+    )
     mu, sd = joshi_nu_stats(g_us)
     for i in range(g_us.size):
         # ν = |N(μ_ν, σ_ν²)|: a folded normal (scipy) — mean and std within 3σ/√N
@@ -261,15 +269,22 @@ def test_program_vmap_equals_loop_and_jit_equals_eager(model):
     np.testing.assert_array_equal(model.program(g, key=keys[0]).g_prog, model.program(g, key=keys[0]).g_prog)
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda m: m.program(jnp.array([1e-6, -1e-7]), key=jr.key(0)), "g_target"),
-    (lambda m: m.program(jnp.array([26e-6]), key=jr.key(0)), "g_target"),
-    (lambda m: m.programming_noise_std(-1e-6), "g_target"),
-    (lambda m: m.drift_exponent_stats(30e-6), "g_target"),
-    (lambda m: m.conductance(PCMState(jnp.ones(2) * 1e-6, jnp.ones(2) * 0.05), -1.0), "t"),
-    (lambda m: m.conductance(PCMState(jnp.ones(2) * 1e-6, jnp.ones(2) * 0.05), jnp.array([1.0, -5.0]),
-                             jr.key(0)), "t"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda m: m.program(jnp.array([1e-6, -1e-7]), key=jr.key(0)), "g_target"),
+        (lambda m: m.program(jnp.array([26e-6]), key=jr.key(0)), "g_target"),
+        (lambda m: m.programming_noise_std(-1e-6), "g_target"),
+        (lambda m: m.drift_exponent_stats(30e-6), "g_target"),
+        (lambda m: m.conductance(PCMState(jnp.ones(2) * 1e-6, jnp.ones(2) * 0.05), -1.0), "t"),
+        (
+            lambda m: m.conductance(
+                PCMState(jnp.ones(2) * 1e-6, jnp.ones(2) * 0.05), jnp.array([1.0, -5.0]), jr.key(0)
+            ),
+            "t",
+        ),
+    ],
+)
 def test_bad_input_raises_naming_it(model, call, name):
     with pytest.raises(ValueError, match=name):
         call(model)
@@ -284,9 +299,15 @@ def test_bad_input_under_jit_raises(model):
         jax.jit(lambda t: model.conductance(state, t))(-1.0).block_until_ready()
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(g_max=-1e-6), "g_max"), (dict(t0=0.0), "t0"),
-                                          (dict(read_noise_scale=-0.1), "read_noise_scale"),
-                                          (dict(calibration="ibm"), "calibration")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(g_max=-1e-6), "g_max"),
+        (dict(t0=0.0), "t0"),
+        (dict(read_noise_scale=-0.1), "read_noise_scale"),
+        (dict(calibration="ibm"), "calibration"),
+    ],
+)
 def test_bad_model_parameters_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):
         imcphys.PCMStatistical(**kwargs)
@@ -316,8 +337,7 @@ def test_cell_drift_is_a_power_law_of_slope_minus_a_nu(cell, solve, temperature)
 
 def test_drift_above_ten_percent_per_decade_at_85C(cell, solve):
     ts = jnp.array([0.0, 1e3, 1e4, 1e5])
-    sol = solve(cell, cell.initial_state("reset"), temperature_profile((358.15, 1e5), (358.15, 1.0),
-                                                                        (358.15, 1.0)), ts)
+    sol = solve(cell, cell.initial_state("reset"), temperature_profile((358.15, 1e5), (358.15, 1.0), (358.15, 1.0)), ts)
     per_decade = 1 - np.asarray(sol.observed[2:] / sol.observed[1:3])
     # survey: > 10 %/decade at 85 °C; this model: exactly 1 − 10^−ν_a = 20.57 % for the full amorphous plug
     assert np.all(per_decade > 0.10)
@@ -337,8 +357,12 @@ def test_bake_equals_longer_room_temperature_wait_by_arrhenius_factor(cell, solv
     factor = (t_r / t_b) * math.exp(e_b * (1 / (K_B_EV * t_r) - 1 / (K_B_EV * t_b)))
     t_eq = hour * factor
     assert factor > 1e3  # an hour at 85 °C is months at 25 °C
-    room = solve(cell, cell.initial_state("reset"), temperature_profile((t_r, t_eq), (t_r, 1.0), (t_r, 1.0)),
-                 jnp.array([0.0, t_eq / 2, t_eq, t_eq + 1.0]))
+    room = solve(
+        cell,
+        cell.initial_state("reset"),
+        temperature_profile((t_r, t_eq), (t_r, 1.0), (t_r, 1.0)),
+        jnp.array([0.0, t_eq / 2, t_eq, t_eq + 1.0]),
+    )
     assert float(room.states.defects[2]) == pytest.approx(float(after.defects), rel=1e-6)
     assert float(room.observed[2]) == pytest.approx(float(baked.observed[1]), rel=1e-5)  # both read at 25 °C
     # temperature step: back at 25 °C drift stalls — a day changes G by < 0.1 % (6.5 % a day after
@@ -405,8 +429,7 @@ def test_cell_gradients_match_finite_differences(cell):
     p0 = {k: jnp.asarray(v) for k, v in p0.items()}
     _, grads = value_and_grad(p0)
     for name in p0:
-        fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0],
-                                float(p0[name]))
+        fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0], float(p0[name]))
         assert float(grads[name]) == pytest.approx(fd, rel=1e-5), name
 
 
@@ -415,8 +438,9 @@ def test_cell_population_vmap_equals_loop_and_jit_equals_eager(cell, set_pulse):
     spread = {"thermal_resistance": imcphys.population.Normal(0.02, relative=True)}
     pop = imcphys.population.sample(cell, spread, 16, key=jr.key(4))
     amps = jnp.linspace(77e-6, 80e-6, 16)
-    batched = eqx.filter_vmap(lambda c, a: c.read(fixed(c, c.initial_state("reset"), a, 100e-9, 10e-9).state)
-                              )(pop, amps)
+    batched = eqx.filter_vmap(lambda c, a: c.read(fixed(c, c.initial_state("reset"), a, 100e-9, 10e-9).state))(
+        pop, amps
+    )
     looped = []
     for k in range(16):
         cell_k = imcphys.population.take(pop, k)
@@ -474,8 +498,9 @@ def test_uniform_drift_is_removed_by_compensation(model):
     t = 86400.0
     # one ν for the whole tile: a global gain undoes it exactly, whether measured or from the power law
     same = (PCMState(gp, jnp.full_like(gp, 0.06)), PCMState(gm, jnp.full_like(gm, 0.06)), scale)
-    drifted = readout.currents_to_outputs(readout.analog_mvm(model.conductance(same[0], t),
-                                                             model.conductance(same[1], t), x), scale)
+    drifted = readout.currents_to_outputs(
+        readout.analog_mvm(model.conductance(same[0], t), model.conductance(same[1], t), x), scale
+    )
     alpha = readout.power_law_compensation(t, 0.06, model.t0)
     np.testing.assert_allclose(alpha * drifted, x @ w, rtol=1e-12)
     ref = readout.probe_outputs(gp, gm)
@@ -485,8 +510,9 @@ def test_uniform_drift_is_removed_by_compensation(model):
     nu_col = jnp.linspace(0.03, 0.1, 16)
     nu = jnp.broadcast_to(nu_col, gp.shape)
     cols = (PCMState(gp, nu), PCMState(gm, nu), scale)
-    y_col = readout.currents_to_outputs(readout.analog_mvm(model.conductance(cols[0], t),
-                                                           model.conductance(cols[1], t), x), scale)
+    y_col = readout.currents_to_outputs(
+        readout.analog_mvm(model.conductance(cols[0], t), model.conductance(cols[1], t), x), scale
+    )
     now = readout.probe_outputs(model.conductance(cols[0], t), model.conductance(cols[1], t))
     np.testing.assert_allclose(readout.per_column_drift_compensation(ref, now) * y_col, x @ w, rtol=1e-12)
     assert float(readout.relative_error(readout.global_drift_compensation(ref, now) * y_col, x @ w)) > 0.01
@@ -502,22 +528,21 @@ def test_mvm_error_gradients_match_finite_differences(model):
     t = 86400.0
 
     def error(p):
-        m = imcphys.replace(model, g_max=p["g_max"], prog_noise_scale=p["prog"], read_noise_scale=p["read"],
-                            drift_scale=p["drift"])
+        m = imcphys.replace(
+            model, g_max=p["g_max"], prog_noise_scale=p["prog"], read_noise_scale=p["read"], drift_scale=p["drift"]
+        )
         adc = readout.ADC(full_scale=p["adc_range"], bits=6, mode="smooth", sharpness=4.0)
         tile = program_tile(m, w, key=k_prog)
         y = tile_outputs(m, tile, x, t, key=k_read, compensation="global", t_ref=p["t_ref"], adc=adc)
         y = y * readout.power_law_compensation(t, p["nu_comp"], m.t0)  # a second, model-based gain
         return readout.relative_error(y, x @ w)
 
-    p0 = {"g_max": 25e-6, "prog": 1.0, "read": 1.0, "drift": 1.0, "t_ref": 10.0, "adc_range": 30e-6,
-          "nu_comp": 0.01}
+    p0 = {"g_max": 25e-6, "prog": 1.0, "read": 1.0, "drift": 1.0, "t_ref": 10.0, "adc_range": 30e-6, "nu_comp": 0.01}
     p0 = {k: jnp.asarray(v) for k, v in p0.items()}
     value_and_grad = jax.jit(jax.value_and_grad(error))  # one compilation for values and gradients
     err0, grads = value_and_grad(p0)
     assert 0.02 < float(err0) < 0.5
     for name in p0:
-        fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0],
-                                float(p0[name]))
+        fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0], float(p0[name]))
         assert float(grads[name]) == pytest.approx(fd, rel=1e-4), name
         assert abs(fd * float(p0[name])) > 1e-5, name  # every parameter matters

@@ -70,16 +70,29 @@ def levels(dev):
 
 @pytest.fixture(scope="module")
 def schedule():
-    ramp = Bidirectional(iterations=K, set_start=1.15, set_step=0.01, reset_start=1.05, reset_step=0.03,
-                         set_width=20e-9, reset_width=20e-9, tolerance=0.2)
+    ramp = Bidirectional(
+        iterations=K,
+        set_start=1.15,
+        set_step=0.01,
+        reset_start=1.05,
+        reset_step=0.03,
+        set_width=20e-9,
+        reset_width=20e-9,
+        tolerance=0.2,
+    )
     return Schedule.from_scheme(ramp)
 
 
 def fresh_objectives(schemes, fresh, levels):
     """Exact-mode objective of each scheme on the fresh population, averaged over 4 cycle-to-cycle noise draws
     (the same draws for every scheme): the objective of 128 cells varies by about ±15 % from draw to draw."""
-    return np.mean([evaluate(schemes, fresh, targets=levels, objective=COST, key=jax.random.key(100 + i),
-                             initial="set") for i in range(4)], axis=0)
+    return np.mean(
+        [
+            evaluate(schemes, fresh, targets=levels, objective=COST, key=jax.random.key(100 + i), initial="set")
+            for i in range(4)
+        ],
+        axis=0,
+    )
 
 
 def test_schedule_from_scheme_runs_the_same_pulses(schedule):
@@ -105,8 +118,13 @@ def test_loop_matches_a_hand_written_loop(dev, pops, levels, schedule):
             if abs(err) < 0.2:
                 break
             amp = schedule.set_amplitude[k] if err < 0 else -schedule.reset_amplitude[k]
-            res = pulse(d, gap, amp, schedule.set_width[k] if err < 0 else schedule.reset_width[k],
-                        jax.random.fold_in(cell_keys[i], k))
+            res = pulse(
+                d,
+                gap,
+                amp,
+                schedule.set_width[k] if err < 0 else schedule.reset_width[k],
+                jax.random.fold_in(cell_keys[i], k),
+            )
             gap, pulses, energy, time = res.state, pulses + 1, energy + float(res.energy), time + float(res.duration)
         else:
             reads += 1  # final verify after the last pulse
@@ -125,12 +143,25 @@ def test_smooth_and_straight_through_tend_to_exact(pops, levels, schedule):
     assert 0 < exact.unconverged < N and np.ptp(exact.pulses) > 3  # a non-trivial case: cells differ
     gaps = []
     for factor in (1.0, 1e-1, 1e-2, 1e-3, 1e-5):
-        smooth = program(pops[0], schedule, targets=levels, key=key, verify="smooth",
-                         smoothing=SMOOTH.scaled(factor), initial="set")
-        gaps.append((np.max(np.abs(np.log(smooth.read / exact.read))), np.max(np.abs(smooth.pulses - exact.pulses)),
-                     np.max(np.abs(smooth.energy / exact.energy - 1))))
-        st = program(pops[0], schedule, targets=levels, key=key, verify="straight_through",
-                     smoothing=SMOOTH.scaled(factor), initial="set")
+        smooth = program(
+            pops[0], schedule, targets=levels, key=key, verify="smooth", smoothing=SMOOTH.scaled(factor), initial="set"
+        )
+        gaps.append(
+            (
+                np.max(np.abs(np.log(smooth.read / exact.read))),
+                np.max(np.abs(smooth.pulses - exact.pulses)),
+                np.max(np.abs(smooth.energy / exact.energy - 1)),
+            )
+        )
+        st = program(
+            pops[0],
+            schedule,
+            targets=levels,
+            key=key,
+            verify="straight_through",
+            smoothing=SMOOTH.scaled(factor),
+            initial="set",
+        )
         for name in ("read", "pulses", "energy", "time", "converged"):  # forward is the exact mode, bit for bit
             np.testing.assert_array_equal(getattr(st, name), getattr(exact, name))
     gaps = np.array(gaps)
@@ -145,14 +176,16 @@ def test_gradients_match_finite_differences_of_the_smooth_mode(pops, levels, sch
     value, grads = value_and_grad(schedule, pops[0], **kw)
 
     def objective(s):
-        return float(COST(program(pops[0], s, targets=levels, key=key, verify="smooth", smoothing=SMOOTH,
-                                  initial="set")))
+        return float(
+            COST(program(pops[0], s, targets=levels, key=key, verify="smooth", smoothing=SMOOTH, initial="set"))
+        )
 
     assert value == pytest.approx(objective(schedule), rel=1e-12)
     checked = 0
     for name, g in grads.items():
         base = np.asarray(getattr(schedule, name))
-        for idx in ([()] if base.ndim == 0 else [(0,), (3,), (K - 1,)]):
+        for idx in [()] if base.ndim == 0 else [(0,), (3,), (K - 1,)]:
+
             def f(x, name=name, idx=idx, base=base):
                 return objective(with_settings(schedule, **{name: jnp.asarray(base).at[idx].set(x)}))
 
@@ -169,17 +202,44 @@ def test_rich_schedule_gradient_beats_random_search(pops, levels):
     """41 settings (per-iteration SET/RESET amplitude and width + tolerance) from a constant start: Adam on the
     smooth objective vs the best of as many random schedules, both judged in exact mode on a fresh population."""
     train, fresh = pops
-    start = Schedule(set_amplitude=jnp.full(K, 1.2), set_width=jnp.full(K, 20e-9),
-                     reset_amplitude=jnp.full(K, 1.2), reset_width=jnp.full(K, 20e-9), tolerance=0.2)
-    res = optimize_scheme(start, train, targets=levels, objective=COST, steps=30, key=jax.random.key(8),
-                          validation=fresh, smoothing=SMOOTH, check_every=10,
-                          initial="set")
+    start = Schedule(
+        set_amplitude=jnp.full(K, 1.2),
+        set_width=jnp.full(K, 20e-9),
+        reset_amplitude=jnp.full(K, 1.2),
+        reset_width=jnp.full(K, 20e-9),
+        tolerance=0.2,
+    )
+    res = optimize_scheme(
+        start,
+        train,
+        targets=levels,
+        objective=COST,
+        steps=30,
+        key=jax.random.key(8),
+        validation=fresh,
+        smoothing=SMOOTH,
+        check_every=10,
+        initial="set",
+    )
     assert res.settings_count == 41 and res.evaluations == 30 + 4
     assert res.report.verify == "exact" and res.report.cells == N
-    bounds = {"set_amplitude": (1.0, 2.0), "reset_amplitude": (0.9, 2.0), "set_width": (5e-9, 100e-9),
-              "reset_width": (5e-9, 100e-9), "tolerance": (0.05, 0.5)}
-    rnd = random_search(start, train, targets=levels, objective=COST, bounds=bounds,
-                        evaluations=res.evaluations, key=jax.random.key(9), initial="set")
+    bounds = {
+        "set_amplitude": (1.0, 2.0),
+        "reset_amplitude": (0.9, 2.0),
+        "set_width": (5e-9, 100e-9),
+        "reset_width": (5e-9, 100e-9),
+        "tolerance": (0.05, 0.5),
+    }
+    rnd = random_search(
+        start,
+        train,
+        targets=levels,
+        objective=COST,
+        bounds=bounds,
+        evaluations=res.evaluations,
+        key=jax.random.key(9),
+        initial="set",
+    )
     assert rnd.evaluations == res.evaluations
     objective_gradient, objective_random = fresh_objectives([res.scheme, rnd.scheme], fresh, levels)
     assert objective_gradient < 0.5 * objective_random, (objective_gradient, objective_random)
@@ -193,20 +253,48 @@ def test_gradient_refinement_improves_the_grid_optimum(pops, held_out, levels):
     selecting on the training population let its noise pick a worse iterate at full size."""
     train, fresh = pops
     ispp = IncrementalAmplitude(iterations=K, start=1.0, step=0.04, width=20e-9, tolerance=0.2, polarity="reset")
-    grid = grid_search(ispp, train, targets=levels, objective=COST, key=jax.random.key(13), initial="set",
-                       grid={"start": [0.9, 1.0, 1.1], "step": [0.02, 0.04, 0.08], "tolerance": [0.15, 0.3]})
+    grid = grid_search(
+        ispp,
+        train,
+        targets=levels,
+        objective=COST,
+        key=jax.random.key(13),
+        initial="set",
+        grid={"start": [0.9, 1.0, 1.1], "step": [0.02, 0.04, 0.08], "tolerance": [0.15, 0.3]},
+    )
     assert grid.evaluations == 18 and grid.objective == pytest.approx(np.min(grid.objectives))
-    refined = optimize_scheme(grid.scheme, train, targets=levels, objective=COST, steps=15,
-                              key=jax.random.key(14), validation=fresh, free=("start", "step", "tolerance"),
-                              smoothing=SMOOTH.scaled(0.5), anneal=0.2, learning_rate=0.02, check_every=5,
-                              selection=held_out, initial="set")
+    refined = optimize_scheme(
+        grid.scheme,
+        train,
+        targets=levels,
+        objective=COST,
+        steps=15,
+        key=jax.random.key(14),
+        validation=fresh,
+        free=("start", "step", "tolerance"),
+        smoothing=SMOOTH.scaled(0.5),
+        anneal=0.2,
+        learning_rate=0.02,
+        check_every=5,
+        selection=held_out,
+        initial="set",
+    )
     assert float(refined.scheme.width) == float(ispp.width)  # not a free setting
     fresh_grid, fresh_refined = fresh_objectives([grid.scheme, refined.scheme], fresh, levels)
     assert fresh_refined < 0.95 * fresh_grid, (fresh_grid, fresh_refined)
     assert refined.report.verify == "exact" and refined.evaluations == 15 + 4
     with pytest.raises(ValueError, match="selection"):
-        optimize_scheme(grid.scheme, train, targets=levels, objective=COST, steps=1, key=jax.random.key(14),
-                        validation=fresh, smoothing=SMOOTH, selection=fresh)
+        optimize_scheme(
+            grid.scheme,
+            train,
+            targets=levels,
+            objective=COST,
+            steps=1,
+            key=jax.random.key(14),
+            validation=fresh,
+            smoothing=SMOOTH,
+            selection=fresh,
+        )
 
 
 def test_unreachable_targets_are_reported(dev, pops, levels, schedule):
@@ -233,9 +321,20 @@ def test_report_level_helpers():
     read[6] = 1.5e-6  # level 2 read as level 1: 1 bit
     read[3] = 1.1e-6  # level 3 read as level 0: Gray 10 vs 00, 1 bit
     z = jnp.zeros(12)
-    rep = ProgramReport(read=jnp.asarray(read), target=jnp.asarray(target), error=jnp.log(read / target), pulses=z,
-                        energy=z, time=z, converged=jnp.abs(jnp.log(read / target)) < 0.1, state=z,
-                        tolerance=jnp.asarray(0.1), iterations=5, error_scale="log", verify="exact")
+    rep = ProgramReport(
+        read=jnp.asarray(read),
+        target=jnp.asarray(target),
+        error=jnp.log(read / target),
+        pulses=z,
+        energy=z,
+        time=z,
+        converged=jnp.abs(jnp.log(read / target)) < 0.1,
+        state=z,
+        tolerance=jnp.asarray(0.1),
+        iterations=5,
+        error_scale="log",
+        verify="exact",
+    )
     np.testing.assert_array_equal(rep.decoded_level(), [0, 0, 2, 0, 0, 1, 1, 3, 0, 1, 2, 3])
     assert rep.level_error_rate() == pytest.approx(3 / 12)
     assert rep.ber() == pytest.approx(3 / 24)
@@ -251,19 +350,50 @@ def test_smoothed_widens_the_field_threshold_only(dev):
     assert float(dev.smoothed(0.05).min_field) == float(dev.min_field)
 
 
-@pytest.mark.parametrize("make, name", [
-    (lambda: IncrementalAmplitude(iterations=0, start=1.0, step=0.1, width=1e-8, tolerance=0.1), "iterations"),
-    (lambda: IncrementalAmplitude(iterations=5, start=1.0, step=0.1, width=1e-8, tolerance=-0.1), "tolerance"),
-    (lambda: FixedAmplitude(iterations=5, amplitude=1.0, width=0.0, tolerance=0.1), "width"),
-    (lambda: FixedAmplitude(iterations=5, amplitude=1.0, width=1e-8, tolerance=0.1, polarity="up"), "polarity"),
-    (lambda: Bidirectional(iterations=5, set_start=1.0, set_step=-0.1, reset_start=1.0, reset_step=0.0,
-                           set_width=1e-8, reset_width=1e-8, tolerance=0.1), "set_step"),
-    (lambda: Schedule(set_amplitude=jnp.ones(3), set_width=jnp.ones(4), reset_amplitude=jnp.ones(3),
-                      reset_width=jnp.ones(3), tolerance=0.1), "set_width"),
-    (lambda: Schedule(set_amplitude=jnp.ones(3), set_width=jnp.ones(3), reset_amplitude=jnp.ones(3),
-                      reset_width=jnp.ones(3), tolerance=0.1, error_scale="dB"), "error_scale"),
-    (lambda: Smoothing(verify=0.0, polarity=0.1, clip=0.1, device=0.0), "verify"),
-])
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: IncrementalAmplitude(iterations=0, start=1.0, step=0.1, width=1e-8, tolerance=0.1), "iterations"),
+        (lambda: IncrementalAmplitude(iterations=5, start=1.0, step=0.1, width=1e-8, tolerance=-0.1), "tolerance"),
+        (lambda: FixedAmplitude(iterations=5, amplitude=1.0, width=0.0, tolerance=0.1), "width"),
+        (lambda: FixedAmplitude(iterations=5, amplitude=1.0, width=1e-8, tolerance=0.1, polarity="up"), "polarity"),
+        (
+            lambda: Bidirectional(
+                iterations=5,
+                set_start=1.0,
+                set_step=-0.1,
+                reset_start=1.0,
+                reset_step=0.0,
+                set_width=1e-8,
+                reset_width=1e-8,
+                tolerance=0.1,
+            ),
+            "set_step",
+        ),
+        (
+            lambda: Schedule(
+                set_amplitude=jnp.ones(3),
+                set_width=jnp.ones(4),
+                reset_amplitude=jnp.ones(3),
+                reset_width=jnp.ones(3),
+                tolerance=0.1,
+            ),
+            "set_width",
+        ),
+        (
+            lambda: Schedule(
+                set_amplitude=jnp.ones(3),
+                set_width=jnp.ones(3),
+                reset_amplitude=jnp.ones(3),
+                reset_width=jnp.ones(3),
+                tolerance=0.1,
+                error_scale="dB",
+            ),
+            "error_scale",
+        ),
+        (lambda: Smoothing(verify=0.0, polarity=0.1, clip=0.1, device=0.0), "verify"),
+    ],
+)
 def test_bad_settings_raise_naming_them(make, name):
     with pytest.raises(ValueError, match=name):
         make()
@@ -288,8 +418,15 @@ def test_bad_calls_raise_naming_the_parameter(pops, levels, schedule):
     with pytest.raises(ValueError, match="free"):
         optimize_scheme(schedule, pop, validation=fresh, free=("gain",), **opt)
     with pytest.raises(ValueError, match="bounds"):
-        random_search(schedule, pop, targets=levels, objective=COST, bounds={"tolerance": (0.5, 0.1)},
-                      evaluations=2, key=jax.random.key(0))
+        random_search(
+            schedule,
+            pop,
+            targets=levels,
+            objective=COST,
+            bounds={"tolerance": (0.5, 0.1)},
+            evaluations=2,
+            key=jax.random.key(0),
+        )
 
 
 def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
@@ -305,8 +442,12 @@ def test_generic_over_families_pcm_cell():
     """The same code programs a second family: the physical PCM cell (current pulses, a two-field state, its own
     pulse method, no cycle-to-cycle noise). Exact mode equals a hand-written loop; smooth mode at τ → 0 equals it."""
     cell = imcphys.PCMCell()
-    pop = sample(cell, {"plug_thickness": Normal(std=0.05, relative=True),
-                        "growth_activation_energy": Normal(std=0.02)}, 8, key=jax.random.key(21))
+    pop = sample(
+        cell,
+        {"plug_thickness": Normal(std=0.05, relative=True), "growth_activation_energy": Normal(std=0.02)},
+        8,
+        key=jax.random.key(21),
+    )
     scheme = FixedAmplitude(iterations=6, amplitude=80e-6, width=20e-9, tolerance=0.2)
     targets = jnp.array([1e-6, 3e-6])
     rep = program(pop, scheme, targets=targets, key=None, verify="exact", initial="reset", fixed_steps=4)
@@ -320,7 +461,15 @@ def test_generic_over_families_pcm_cell():
             state, pulses, energy = res.state, pulses + 1, energy + float(res.energy)
         assert float(rep.pulses[i]) == pulses and float(rep.energy[i]) == pytest.approx(energy, rel=1e-12)
         assert float(rep.read[i]) == pytest.approx(float(d.read(state)), rel=1e-12)
-    smooth = program(pop, scheme, targets=targets, key=None, verify="smooth", initial="reset", fixed_steps=4,
-                     smoothing=Smoothing(verify=1e-7, polarity=1e-7, clip=1e-12, device=0.0))
+    smooth = program(
+        pop,
+        scheme,
+        targets=targets,
+        key=None,
+        verify="smooth",
+        initial="reset",
+        fixed_steps=4,
+        smoothing=Smoothing(verify=1e-7, polarity=1e-7, clip=1e-12, device=0.0),
+    )
     np.testing.assert_allclose(smooth.read, rep.read, rtol=1e-9)
     np.testing.assert_allclose(smooth.pulses, rep.pulses, atol=1e-9)

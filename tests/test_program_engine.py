@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import host_devices_process
 from scipy import stats
 
 import imcphys
@@ -22,8 +23,6 @@ from imcphys.device import replace
 from imcphys.population import sample
 from imcphys.program import Bidirectional, IncrementalAmplitude, Schedule
 from imcphys.studies.reram import DEMO_SPREAD
-
-from conftest import host_devices_process
 
 prog = importlib.import_module("imcphys.program")  # the module (imcphys.program is also the function)
 N = 96
@@ -38,11 +37,25 @@ def setup():
     return pop, levels, keys
 
 
-@pytest.mark.parametrize("scheme", [
-    Schedule.from_scheme(Bidirectional(iterations=8, set_start=1.15, set_step=0.01, reset_start=1.05,
-                                       reset_step=0.03, set_width=20e-9, reset_width=20e-9, tolerance=0.2)),
-    IncrementalAmplitude(iterations=8, start=1.0, step=0.06, width=20e-9, tolerance=0.2, polarity="reset"),
-], ids=["bidirectional", "ispp_reset"])
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        Schedule.from_scheme(
+            Bidirectional(
+                iterations=8,
+                set_start=1.15,
+                set_step=0.01,
+                reset_start=1.05,
+                reset_step=0.03,
+                set_width=20e-9,
+                reset_width=20e-9,
+                tolerance=0.2,
+            )
+        ),
+        IncrementalAmplitude(iterations=8, start=1.0, step=0.06, width=20e-9, tolerance=0.2, polarity="reset"),
+    ],
+    ids=["bidirectional", "ispp_reset"],
+)
 def test_compacted_exact_loop_matches_the_masked_per_cell_loop(setup, scheme, monkeypatch):
     """Exact mode pulses only the active cells, in blocks, per lane; the straight-through mode runs every cell's
     pulse masked (its forward pass is the exact algorithm). Same pulses and convergence, reads and energies to
@@ -52,8 +65,11 @@ def test_compacted_exact_loop_matches_the_masked_per_cell_loop(setup, scheme, mo
     def run(mode, lanes, block):
         monkeypatch.setattr(prog, "EXACT_BLOCK", block)  # read at trace time: a fresh jit below
         smooth = prog.Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.0) if mode != "exact" else None
-        return eqx.filter_jit(lambda p, t, k: prog._run(p, scheme, t, None, k, smooth, mode=mode, fixed_steps=8,
-                                                        initial="set", lanes=lanes))(pop, levels, keys)
+        return eqx.filter_jit(
+            lambda p, t, k: prog._run(
+                p, scheme, t, None, k, smooth, mode=mode, fixed_steps=8, initial="set", lanes=lanes
+            )
+        )(pop, levels, keys)
 
     ref = run("straight_through", 1, 1024)
     assert 0 < float(np.mean(ref.pulses)) < scheme.iterations and np.ptp(ref.pulses) >= 3  # cells stop apart
@@ -114,7 +130,10 @@ def test_population_sharded_over_two_devices_programs_as_on_one(tmp_path):
     """A population whose arrays are split over two (CPU host) devices runs one exact loop per device
     (``program._lanes`` reads the sharding) and gives the single-device outcome. A subprocess, because the host
     device count is fixed when JAX starts."""
-    proc = host_devices_process(tmp_path, 2, """
+    proc = host_devices_process(
+        tmp_path,
+        2,
+        """
         import importlib
         import equinox as eqx
         import jax
@@ -147,7 +166,8 @@ def test_population_sharded_over_two_devices_programs_as_on_one(tmp_path):
         np.testing.assert_allclose(np.asarray(two.energy), np.asarray(one.energy), rtol=1e-12)
         assert 0 < float(np.mean(one.pulses)) < 8 and np.ptp(np.asarray(one.pulses)) >= 2
         print("ok", float(np.mean(one.pulses)))
-    """)
+    """,
+    )
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     assert out.startswith("ok")

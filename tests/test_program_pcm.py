@@ -61,8 +61,9 @@ def schedule():
 
 
 def run(pop, scheme, targets, verify, smoothing=None):
-    return program(pop, scheme, targets=targets, key=None, verify=verify, smoothing=smoothing, initial="set",
-                   fixed_steps=STEPS)
+    return program(
+        pop, scheme, targets=targets, key=None, verify=verify, smoothing=smoothing, initial="set", fixed_steps=STEPS
+    )
 
 
 def test_smooth_and_straight_through_tend_to_exact(pop, levels, schedule):
@@ -78,8 +79,13 @@ def test_smooth_and_straight_through_tend_to_exact(pop, levels, schedule):
     gaps = []
     for factor in (1.0, 1e-1, 1e-2, 1e-3, 1e-5):
         smooth = run(pop, schedule, levels, "smooth", SMOOTH.scaled(factor))
-        gaps.append((np.max(np.abs(np.log(smooth.read / exact.read))), np.max(np.abs(smooth.pulses - exact.pulses)),
-                     np.max(np.abs(smooth.energy / exact.energy - 1))))
+        gaps.append(
+            (
+                np.max(np.abs(np.log(smooth.read / exact.read))),
+                np.max(np.abs(smooth.pulses - exact.pulses)),
+                np.max(np.abs(smooth.energy / exact.energy - 1)),
+            )
+        )
         st = run(pop, schedule, levels, "straight_through", SMOOTH.scaled(factor))
         for name in ("read", "pulses", "energy", "time", "converged"):  # forward is the exact mode, bit for bit
             np.testing.assert_array_equal(getattr(st, name), getattr(exact, name))
@@ -92,8 +98,9 @@ def test_smooth_and_straight_through_tend_to_exact(pop, levels, schedule):
 def test_gradients_match_finite_differences_of_the_smooth_mode(pop, levels, schedule):
     """Every setting: RESET amplitudes and widths at three iterations, the tolerance, and the unused SET arrays
     at one (a RESET-only schedule: their gradient is exactly 0, and so is their finite difference)."""
-    kw = dict(targets=levels, objective=COST, key=None, verify="smooth", smoothing=SMOOTH, initial="set",
-              fixed_steps=STEPS)
+    kw = dict(
+        targets=levels, objective=COST, key=None, verify="smooth", smoothing=SMOOTH, initial="set", fixed_steps=STEPS
+    )
     value, grads = value_and_grad(schedule, pop, **kw)
 
     def objective(s):
@@ -104,7 +111,8 @@ def test_gradients_match_finite_differences_of_the_smooth_mode(pop, levels, sche
     for name, g in grads.items():
         base = np.asarray(getattr(schedule, name))
         unused = name.startswith("set_")
-        for idx in ([()] if base.ndim == 0 else [(4,)] if unused else [(0,), (4,), (K - 1,)]):
+        for idx in [()] if base.ndim == 0 else [(4,)] if unused else [(0,), (4,), (K - 1,)]:
+
             def f(x, name=name, idx=idx, base=base):
                 return objective(with_settings(schedule, **{name: jnp.asarray(base).at[idx].set(x)}))
 

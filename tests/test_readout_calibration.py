@@ -22,8 +22,7 @@ def test_lsq_adc_is_exact_forward_with_the_learned_step_size_gradient():
     np.testing.assert_array_equal(lsq(current), exact)
     d_range = jax.jacfwd(lambda fs: ADC(full_scale=fs, bits=4, mode="lsq")(current))(1e-6)
     u = np.clip(np.asarray(current), -1e-6, 1e-6) / (1e-6 / 7)
-    np.testing.assert_allclose(d_range, (np.round(u) - u) / 7 + np.where(np.abs(u) >= 7, np.sign(u), 0.0),
-                               atol=1e-12)
+    np.testing.assert_allclose(d_range, (np.round(u) - u) / 7 + np.where(np.abs(u) >= 7, np.sign(u), 0.0), atol=1e-12)
     d_current = jax.vmap(jax.grad(lambda i: lsq(i)))(current)
     np.testing.assert_array_equal(d_current, [0, 1, 1, 1, 1, 0])
 
@@ -39,15 +38,16 @@ def test_calibration_inputs_are_checked():
     with pytest.raises(ValueError, match="outputs"):
         calibrate_drift_compensation(jnp.ones((2, 4, 3)), jnp.ones((4, 3)), jnp.ones(3), 20.0, nu=0.05, steps=2)
     with pytest.raises(ValueError, match="steps"):
-        calibrate(lambda p, s: p ** 2, jnp.ones(()), steps=0, learning_rate=0.1)
+        calibrate(lambda p, s: p**2, jnp.ones(()), steps=0, learning_rate=0.1)
     with pytest.raises(ValueError, match="ADC.mode"):
         ADC(mode="round")
 
 
 def test_calibrate_reaches_the_minimum_of_a_quadratic():
     """The generic loop: Adam on (p − 3)² + progress·0 from 0 ends near 3, the loss falling."""
-    params, history = calibrate(lambda p, progress: (p["x"] - 3.0) ** 2 + 0.0 * progress, {"x": jnp.zeros(())},
-                                steps=300, learning_rate=0.05)
+    params, history = calibrate(
+        lambda p, progress: (p["x"] - 3.0) ** 2 + 0.0 * progress, {"x": jnp.zeros(())}, steps=300, learning_rate=0.05
+    )
     assert float(params["x"]) == pytest.approx(3.0, abs=1e-2) and history[-1] < 1e-3 * history[0]
 
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO
 from typer.testing import CliRunner
 
 import imcphys
@@ -17,8 +18,6 @@ from imcphys.mcstudies.pcm import DEFAULT_SPREAD
 from imcphys.models.flash import FloatingGateCell
 from imcphys.models.pcm import PCMStatistical
 from imcphys.montecarlo import MonteCarloResult, get_study, montecarlo
-
-from conftest import REPO
 
 PCM_CARD = REPO / "devices" / "pcm_cell_gst.toml"
 FLASH_CARD = REPO / "devices" / "flash_fg.toml"
@@ -46,12 +45,18 @@ def _flash(cell, dvth, v_cg, width):
 
 
 CASES = {
-    "pcm_statistical": (_pcm, lambda: (PCMStatistical(), jnp.linspace(0.0, 25e-6, 64), jnp.asarray(3600.0),
-                                       jax.random.key(7))),
-    "reram_noisy_pulse": (_reram, lambda: (imcphys.StanfordReRAM(), jnp.asarray(1.7e-9), jnp.asarray(1.6),
-                                           jnp.asarray(50e-9), jax.random.key(8))),
-    "flash_fn_pulse": (_flash, lambda: (FloatingGateCell(), jnp.linspace(-3.0, 1.0, 16), jnp.asarray(16.0),
-                                        jnp.asarray(10e-6))),
+    "pcm_statistical": (
+        _pcm,
+        lambda: (PCMStatistical(), jnp.linspace(0.0, 25e-6, 64), jnp.asarray(3600.0), jax.random.key(7)),
+    ),
+    "reram_noisy_pulse": (
+        _reram,
+        lambda: (imcphys.StanfordReRAM(), jnp.asarray(1.7e-9), jnp.asarray(1.6), jnp.asarray(50e-9), jax.random.key(8)),
+    ),
+    "flash_fn_pulse": (
+        _flash,
+        lambda: (FloatingGateCell(), jnp.linspace(-3.0, 1.0, 16), jnp.asarray(16.0), jnp.asarray(10e-6)),
+    ),
 }
 
 
@@ -74,12 +79,29 @@ def test_same_key_same_bits_across_runs_and_under_jit(name):
 def pcm_runs(tmp_path_factory):
     """The PCM bake study through the CLI (chunks of 1000), and its first 600 cells again in chunks of 300."""
     tmp = tmp_path_factory.mktemp("pcm")
-    result = CliRunner().invoke(imcphys.cli.app, ["mc", "--card", str(PCM_CARD), "--study", "pcm_bake", "--cells",
-                                                  str(CELLS), "--out", str(tmp / "a"), "--chunk-cells", "1000",
-                                                  "--seed", "5", "--no-progress"])
+    result = CliRunner().invoke(
+        imcphys.cli.app,
+        [
+            "mc",
+            "--card",
+            str(PCM_CARD),
+            "--study",
+            "pcm_bake",
+            "--cells",
+            str(CELLS),
+            "--out",
+            str(tmp / "a"),
+            "--chunk-cells",
+            "1000",
+            "--seed",
+            "5",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
-    small = montecarlo("pcm_bake", card=PCM_CARD, cells=600, key=jax.random.key(5), out=tmp / "b", chunk_cells=300,
-                       progress=False)
+    small = montecarlo(
+        "pcm_bake", card=PCM_CARD, cells=600, key=jax.random.key(5), out=tmp / "b", chunk_cells=300, progress=False
+    )
     return MonteCarloResult(tmp / "a"), small
 
 
@@ -112,10 +134,18 @@ def test_pcm_study_drift_matches_its_spec(pcm_runs):
 @pytest.fixture(scope="module")
 def flash_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("flash")
-    big = montecarlo("flash_ispp", card=FLASH_CARD, cells=CELLS, key=jax.random.key(6), out=tmp / "a",
-                     chunk_cells=1000, progress=False)
-    small = montecarlo("flash_ispp", card=FLASH_CARD, cells=600, key=jax.random.key(6), out=tmp / "b",
-                       chunk_cells=300, progress=False)
+    big = montecarlo(
+        "flash_ispp",
+        card=FLASH_CARD,
+        cells=CELLS,
+        key=jax.random.key(6),
+        out=tmp / "a",
+        chunk_cells=1000,
+        progress=False,
+    )
+    small = montecarlo(
+        "flash_ispp", card=FLASH_CARD, cells=600, key=jax.random.key(6), out=tmp / "b", chunk_cells=300, progress=False
+    )
     return big, small
 
 
@@ -141,7 +171,16 @@ def test_flash_study_ispp_tightens_the_spread(flash_runs):
 def test_write_verify_study_counts_every_cell(tmp_path):
     """The program-and-verify study of the 1e7-cell benchmark (issue 7's performance bar), small: every cell in
     the pulse histogram once, unconverged cells only among those that used the whole budget."""
-    run = montecarlo("reram_write_verify", card=RERAM_CARD, cells=200, key=jax.random.key(9), out=tmp_path / "wv",
-                     chunk_cells=200, progress=False, iterations=6, fixed_steps=4)
+    run = montecarlo(
+        "reram_write_verify",
+        card=RERAM_CARD,
+        cells=200,
+        key=jax.random.key(9),
+        out=tmp_path / "wv",
+        chunk_cells=200,
+        progress=False,
+        iterations=6,
+        fixed_steps=4,
+    )
     hist = run.counts["pulse_histogram"].values
     assert int(hist.sum()) == 200 and int(run.counts["unconverged"]) <= int(hist[-1])

@@ -15,16 +15,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import central_difference
 from scipy.integrate import solve_ivp
 
 import imcphys
 from imcphys.population import Normal, sample, take
 
-from conftest import central_difference
-
 Q, KB = 1.602176634e-19, 1.380649e-23
-OFFICIAL = dict(g0=0.25e-9, V0=0.25, I0=1e-3, vel0=10.0, beta=0.8, gamma0=16.0, Ea=0.6, a0=0.25e-9, tox=12e-9,
-                Fmin=1.4e9, gmin=0.2e-9, gmax=1.7e-9, T0=298.0, Rth=2.1e3)
+OFFICIAL = dict(
+    g0=0.25e-9,
+    V0=0.25,
+    I0=1e-3,
+    vel0=10.0,
+    beta=0.8,
+    gamma0=16.0,
+    Ea=0.6,
+    a0=0.25e-9,
+    tox=12e-9,
+    Fmin=1.4e9,
+    gmin=0.2e-9,
+    gmax=1.7e-9,
+    T0=298.0,
+    Rth=2.1e3,
+)
 
 
 def numpy_rate(g: float, v: float, p=OFFICIAL) -> float:
@@ -39,8 +52,7 @@ def numpy_rate(g: float, v: float, p=OFFICIAL) -> float:
 
 
 def scipy_pulse(g0: float, v: float, width: float) -> float:
-    sol = solve_ivp(lambda t, y: [numpy_rate(y[0], v)], (0.0, width), [g0], method="DOP853", rtol=1e-11,
-                    atol=1e-21)
+    sol = solve_ivp(lambda t, y: [numpy_rate(y[0], v)], (0.0, width), [g0], method="DOP853", rtol=1e-11, atol=1e-21)
     return min(max(sol.y[0, -1], OFFICIAL["gmin"]), OFFICIAL["gmax"])
 
 
@@ -66,8 +78,11 @@ def test_read_resistance_at_g_min_and_g_max(dev):
     assert float(dev.resistance(dev.gap_min)) == pytest.approx(r_on, rel=1e-12)  # 541.8 Ω
     assert float(dev.resistance(dev.gap_max)) == pytest.approx(r_off, rel=1e-12)  # 218.6 kΩ
     assert float(dev.read(dev.gap_min)) == pytest.approx(0.1 / r_on, rel=1e-12)
-    np.testing.assert_allclose(dev.current(jnp.array([0.2e-9, 1.7e-9]), jnp.array([[0.1], [-0.1]])),
-                               [[0.1 / r_on, 0.1 / r_off], [-0.1 / r_on, -0.1 / r_off]], rtol=1e-12)
+    np.testing.assert_allclose(
+        dev.current(jnp.array([0.2e-9, 1.7e-9]), jnp.array([[0.1], [-0.1]])),
+        [[0.1 / r_on, 0.1 / r_off], [-0.1 / r_on, -0.1 / r_off]],
+        rtol=1e-12,
+    )
 
 
 def test_defaults_match_official_card(dev):
@@ -98,9 +113,17 @@ def test_official_set_and_reset_pulses(dev, adaptive_pulse):
 def test_pulse_energy_against_quadrature(dev, adaptive_pulse):
     # E = ∫ V I(g(t)) dt along the scipy trajectory
     v = -1.3
-    sol = solve_ivp(lambda t, y: [numpy_rate(y[0], v),
-                                  v * 1e-3 * math.exp(-min(max(y[0], 0.2e-9), 1.7e-9) / 0.25e-9) * math.sinh(v / 0.25)],
-                    (0, 100e-9), [0.2e-9, 0.0], method="DOP853", rtol=1e-11, atol=[1e-21, 1e-22])
+    sol = solve_ivp(
+        lambda t, y: [
+            numpy_rate(y[0], v),
+            v * 1e-3 * math.exp(-min(max(y[0], 0.2e-9), 1.7e-9) / 0.25e-9) * math.sinh(v / 0.25),
+        ],
+        (0, 100e-9),
+        [0.2e-9, 0.0],
+        method="DOP853",
+        rtol=1e-11,
+        atol=[1e-21, 1e-22],
+    )
     assert float(adaptive_pulse(dev, dev.gap_min, v, 100e-9).energy) == pytest.approx(sol.y[1, -1], rel=1e-5)
 
 
@@ -143,22 +166,33 @@ def test_gradients_match_finite_differences(dev, fixed_pulse, adaptive_pulse):
     # amplitude and width, adaptive and fixed-step paths
     for pulse, rel in ((fixed_pulse, 1e-5), (adaptive_pulse, 1e-4)):
         da, dw = jax.grad(lambda a, w: final_current(dev, a, w, pulse), argnums=(0, 1))(-1.3, 100e-9)
-        assert float(da) == pytest.approx(central_difference(lambda a: final_current(dev, a, 100e-9, pulse), -1.3),
-                                          rel=rel)
-        assert float(dw) == pytest.approx(central_difference(lambda w: final_current(dev, -1.3, w, pulse), 100e-9),
-                                          rel=rel)
+        assert float(da) == pytest.approx(
+            central_difference(lambda a: final_current(dev, a, 100e-9, pulse), -1.3), rel=rel
+        )
+        assert float(dw) == pytest.approx(
+            central_difference(lambda w: final_current(dev, -1.3, w, pulse), 100e-9), rel=rel
+        )
     # every model parameter (fixed-step path: smooth in the parameters, so FD is clean)
     grads = eqx.filter_grad(lambda d: final_current(d, -1.3, 100e-9, fixed_pulse))(dev)
     for name, value in imcphys.parameters(dev).items():
-        fd = central_difference(lambda x: final_current(imcphys.replace(dev, **{name: x}), -1.3, 100e-9,
-                                                        fixed_pulse), float(value))
+        fd = central_difference(
+            lambda x: final_current(imcphys.replace(dev, **{name: x}), -1.3, 100e-9, fixed_pulse), float(value)
+        )
         assert float(getattr(grads, name)) == pytest.approx(fd, rel=1e-4, abs=1e-12), name
 
 
 def test_vmap_over_1000_cells_equals_loop(dev, fixed_pulse):
     n = 1000
-    pop = sample(dev, {"activation_energy": Normal(0.02), "oxide_thickness": Normal(0.03, relative=True),
-                       "gap_decay_length": Normal(0.03, relative=True)}, n, key=jax.random.key(1))
+    pop = sample(
+        dev,
+        {
+            "activation_energy": Normal(0.02),
+            "oxide_thickness": Normal(0.03, relative=True),
+            "gap_decay_length": Normal(0.03, relative=True),
+        },
+        n,
+        key=jax.random.key(1),
+    )
     amps = jnp.linspace(-1.6, -1.1, n)
     batched = eqx.filter_vmap(lambda d, a: fixed_pulse(d, d.gap_min, a, 100e-9).state)(pop, amps)
     looped = np.array([float(fixed_pulse(take(pop, k), dev.gap_min, amps[k], 100e-9).state) for k in range(n)])
@@ -171,8 +205,7 @@ def test_jit_equals_eager(dev):
     assert float(jitted) == pytest.approx(float(eager), rel=1e-13)
 
 
-@pytest.mark.parametrize("start, amp", [("reset", 1.8), ("set", -1.3), ("reset", 1.5), ("set", -1.5),
-                                        ("set", -1.1)])
+@pytest.mark.parametrize("start, amp", [("reset", 1.8), ("set", -1.3), ("reset", 1.5), ("set", -1.5), ("set", -1.1)])
 def test_fixed_step_within_one_percent_of_adaptive(dev, adaptive_pulse, fixed_pulse, start, amp):
     g0 = dev.initial_state(start)
     ref, fast = adaptive_pulse(dev, g0, amp, 100e-9), fixed_pulse(dev, g0, amp, 100e-9)
@@ -203,17 +236,23 @@ def test_noise_needs_fixed_step_path(dev):
         imcphys.apply_pulse(dev, dev.gap_min, -1.3, 100e-9, key=jax.random.key(0))
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(gap_min=1.7e-9, gap_max=1.7e-9), "gap_min"),
-                                          (dict(gap_min=2e-9), "gap_min"),
-                                          (dict(oxide_thickness=-12e-9), "oxide_thickness"),
-                                          (dict(thermal_resistance=float("nan")), "thermal_resistance")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(gap_min=1.7e-9, gap_max=1.7e-9), "gap_min"),
+        (dict(gap_min=2e-9), "gap_min"),
+        (dict(oxide_thickness=-12e-9), "oxide_thickness"),
+        (dict(thermal_resistance=float("nan")), "thermal_resistance"),
+    ],
+)
 def test_bad_parameters_raise_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         imcphys.StanfordReRAM(**kwargs)
 
 
-@pytest.mark.parametrize("amp, width, name", [(1.0, 0.0, "width"), (1.0, -1e-9, "width"),
-                                              (float("nan"), 1e-9, "amplitude")])
+@pytest.mark.parametrize(
+    "amp, width, name", [(1.0, 0.0, "width"), (1.0, -1e-9, "width"), (float("nan"), 1e-9, "amplitude")]
+)
 def test_bad_pulse_raises_naming_parameter(dev, amp, width, name):
     with pytest.raises(ValueError, match=name):
         imcphys.apply_pulse(dev, dev.gap_min, amp, width)

@@ -34,17 +34,33 @@ def population():
 
 
 @examples(150)
-@given(set_start=magnitudes, set_step=st.floats(0.0, 5.0), reset_start=magnitudes, reset_step=st.floats(0.0, 5.0),
-       set_width=pulse_widths, reset_width=pulse_widths, tolerance=st.floats(1e-3, 5.0), seed=seeds)
-def test_program_exact_any_scheme(population, set_start, set_step, reset_start, reset_step, set_width,
-                                  reset_width, tolerance, seed):
+@given(
+    set_start=magnitudes,
+    set_step=st.floats(0.0, 5.0),
+    reset_start=magnitudes,
+    reset_step=st.floats(0.0, 5.0),
+    set_width=pulse_widths,
+    reset_width=pulse_widths,
+    tolerance=st.floats(1e-3, 5.0),
+    seed=seeds,
+)
+def test_program_exact_any_scheme(
+    population, set_start, set_step, reset_start, reset_step, set_width, reset_width, tolerance, seed
+):
     """Exact program-and-verify with any bidirectional scheme: finite reads, errors, energy and time; pulse counts
     within the budget; cells reported converged exactly when their final error is inside the tolerance."""
     pop, levels = population
-    scheme = Bidirectional(iterations=ITERATIONS, set_start=set_start, set_step=set_step, reset_start=reset_start,
-                           reset_step=reset_step, set_width=set_width, reset_width=reset_width, tolerance=tolerance)
-    rep = program(pop, scheme, targets=levels, key=jax.random.key(seed), verify="exact", initial="set",
-                  fixed_steps=4)
+    scheme = Bidirectional(
+        iterations=ITERATIONS,
+        set_start=set_start,
+        set_step=set_step,
+        reset_start=reset_start,
+        reset_step=reset_step,
+        set_width=set_width,
+        reset_width=reset_width,
+        tolerance=tolerance,
+    )
+    rep = program(pop, scheme, targets=levels, key=jax.random.key(seed), verify="exact", initial="set", fixed_steps=4)
     assert finite((rep.read, rep.error, rep.energy, rep.time, rep.state))
     pulses = np.asarray(rep.pulses)
     assert np.all((pulses >= 0) & (pulses <= ITERATIONS)) and np.all(np.asarray(rep.energy) >= 0)
@@ -52,24 +68,39 @@ def test_program_exact_any_scheme(population, set_start, set_step, reset_start, 
 
 
 @examples(60)
-@given(start=st.floats(0.5, 3.0), step=st.floats(1e-3, 0.5), width=st.floats(1e-10, 1e-6),
-       tolerance=st.floats(0.01, 1.0), tau=decades(0.05, 1.0), seed=seeds)
+@given(
+    start=st.floats(0.5, 3.0),
+    step=st.floats(1e-3, 0.5),
+    width=st.floats(1e-10, 1e-6),
+    tolerance=st.floats(0.01, 1.0),
+    tau=decades(0.05, 1.0),
+    seed=seeds,
+)
 def test_program_smooth_gradients_finite(population, start, step, width, tolerance, tau, seed):
     """The smooth relaxation's objective and its gradient w.r.t. every setting, at any temperature."""
     pop, levels = population
     scheme = IncrementalAmplitude(iterations=ITERATIONS, start=start, step=step, width=width, tolerance=tolerance)
     smoothing = Smoothing(verify=tau, polarity=tau, clip=tau, device=tau)
-    value, grads = value_and_grad(scheme, pop, targets=levels, objective=WriteCost(pulse_weight=0.01,
-                                                                                   energy_weight=1e7),
-                                  key=jax.random.key(seed), verify="smooth", smoothing=smoothing, initial="reset",
-                                  fixed_steps=4)
+    value, grads = value_and_grad(
+        scheme,
+        pop,
+        targets=levels,
+        objective=WriteCost(pulse_weight=0.01, energy_weight=1e7),
+        key=jax.random.key(seed),
+        verify="smooth",
+        smoothing=smoothing,
+        initial="reset",
+        fixed_steps=4,
+    )
     assert np.isfinite(value) and finite(grads)
 
 
 @examples(200)
-@given(name=st.sampled_from(["start", "step", "width", "tolerance"]),
-       value=st.one_of(st.floats(-1e3, 0.0), st.just(float("nan")), st.just(float("inf"))),
-       iterations=st.integers(-2, 3))
+@given(
+    name=st.sampled_from(["start", "step", "width", "tolerance"]),
+    value=st.one_of(st.floats(-1e3, 0.0), st.just(float("nan")), st.just(float("inf"))),
+    iterations=st.integers(-2, 3),
+)
 def test_scheme_bad_settings_raise_naming_them(name, value, iterations):
     good = dict(start=1.0, step=0.1, width=1e-8, tolerance=0.1)
     with pytest.raises(ValueError) as err:
@@ -90,15 +121,29 @@ def _iv(device, v):
 
 
 @examples(60)
-@given(observed=st.lists(st.one_of(decades(1e-6, 6.0), decades(1e-6, 6.0).map(lambda x: -x)), min_size=POINTS,
-                         max_size=POINTS), v0=decades(0.25, 1.0), seed=seeds)
+@given(
+    observed=st.lists(
+        st.one_of(decades(1e-6, 6.0), decades(1e-6, 6.0).map(lambda x: -x)), min_size=POINTS, max_size=POINTS
+    ),
+    v0=decades(0.25, 1.0),
+    seed=seeds,
+)
 def test_fit_any_data_finite_or_flagged(observed, v0, seed):
     """Levenberg–Marquardt fits of two parameters to arbitrary (even absurd) currents spanning 12 decades: a
     finite best fit and cost; every standard error finite, or infinite with the parameter flagged."""
     v = jnp.linspace(-0.5, 0.5, POINTS)
     exp = imcphys.Experiment(_iv, v, np.asarray(observed), residual=imcphys.LogAbs(), x=v, name="I-V")
-    res = imcphys.fit(imcphys.StanfordReRAM(v0=v0), exp, free=["i0", "v0"], key=jax.random.key(seed), starts=2,
-                      candidates=4, max_steps=16, batch=2, progress=False)
+    res = imcphys.fit(
+        imcphys.StanfordReRAM(v0=v0),
+        exp,
+        free=["i0", "v0"],
+        key=jax.random.key(seed),
+        starts=2,
+        candidates=4,
+        max_steps=16,
+        batch=2,
+        progress=False,
+    )
     assert np.all(np.isfinite(res.values)) and np.all(res.values > 0) and np.isfinite(res.cost)
     for se, status in zip(res.std_errors, res.status):
         assert np.isfinite(se) or status != "ok"
@@ -115,22 +160,26 @@ def test_fit_bad_data_raise_clear_errors(bad, where):
 
 
 def test_fit_bad_arguments_raise_clear_errors():
-    exp = imcphys.Experiment(_iv, jnp.linspace(-0.5, 0.5, POINTS), np.full(POINTS, 1e-6),
-                             residual=imcphys.LogAbs())
+    exp = imcphys.Experiment(_iv, jnp.linspace(-0.5, 0.5, POINTS), np.full(POINTS, 1e-6), residual=imcphys.LogAbs())
     dev = imcphys.StanfordReRAM()
-    for kwargs, name in ((dict(free=["no_such_parameter"]), "no_such_parameter"), (dict(free=["v0"], starts=0),
-                         "starts"), (dict(free=["v0"], spread=1.0), "spread")):
+    for kwargs, name in (
+        (dict(free=["no_such_parameter"]), "no_such_parameter"),
+        (dict(free=["v0"], starts=0), "starts"),
+        (dict(free=["v0"], spread=1.0), "spread"),
+    ):
         with pytest.raises(ValueError) as err:
             imcphys.fit(dev, exp, key=jax.random.key(0), progress=False, **kwargs)
         assert_names(err.value, name)
 
 
 # --------------------------------------------------------------------------------------------- CSV loader
-numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
-                    st.integers(-10**6, 10**6).map(str))
+numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr), st.integers(-(10**6), 10**6).map(str)
+)
 bad_cells = st.sampled_from(["", "nan", "inf", "-inf", "abc", "1e999", "1,5", "0x1p3", " "])
-units = st.sampled_from(["s", "ms", "V", "mV", "A", "nA", "uS", "degC", "1", "ohm", "Hz", "furlong/fortnight",
-                         "parsec", "blorp", "", "m/s"])
+units = st.sampled_from(
+    ["s", "ms", "V", "mV", "A", "nA", "uS", "degC", "1", "ohm", "Hz", "furlong/fortnight", "parsec", "blorp", "", "m/s"]
+)
 names = st.sampled_from(["t", "time", "V", "I", "G", "f_clk", "T", "amplitude", "width"])
 
 
@@ -183,14 +232,21 @@ def test_load_csv_missing_file_is_clear(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ stimuli
 @examples(100)
-@given(amplitudes=st.lists(st.one_of(voltages, st.just(float("nan"))), min_size=1, max_size=4),
-       width=st.one_of(widths, st.floats(-1.0, 0.0)), period=st.one_of(widths, st.just(float("inf"))),
-       v_max=st.one_of(voltages, st.just(float("inf"))), rate=st.one_of(decades(1.0, 6.0), st.floats(-1.0, 0.0)))
+@given(
+    amplitudes=st.lists(st.one_of(voltages, st.just(float("nan"))), min_size=1, max_size=4),
+    width=st.one_of(widths, st.floats(-1.0, 0.0)),
+    period=st.one_of(widths, st.just(float("inf"))),
+    v_max=st.one_of(voltages, st.just(float("inf"))),
+    rate=st.one_of(decades(1.0, 6.0), st.floats(-1.0, 0.0)),
+)
 def test_stimuli_finite_or_clear_errors(amplitudes, width, period, v_max, rate):
     """Pulse trains, triangle sweeps and holds: finite waveforms with increasing breakpoints, or a ValueError
     naming the argument."""
-    for build, args in ((imcphys.pulse_train, (amplitudes, width, period)),
-                        (imcphys.triangle_sweep, (v_max, rate)), (imcphys.hold, (amplitudes[0], width))):
+    for build, args in (
+        (imcphys.pulse_train, (amplitudes, width, period)),
+        (imcphys.triangle_sweep, (v_max, rate)),
+        (imcphys.hold, (amplitudes[0], width)),
+    ):
         try:
             stim = build(*args)
         except CLEAR_ERRORS as err:

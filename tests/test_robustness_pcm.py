@@ -10,8 +10,18 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from robustness import (CLEAR_ERRORS, assert_names, decades, direction, examples, finite, temperatures, times,
-                        value_and_jvp, widths)
+from robustness import (
+    CLEAR_ERRORS,
+    assert_names,
+    decades,
+    direction,
+    examples,
+    finite,
+    temperatures,
+    times,
+    value_and_jvp,
+    widths,
+)
 
 import imcphys
 from imcphys.models.pcm import PCMCell, PCMCellState, PCMStatistical
@@ -37,13 +47,23 @@ def statistical():
 
 
 @examples(400)
-@given(g_max=decades(25e-6), t0=decades(20.0, 4.0), t_read=decades(250e-9, 4.0),
-       s_prog=st.floats(0.0, 10.0), s_read=st.floats(0.0, 10.0), s_drift=st.floats(0.0, 10.0),
-       fracs=st.lists(st.floats(0.0, 1.0), min_size=TARGETS, max_size=TARGETS), t=times, seed=seeds)
-def test_statistical_finite_values_and_gradients(statistical, g_max, t0, t_read, s_prog, s_read, s_drift, fracs,
-                                                 t, seed):
-    dev = PCMStatistical(g_max=g_max, t0=t0, t_read=t_read, prog_noise_scale=s_prog, read_noise_scale=s_read,
-                         drift_scale=s_drift)
+@given(
+    g_max=decades(25e-6),
+    t0=decades(20.0, 4.0),
+    t_read=decades(250e-9, 4.0),
+    s_prog=st.floats(0.0, 10.0),
+    s_read=st.floats(0.0, 10.0),
+    s_drift=st.floats(0.0, 10.0),
+    fracs=st.lists(st.floats(0.0, 1.0), min_size=TARGETS, max_size=TARGETS),
+    t=times,
+    seed=seeds,
+)
+def test_statistical_finite_values_and_gradients(
+    statistical, g_max, t0, t_read, s_prog, s_read, s_drift, fracs, t, seed
+):
+    dev = PCMStatistical(
+        g_max=g_max, t0=t0, t_read=t_read, prog_noise_scale=s_prog, read_noise_scale=s_read, drift_scale=s_drift
+    )
     diff = (dev, jnp.asarray(fracs), jnp.asarray(t, dtype=float))
     out, tangent = statistical(diff, direction(diff, seed), jax.random.key(seed))
     assert finite(out) and finite(tangent)
@@ -66,23 +86,39 @@ def calibrations():
 
 
 @examples(300)
-@given(g_max=decades(25e-6), t0=decades(20.0, 4.0), t_read=decades(250e-9, 4.0), frac=st.floats(0.0, 1.0),
-       overshoot=st.floats(0.0, 100.0), t=times, seed=seeds)
+@given(
+    g_max=decades(25e-6),
+    t0=decades(20.0, 4.0),
+    t_read=decades(250e-9, 4.0),
+    frac=st.floats(0.0, 1.0),
+    overshoot=st.floats(0.0, 100.0),
+    t=times,
+    seed=seeds,
+)
 def test_both_calibrations_finite_and_positive(calibrations, g_max, t0, t_read, frac, overshoot, t, seed):
     """ν statistics and read noise of targets in [0, g_max] and of programmed values up to 100 g_max (programming
     noise overshoots): finite, non-negative, with finite derivatives, for the Joshi 2020 and HERMES fits."""
-    diffs = [(PCMStatistical(g_max=g_max, t0=t0, t_read=t_read, calibration=c), jnp.asarray(frac * g_max),
-              jnp.asarray(overshoot * g_max), jnp.asarray(t, dtype=float)) for c in ("joshi2020", "hermes")]
+    diffs = [
+        (
+            PCMStatistical(g_max=g_max, t0=t0, t_read=t_read, calibration=c),
+            jnp.asarray(frac * g_max),
+            jnp.asarray(overshoot * g_max),
+            jnp.asarray(t, dtype=float),
+        )
+        for c in ("joshi2020", "hermes")
+    ]
     out, tangent = calibrations(diffs, direction(diffs, seed))
     assert finite(out) and finite(tangent)
     assert all(float(x) >= 0 for x in out)
 
 
 @examples(200)
-@given(name=st.sampled_from(["g_max", "t0", "t_read", "prog_noise_scale", "read_noise_scale", "drift_scale",
-                             "prog_g_max_reference"]),
-       value=st.one_of(st.floats(-1e3, 0.0), st.just(float("nan")), st.just(float("inf")),
-                       st.just(float("-inf"))))
+@given(
+    name=st.sampled_from(
+        ["g_max", "t0", "t_read", "prog_noise_scale", "read_noise_scale", "drift_scale", "prog_g_max_reference"]
+    ),
+    value=st.one_of(st.floats(-1e3, 0.0), st.just(float("nan")), st.just(float("inf")), st.just(float("-inf"))),
+)
 def test_statistical_bad_parameters_raise_naming_them(name, value):
     if value == 0.0 and name in ("prog_noise_scale", "read_noise_scale", "drift_scale"):
         PCMStatistical(**{name: value})  # a scale of 0 switches that noise off: allowed
@@ -93,8 +129,10 @@ def test_statistical_bad_parameters_raise_naming_them(name, value):
 
 
 @examples(200)
-@given(frac=st.one_of(st.floats(-10.0, -1e-3), st.floats(1.01, 1e3), st.just(float("nan"))),
-       bad_t=st.one_of(st.floats(-1e9, -1e-12), st.just(float("nan")), st.just(float("inf"))))
+@given(
+    frac=st.one_of(st.floats(-10.0, -1e-3), st.floats(1.01, 1e3), st.just(float("nan"))),
+    bad_t=st.one_of(st.floats(-1e9, -1e-12), st.just(float("nan")), st.just(float("inf"))),
+)
 def test_statistical_bad_inputs_raise_clear_errors(frac, bad_t):
     """Eagerly: ValueError before any random number is drawn."""
     dev = PCMStatistical()
@@ -109,8 +147,10 @@ def test_statistical_bad_inputs_raise_clear_errors(frac, bad_t):
 
 def test_statistical_bad_inputs_under_jit_raise(statistical):
     """Under jit the same checks raise through ``eqx.error_if``, naming the input."""
-    for frac, t, name in ((jnp.full(TARGETS, 0.5), -1.0, "t (time since programming)"),
-                          (jnp.full(TARGETS, 2.0), 1.0, "g_target")):
+    for frac, t, name in (
+        (jnp.full(TARGETS, 0.5), -1.0, "t (time since programming)"),
+        (jnp.full(TARGETS, 2.0), 1.0, "g_target"),
+    ):
         diff = (PCMStatistical(), frac, jnp.asarray(t, dtype=float))
         with pytest.raises(CLEAR_ERRORS) as err:
             statistical(diff, direction(diff, 0), KEY)
@@ -118,13 +158,21 @@ def test_statistical_bad_inputs_under_jit_raise(statistical):
 
 
 # ------------------------------------------------------------------------------------------------- PCMCell
-CELL_PARAMS = dict(g_crystalline=decades(25e-6), g_amorphous=decades(0.25e-6),
-                   conduction_activation_energy=st.floats(0.0, 1.0), drift_exponent=st.floats(0.0, 0.5),
-                   attempt_frequency=decades(1e13, 3.0), quench_barrier=st.floats(0.0, 2.0),
-                   barrier_span=decades(2.0, 1.0), growth_velocity=decades(1.0, 3.0),
-                   growth_activation_energy=st.floats(0.0, 5.0), plug_thickness=decades(50e-9, 1.0),
-                   thermal_resistance=decades(2e7, 1.0), on_resistance=decades(3e3, 1.0),
-                   ambient_temperature=temperatures)
+CELL_PARAMS = dict(
+    g_crystalline=decades(25e-6),
+    g_amorphous=decades(0.25e-6),
+    conduction_activation_energy=st.floats(0.0, 1.0),
+    drift_exponent=st.floats(0.0, 0.5),
+    attempt_frequency=decades(1e13, 3.0),
+    quench_barrier=st.floats(0.0, 2.0),
+    barrier_span=decades(2.0, 1.0),
+    growth_velocity=decades(1.0, 3.0),
+    growth_activation_energy=st.floats(0.0, 5.0),
+    plug_thickness=decades(50e-9, 1.0),
+    thermal_resistance=decades(2e7, 1.0),
+    on_resistance=decades(3e3, 1.0),
+    ambient_temperature=temperatures,
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +196,15 @@ def _cell_or_error(params):
 
 
 @examples(500)
-@given(params=st.fixed_dictionaries(CELL_PARAMS), a=st.floats(0.0, 1.0), d=st.floats(0.0, 1.0),
-       amp=st.floats(-1e-3, 1e-3, allow_subnormal=False), width=widths, temp=temperatures, seed=seeds)
+@given(
+    params=st.fixed_dictionaries(CELL_PARAMS),
+    a=st.floats(0.0, 1.0),
+    d=st.floats(0.0, 1.0),
+    amp=st.floats(-1e-3, 1e-3, allow_subnormal=False),
+    width=widths,
+    temp=temperatures,
+    seed=seeds,
+)
 def test_cell_pulse_finite_values_and_gradients(cell_pulse, params, a, d, amp, width, temp, seed):
     dev = _cell_or_error(params)
     if dev is None:
@@ -172,15 +227,27 @@ def cell_rates():
         dev, a, d, temp, duration = diff
         state = PCMCellState(a, d)
         relaxed = dev.relax(state, duration, temp)
-        return (dev.relaxation_rate(d, temp), dev.growth_velocity_at(temp), dev.conductance(state, temp),
-                relaxed.amorphous, relaxed.defects, dev.conductance(relaxed, temp))
+        return (
+            dev.relaxation_rate(d, temp),
+            dev.growth_velocity_at(temp),
+            dev.conductance(state, temp),
+            relaxed.amorphous,
+            relaxed.defects,
+            dev.conductance(relaxed, temp),
+        )
 
     return value_and_jvp(run)
 
 
 @examples(500)
-@given(a=st.floats(0.0, 1.0), d=st.floats(0.0, 1.0), temp=st.floats(1e-2, 1e5), duration=times,
-       ambient=st.floats(1.0, 899.0), seed=seeds)
+@given(
+    a=st.floats(0.0, 1.0),
+    d=st.floats(0.0, 1.0),
+    temp=st.floats(1e-2, 1e5),
+    duration=times,
+    ambient=st.floats(1.0, 899.0),
+    seed=seeds,
+)
 def test_cell_rates_never_overflow(cell_rates, a, d, temp, duration, ambient, seed):
     """Arrhenius rates exp(−E/kT) from 0.01 K to 1e5 K and anneals of 0 to 1e9 s: finite values and gradients."""
     diff = (PCMCell(ambient_temperature=ambient), *(jnp.asarray(x, dtype=float) for x in (a, d, temp, duration)))
@@ -200,8 +267,13 @@ def test_cell_ambient_above_melting_is_refused():
 def bake():
     def run(diff):
         dev, temp, duration = diff
-        sol = imcphys.simulate(dev, dev.initial_state("reset"), imcphys.hold(temp, duration),
-                               jnp.stack([0.0 * duration, duration]), fixed_steps=16)
+        sol = imcphys.simulate(
+            dev,
+            dev.initial_state("reset"),
+            imcphys.hold(temp, duration),
+            jnp.stack([0.0 * duration, duration]),
+            fixed_steps=16,
+        )
         return sol.observed[-1] / dev.g_crystalline, sol.states
 
     return value_and_jvp(run)

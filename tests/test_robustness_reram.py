@@ -14,8 +14,12 @@ from hypothesis import strategies as st
 
 import imcphys
 
-SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 voltages = st.floats(-50.0, 50.0, allow_nan=False, allow_subnormal=False)  # XLA flushes denormals to 0
 widths = st.floats(1e-12, 1e6).filter(lambda w: w > 0)
@@ -58,14 +62,29 @@ def test_fixed_pulse_finite_values_and_gradients(pulse_and_grad, amp, width, tem
 
 
 @SETTINGS
-@given(g0=_decades(0.25e-9), v0=_decades(0.25, 1.0), i0=_decades(1e-3), vel=_decades(10.0, 3.0),
-       ea=st.floats(0.01, 3.0), tox=_decades(12e-9, 1.0), rth=_decades(2.1e3, 3.0), amp=voltages,
-       width=widths)
+@given(
+    g0=_decades(0.25e-9),
+    v0=_decades(0.25, 1.0),
+    i0=_decades(1e-3),
+    vel=_decades(10.0, 3.0),
+    ea=st.floats(0.01, 3.0),
+    tox=_decades(12e-9, 1.0),
+    rth=_decades(2.1e3, 3.0),
+    amp=voltages,
+    width=widths,
+)
 def test_constructor_raises_or_gives_finite_physics(pulse_and_grad, g0, v0, i0, vel, ea, tox, rth, amp, width):
     value, grad, _ = pulse_and_grad
     try:
-        dev = imcphys.StanfordReRAM(gap_decay_length=g0, v0=v0, i0=i0, gap_velocity=vel, activation_energy=ea,
-                                    oxide_thickness=tox, thermal_resistance=rth)
+        dev = imcphys.StanfordReRAM(
+            gap_decay_length=g0,
+            v0=v0,
+            i0=i0,
+            gap_velocity=vel,
+            activation_energy=ea,
+            oxide_thickness=tox,
+            thermal_resistance=rth,
+        )
     except ValueError as err:
         assert any(name in str(err) for name in ("gap_decay_length", "v0", "i0", "oxide_thickness", "gap_max"))
         return
@@ -77,8 +96,7 @@ def test_constructor_raises_or_gives_finite_physics(pulse_and_grad, g0, v0, i0, 
 def rates():
     @eqx.filter_jit
     def f(dev, gap, v):
-        return [jax.value_and_grad(fn, argnums=(0, 1))(gap, v)
-                for fn in (dev.current, dev.gap_rate, dev.temperature)]
+        return [jax.value_and_grad(fn, argnums=(0, 1))(gap, v) for fn in (dev.current, dev.gap_rate, dev.temperature)]
 
     return f
 
@@ -96,8 +114,7 @@ def adaptive():
     return eqx.filter_jit(lambda d, g, a, w, r: d.pulse(g, a, w, rise=r, fall=r))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(amp=st.floats(-3.0, 3.0), width=st.floats(1e-10, 1e-5), rise=st.floats(0.0, 1e-8))
 def test_adaptive_pulse_finite_or_reported(adaptive, amp, width, rise):
     dev = imcphys.StanfordReRAM()
@@ -107,8 +124,10 @@ def test_adaptive_pulse_finite_or_reported(adaptive, amp, width, rise):
 
 
 @SETTINGS
-@given(amp=st.one_of(voltages, st.just(float("nan")), st.just(float("inf"))),
-       width=st.one_of(widths, st.floats(-1.0, 0.0), st.just(float("nan"))))
+@given(
+    amp=st.one_of(voltages, st.just(float("nan")), st.just(float("inf"))),
+    width=st.one_of(widths, st.floats(-1.0, 0.0), st.just(float("nan"))),
+)
 def test_bad_pulse_inputs_raise_clear_errors(amp, width):
     if np.isfinite(amp) and np.isfinite(width) and width > 0:
         p = imcphys.Pulse(amp, width)

@@ -43,8 +43,15 @@ def test_triangle_train_ramp_hold_concatenate():
     np.testing.assert_allclose(seq(jnp.array([0.5, 2.0, 3.5])), [0.5, 1.0, 1.0])
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(width=0.0), "width"), (dict(width=-1e-9), "width"),
-                                          (dict(rise=-1e-9), "rise"), (dict(amplitude=float("nan")), "amplitude")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(width=0.0), "width"),
+        (dict(width=-1e-9), "width"),
+        (dict(rise=-1e-9), "rise"),
+        (dict(amplitude=float("nan")), "amplitude"),
+    ],
+)
 def test_bad_pulse_raises_naming_parameter(kwargs, name):
     args = dict(amplitude=1.0, width=1e-9) | kwargs
     with pytest.raises(ValueError, match=name):

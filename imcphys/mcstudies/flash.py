@@ -21,8 +21,15 @@ DEFAULT_SPREAD = {"tunnel_oxide_thickness": Normal(std=0.02, relative=True), "co
 
 
 @register_study("flash_ispp")
-def flash_ispp(card: Card, *, v_start: float = 14.0, v_step: float = 0.5, width: float = 10e-6,
-               verify_level: float = 2.0, max_pulses: int = 16) -> Study:
+def flash_ispp(
+    card: Card,
+    *,
+    v_start: float = 14.0,
+    v_step: float = 0.5,
+    width: float = 10e-6,
+    verify_level: float = 2.0,
+    max_pulses: int = 16,
+) -> Study:
     """Every cell starts erased and is programmed by incremental step pulse programming (Suh et al., IEEE JSSC
     30(11), 1149 (1995)): pulse k at ``v_start + k·v_step`` [V] for ``width`` [s] from an ideal source (exact
     constant-voltage Fowler–Nordheim steps), verify at ``verify_level`` [V] before each pulse, at most
@@ -43,24 +50,40 @@ def flash_ispp(card: Card, *, v_start: float = 14.0, v_step: float = 0.5, width:
     specs = card.variability_specs() if card.variability else DEFAULT_SPREAD
 
     def cell(dev: FloatingGateCell) -> dict[str, jax.Array]:
-        res = ispp(dev, dev.initial_state("erased")[None], v_start=v_start, v_step=v_step, width=width,
-                   verify_level=verify_level, max_pulses=max_pulses, source="ideal")
+        res = ispp(
+            dev,
+            dev.initial_state("erased")[None],
+            v_start=v_start,
+            v_step=v_step,
+            width=width,
+            verify_level=verify_level,
+            max_pulses=max_pulses,
+            source="ideal",
+        )
         pulses = res.pulses[0]
-        return {"vth": res.final_vth[0], "pulses": pulses,
-                "pulse_histogram": jax.nn.one_hot(pulses.astype(int), max_pulses + 1, dtype=jnp.int32),
-                "unverified": res.verified[0] < 1}
+        return {
+            "vth": res.final_vth[0],
+            "pulses": pulses,
+            "pulse_histogram": jax.nn.one_hot(pulses.astype(int), max_pulses + 1, dtype=jnp.int32),
+            "unverified": res.verified[0] < 1,
+        }
 
     def run(population: Any, keys: jax.Array) -> dict[str, jax.Array]:
         del keys  # deterministic programming: the spread is device to device
         return eqx.filter_vmap(cell)(population)
 
-    settings = {"v_start_V": v_start, "v_step_V": v_step, "width_s": width, "verify_level_V": verify_level,
-                "max_pulses": max_pulses, "specs": "card" if card.variability else repr(DEFAULT_SPREAD)}
+    settings = {
+        "v_start_V": v_start,
+        "v_step_V": v_step,
+        "width_s": width,
+        "verify_level_V": verify_level,
+        "max_pulses": max_pulses,
+        "specs": "card" if card.variability else repr(DEFAULT_SPREAD),
+    }
     outputs = {
         "vth": Output((), "V", "threshold voltage after ISPP"),
         "pulses": Output((), "1", "programming pulses used"),
         "pulse_histogram": Output(("pulses_used",), "1", "cells that used this many pulses", per_cell=False),
         "unverified": Output((), "1", "cells that never passed verify", per_cell=False),
     }
-    return Study("flash_ispp", device, specs, run, outputs, {"pulses_used": (np.arange(max_pulses + 1), "1")},
-                 settings)
+    return Study("flash_ispp", device, specs, run, outputs, {"pulses_used": (np.arange(max_pulses + 1), "1")}, settings)

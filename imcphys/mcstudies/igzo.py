@@ -22,8 +22,13 @@ HOLD_TIMES = tuple(float(t) for t in np.geomspace(1.0, 86400.0, 15))
 
 
 @register_study("igzo_retention_ber")
-def retention_ber(card: Card, *, temperatures: Sequence[float] = CORNERS,
-                  hold_times: Sequence[float] = HOLD_TIMES, levels: int | None = None) -> Study:
+def retention_ber(
+    card: Card,
+    *,
+    temperatures: Sequence[float] = CORNERS,
+    hold_times: Sequence[float] = HOLD_TIMES,
+    levels: int | None = None,
+) -> Study:
     """Device-to-device spread (the card's ``[variability]``: V_T, SS, C_SN, off-current …): every cell stores
     each of its ``levels`` levels (default the card's) at the nominal level voltage, and holds at each ambient
     temperature [K]. A level is in error at hold time t once its retention time (the first exit from its
@@ -60,9 +65,18 @@ def retention_ber(card: Card, *, temperatures: Sequence[float] = CORNERS,
     settings = {"temperatures_K": temps.tolist(), "hold_times_s": times.tolist(), "levels": m}
     outputs = {
         "min_retention": Output(("temperature",), "s", "shortest retention time over the cell's levels"),
-        "level_errors": Output(("temperature", "time"), "1", "levels whose retention is below the hold time",
-                               per_cell=False),
+        "level_errors": Output(
+            ("temperature", "time"), "1", "levels whose retention is below the hold time", per_cell=False
+        ),
     }
-    return Study("igzo_retention_ber", device, card.variability_specs(), run, outputs,
-                 {"temperature": (temps, "K"), "time": (times, "s")}, settings, ber="level_errors",
-                 bits_per_cell=m)
+    return Study(
+        "igzo_retention_ber",
+        device,
+        card.variability_specs(),
+        run,
+        outputs,
+        {"temperature": (temps, "K"), "time": (times, "s")},
+        settings,
+        ber="level_errors",
+        bits_per_cell=m,
+    )

@@ -19,8 +19,11 @@ from ..population import LogNormal, Normal
 #: Device-to-device spread used when the card has no ``[variability]`` table (ASSUMED, illustrative): 10 % on the
 #: drift exponent ν_a (measured ν of GST spreads by about that much from cell to cell, Le Gallo & Sebastian,
 #: J. Phys. D 53, 213002 (2020)), 0.05 eV on the quench barrier and 20 % (log) on the as-quenched conductance.
-DEFAULT_SPREAD = {"drift_exponent": Normal(std=0.1, relative=True), "quench_barrier": Normal(std=0.05),
-                  "g_amorphous": LogNormal(sigma=0.2)}
+DEFAULT_SPREAD = {
+    "drift_exponent": Normal(std=0.1, relative=True),
+    "quench_barrier": Normal(std=0.05),
+    "g_amorphous": LogNormal(sigma=0.2),
+}
 #: 25, 85 and 125 °C bakes [K].
 TEMPERATURES = (298.15, 358.15, 398.15)
 #: Bake times [s]: 100 s, about 3 h and about 12 days.
@@ -28,8 +31,14 @@ TIMES = (1e2, 1e4, 1e6)
 
 
 @register_study("pcm_bake")
-def bake(card: Card, *, temperatures: Sequence[float] = TEMPERATURES, times: Sequence[float] = TIMES,
-         t_first: float = 20.0, g_ref: float | None = None) -> Study:
+def bake(
+    card: Card,
+    *,
+    temperatures: Sequence[float] = TEMPERATURES,
+    times: Sequence[float] = TIMES,
+    t_first: float = 20.0,
+    g_ref: float | None = None,
+) -> Study:
     """Every cell is RESET (a full plug of fresh glass), read at ``t_first`` [s] at its ambient temperature, then
     baked at each temperature [K] for each time [s] (closed-form relaxation and crystal growth) and read back at
     the ambient temperature. Spread: the card's ``[variability]``, else :data:`DEFAULT_SPREAD`.
@@ -72,12 +81,26 @@ def bake(card: Card, *, temperatures: Sequence[float] = TEMPERATURES, times: Seq
         del keys  # no cycle-to-cycle noise in PCMCell: the spread is device to device
         return eqx.filter_vmap(cell)(population)
 
-    settings = {"temperatures_K": temps.tolist(), "times_s": ts.tolist(), "t_first_s": t_first, "g_ref_S": g_ref,
-                "specs": "card" if card.variability else repr(DEFAULT_SPREAD)}
+    settings = {
+        "temperatures_K": temps.tolist(),
+        "times_s": ts.tolist(),
+        "t_first_s": t_first,
+        "g_ref_S": g_ref,
+        "specs": "card" if card.variability else repr(DEFAULT_SPREAD),
+    }
     outputs = {
         "g": Output(("temperature", "time"), "S", "read conductance at ambient after the bake"),
         "nu": Output((), "1", "drift exponent at the first bake temperature, between the first and last time"),
         "bit_errors": Output(("temperature", "time"), "1", "RESET cells read above g_ref", per_cell=False),
     }
-    return Study("pcm_bake", device, specs, run, outputs, {"temperature": (temps, "K"), "time": (ts, "s")},
-                 settings, ber="bit_errors", bits_per_cell=1)
+    return Study(
+        "pcm_bake",
+        device,
+        specs,
+        run,
+        outputs,
+        {"temperature": (temps, "K"), "time": (ts, "s")},
+        settings,
+        ber="bit_errors",
+        bits_per_cell=1,
+    )

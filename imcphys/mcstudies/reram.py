@@ -23,9 +23,16 @@ CORNERS = (298.15, 358.15, 398.15)
 
 
 @register_study("reram_pulse_read")
-def pulse_read(card: Card, *, temperatures: Sequence[float] = CORNERS, set_amplitude: float = 1.8,
-               reset_amplitude: float = -1.3, width: float = 100e-9, fixed_steps: int = 32,
-               g_ref: float | None = None) -> Study:
+def pulse_read(
+    card: Card,
+    *,
+    temperatures: Sequence[float] = CORNERS,
+    set_amplitude: float = 1.8,
+    reset_amplitude: float = -1.3,
+    width: float = 100e-9,
+    fixed_steps: int = 32,
+    g_ref: float | None = None,
+) -> Study:
     """Device-to-device spread (the card's ``[variability]``) and cycle-to-cycle noise: at each ambient
     temperature [K], every cell starts RESET (gap_max), takes a SET pulse of ``set_amplitude`` [V] and ``width``
     [s], is read, takes a RESET pulse of ``reset_amplitude`` [V], and is read again (fixed-step path,
@@ -44,14 +51,12 @@ def pulse_read(card: Card, *, temperatures: Sequence[float] = CORNERS, set_ampli
         raise ValueError(f"temperatures must be a non-empty list of ambient temperatures [K]; got {temperatures!r}")
     check_range("temperatures", temps, lower=0.0, lower_open=True, unit="K")
     check_range("set_amplitude", set_amplitude, lower=0.0, upper=device.max_amplitude, lower_open=True, unit="V")
-    check_range("reset_amplitude", reset_amplitude, lower=-device.max_amplitude, upper=0.0, upper_open=True,
-                unit="V")
+    check_range("reset_amplitude", reset_amplitude, lower=-device.max_amplitude, upper=0.0, upper_open=True, unit="V")
     check_range("width", width, lower=0.0, lower_open=True, unit="s")
     if isinstance(fixed_steps, bool) or not isinstance(fixed_steps, int) or fixed_steps < 1:
         raise ValueError(f"fixed_steps must be a positive integer; got {fixed_steps!r}")
     if g_ref is None:
-        g_ref = float(np.sqrt(device.read(device.gap_min) * device.read(device.gap_max))) / float(
-            device.read_voltage)
+        g_ref = float(np.sqrt(device.read(device.gap_min) * device.read(device.gap_max))) / float(device.read_voltage)
     check_range("g_ref", g_ref, lower=0.0, lower_open=True, unit="S")
     t_arr = jnp.asarray(temps)
 
@@ -68,14 +73,27 @@ def pulse_read(card: Card, *, temperatures: Sequence[float] = CORNERS, set_ampli
     def run(population: Any, keys: jax.Array) -> dict[str, jax.Array]:
         return eqx.filter_vmap(cell)(population, pulse_keys(keys, 2 * temps.size))
 
-    settings = {"temperatures_K": temps.tolist(), "set_amplitude_V": set_amplitude,
-                "reset_amplitude_V": reset_amplitude, "width_s": width, "fixed_steps": fixed_steps,
-                "g_ref_S": g_ref}
+    settings = {
+        "temperatures_K": temps.tolist(),
+        "set_amplitude_V": set_amplitude,
+        "reset_amplitude_V": reset_amplitude,
+        "width_s": width,
+        "fixed_steps": fixed_steps,
+        "g_ref_S": g_ref,
+    }
     outputs = {
         "g_set": Output(("temperature",), "S", "read conductance after the SET pulse"),
         "g_reset": Output(("temperature",), "S", "read conductance after the RESET pulse"),
-        "bit_errors": Output(("temperature",), "1", "cells misread (SET below g_ref, RESET above it)",
-                             per_cell=False),
+        "bit_errors": Output(("temperature",), "1", "cells misread (SET below g_ref, RESET above it)", per_cell=False),
     }
-    return Study("reram_pulse_read", device, card.variability_specs(), run, outputs,
-                 {"temperature": (temps, "K")}, settings, ber="bit_errors", bits_per_cell=2)
+    return Study(
+        "reram_pulse_read",
+        device,
+        card.variability_specs(),
+        run,
+        outputs,
+        {"temperature": (temps, "K")},
+        settings,
+        ber="bit_errors",
+        bits_per_cell=2,
+    )

@@ -18,9 +18,19 @@ from ..program import Bidirectional, _run
 
 
 @register_study("reram_write_verify")
-def write_verify(card: Card, *, iterations: int = 20, levels: Sequence[float] | None = None,
-                 tolerance: float = 0.2, set_start: float = 1.15, set_step: float = 0.01, reset_start: float = 1.05,
-                 reset_step: float = 0.03, width: float = 20e-9, fixed_steps: int = 8) -> Study:
+def write_verify(
+    card: Card,
+    *,
+    iterations: int = 20,
+    levels: Sequence[float] | None = None,
+    tolerance: float = 0.2,
+    set_start: float = 1.15,
+    set_step: float = 0.01,
+    reset_start: float = 1.05,
+    reset_step: float = 0.03,
+    width: float = 20e-9,
+    fixed_steps: int = 8,
+) -> Study:
     """Every cell starts SET (gap_min) and is programmed to one of ``levels`` (read currents [A]; default 8 levels
     of the nominal cell, gaps 1.5 → 0.4 nm) by a bidirectional incremental scheme with up to ``iterations`` verify
     iterations (SET ``set_start + k·set_step`` V, RESET ``reset_start + k·reset_step`` V, ``width`` s, verify band
@@ -36,30 +46,65 @@ def write_verify(card: Card, *, iterations: int = 20, levels: Sequence[float] | 
         raise ValueError(f"study reram_write_verify needs a StanfordReRAM card; {card.path} is {card.family}")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive integer; got {iterations!r}")
-    lv = (np.asarray(device.read(jnp.linspace(1.5e-9, 0.4e-9, 8))) if levels is None
-          else np.sort(np.asarray(levels, dtype=float)))
+    lv = (
+        np.asarray(device.read(jnp.linspace(1.5e-9, 0.4e-9, 8)))
+        if levels is None
+        else np.sort(np.asarray(levels, dtype=float))
+    )
     check_range("levels", lv, lower=0.0, lower_open=True, unit="A")
-    scheme = Bidirectional(iterations=iterations, set_start=set_start, set_step=set_step, reset_start=reset_start,
-                           reset_step=reset_step, set_width=width, reset_width=width, tolerance=tolerance)
+    scheme = Bidirectional(
+        iterations=iterations,
+        set_start=set_start,
+        set_step=set_step,
+        reset_start=reset_start,
+        reset_step=reset_step,
+        set_width=width,
+        reset_width=width,
+        tolerance=tolerance,
+    )
     log_lv = np.log(lv)
     edges = jnp.asarray(0.5 * (log_lv[1:] + log_lv[:-1]))
     level_values = jnp.asarray(lv)
 
     def run(population: Any, keys: jax.Array) -> dict[str, jax.Array]:
         which = jax.vmap(lambda k: jr.randint(jr.fold_in(k, 2**31 - 1), (), 0, lv.size))(keys)
-        rep = _run(population, scheme, level_values[which], None, keys, None, mode="exact",
-                   fixed_steps=fixed_steps, initial="set")
+        rep = _run(
+            population,
+            scheme,
+            level_values[which],
+            None,
+            keys,
+            None,
+            mode="exact",
+            fixed_steps=fixed_steps,
+            initial="set",
+        )
         decoded = jnp.searchsorted(edges, jnp.log(jnp.maximum(rep.read, 1e-300)))
         hist = jax.nn.one_hot(rep.pulses.astype(int), iterations + 1, dtype=jnp.int32)
         return {"pulse_histogram": hist, "unconverged": ~rep.converged, "level_errors": decoded != which}
 
-    settings = {"iterations": iterations, "levels_A": lv.tolist(), "tolerance": tolerance, "set_start_V": set_start,
-                "set_step_V": set_step, "reset_start_V": reset_start, "reset_step_V": reset_step, "width_s": width,
-                "fixed_steps": fixed_steps}
+    settings = {
+        "iterations": iterations,
+        "levels_A": lv.tolist(),
+        "tolerance": tolerance,
+        "set_start_V": set_start,
+        "set_step_V": set_step,
+        "reset_start_V": reset_start,
+        "reset_step_V": reset_step,
+        "width_s": width,
+        "fixed_steps": fixed_steps,
+    }
     outputs = {
         "pulse_histogram": Output(("pulses",), "1", "cells that used this many programming pulses", per_cell=False),
         "unconverged": Output((), "1", "cells outside their verify band after the pulse budget", per_cell=False),
         "level_errors": Output((), "1", "cells read nearest to another level than their target", per_cell=False),
     }
-    return Study("reram_write_verify", device, card.variability_specs(), run, outputs,
-                 {"pulses": (np.arange(iterations + 1), "1")}, settings)
+    return Study(
+        "reram_write_verify",
+        device,
+        card.variability_specs(),
+        run,
+        outputs,
+        {"pulses": (np.arange(iterations + 1), "1")},
+        settings,
+    )

@@ -5,5 +5,14 @@ from .igzo import Cell2T0C, IGZOTransistor
 from .pcm import PCMCell, PCMCellState, PCMState, PCMStatistical
 from .reram import StanfordReRAM
 
-__all__ = ["Cell2T0C", "IGZOTransistor", "DicksonPump", "FloatingGateCell", "PCMCell", "PCMCellState", "PCMState",
-           "PCMStatistical", "StanfordReRAM"]
+__all__ = [
+    "Cell2T0C",
+    "IGZOTransistor",
+    "DicksonPump",
+    "FloatingGateCell",
+    "PCMCell",
+    "PCMCellState",
+    "PCMState",
+    "PCMStatistical",
+    "StanfordReRAM",
+]

@@ -240,8 +240,7 @@ class DicksonPump(AbstractDevice):
         return boost[..., None] * jnp.where((k == 0) | (k == self.stages), 0.5, 1.0)
 
     def stage_resistances(self) -> Float[Array, "... n"]:
-        """R_1 … R_{N+1} [Ω] of the averaged ladder between node means (module docstring); their sum is R_out.
-        """
+        """R_1 … R_{N+1} [Ω] of the averaged ladder between node means (module docstring); their sum is R_out."""
         f, r, cp, cl = (
             self.clock_frequency,
             self.switch_resistance,
@@ -260,16 +259,12 @@ class DicksonPump(AbstractDevice):
         x = 0.5 * period / tau
         eta = -jnp.expm1(-x)
         c = 0.5 * cser / cl
-        mean_offset = (
-            0.5 * period - 0.125 * cser * period / cl - (1.0 - c) * (0.5 * period - tau * eta) / eta
-        ) / cl
+        mean_offset = (0.5 * period - 0.125 * cser * period / cl - (1.0 - c) * (0.5 * period - tau * eta) / eta) / cl
         r_last = r * cser / cl + period * (1.0 - c) * jnp.exp(-x) / (cser * eta) + mean_offset
         # between node *means* the first and the last device each carry half a node's step q/C'
         half_step = 0.5 * period / cp
         inner = jnp.broadcast_to(r_inner[..., None], (*jnp.shape(r_inner), self.stages - 1))
-        return jnp.concatenate(
-            [(r_first - half_step)[..., None], inner, (r_last + half_step)[..., None]], axis=-1
-        )
+        return jnp.concatenate([(r_first - half_step)[..., None], inner, (r_last + half_step)[..., None]], axis=-1)
 
     def output_resistance(self) -> Array:
         """R_out [Ω] of the cycle-mean output: N/(fC') in the slow-switching limit (plus ≈
@@ -278,14 +273,11 @@ class DicksonPump(AbstractDevice):
         return jnp.sum(self.stage_resistances(), axis=-1)
 
     def rest_state(self) -> Float[Array, "... n"]:
-        """The idle pump [V]: each node charged from V_DD through the transfer devices, max(V_DD − kV_t, 0).
-        """
+        """The idle pump [V]: each node charged from V_DD through the transfer devices, max(V_DD − kV_t, 0)."""
         k = jnp.arange(1, self.stages + 2)
         return _relu(self.supply_voltage[..., None] - k * self.threshold_voltage[..., None])
 
-    def ladder_currents(
-        self, x: Float[ArrayLike, "... n"], enabled: ArrayLike = 1.0
-    ) -> Float[Array, "... n"]:
+    def ladder_currents(self, x: Float[ArrayLike, "... n"], enabled: ArrayLike = 1.0) -> Float[Array, "... n"]:
         """Cycle-averaged currents through the N + 1 transfer devices [A] for node means ``x`` [V], the clock
         running a fraction ``enabled`` of the cycles (devices only conduct forward)."""
         x = jnp.asarray(x)
@@ -331,9 +323,10 @@ class DicksonPump(AbstractDevice):
         r = self.output_resistance()
         # the transfer devices conduct only forward: a pump whose loaded output would be negative (V_oc too low,
         # or more load current than it can give) does not pump, and its output sits at 0 V
-        v = _relu((self.open_circuit_voltage() - r * (self.load_current + extra_load_current)) / (
-            1.0 + r * self.load_conductance
-        ))
+        v = _relu(
+            (self.open_circuit_voltage() - r * (self.load_current + extra_load_current))
+            / (1.0 + r * self.load_conductance)
+        )
         i = self.load_conductance * v + self.load_current + extra_load_current
         p = self.charge_energy() * i + (
             self.stages
@@ -354,9 +347,7 @@ class DicksonPump(AbstractDevice):
     def steady_nodes(self, extra_load_current: ArrayLike = 0.0) -> Float[Array, "... n"]:
         """Node means and output of the averaged ladder in steady state [V]."""
         i = self.steady_state(extra_load_current).i_out
-        steps = (
-            self.stage_emfs() - self.threshold_voltage[..., None] - self.stage_resistances() * i[..., None]
-        )
+        steps = self.stage_emfs() - self.threshold_voltage[..., None] - self.stage_resistances() * i[..., None]
         return self.supply_voltage[..., None] + jnp.cumsum(steps, axis=-1)
 
     def regulated_nodes(self, v_out: ArrayLike) -> Float[Array, "... n"]:
@@ -364,11 +355,7 @@ class DicksonPump(AbstractDevice):
         running cycles carry the full current (V_oc − V_out)/R_out, whatever the load (which only sets the
         duty)."""
         i_full = (self.open_circuit_voltage() - jnp.asarray(v_out)) / self.output_resistance()
-        steps = (
-            self.stage_emfs()
-            - self.threshold_voltage[..., None]
-            - self.stage_resistances() * i_full[..., None]
-        )
+        steps = self.stage_emfs() - self.threshold_voltage[..., None] - self.stage_resistances() * i_full[..., None]
         return self.supply_voltage[..., None] + jnp.cumsum(steps, axis=-1)
 
     def regulation_ripple(self, v_target: ArrayLike) -> Array:
@@ -523,9 +510,7 @@ def _switched_cycle(pump, load, y, enabled, samples, rtol, atol, adjoint):
     n = pump.stages
     half = 0.5 / pump.clock_frequency
     tau_phi = pump.clock_resistance * pump.capacitance
-    smooth = (tau_phi > 1e-4 * half).astype(
-        y.dtype
-    )  # else the edge is a jump (its transient is unresolvable)
+    smooth = (tau_phi > 1e-4 * half).astype(y.dtype)  # else the edge is a jump (its transient is unresolvable)
     odd = (jnp.arange(1, n + 1) % 2) == 1
     outs = []
     for phase in (0, 1):
@@ -596,9 +581,7 @@ def _simulate_switched(pump, load, y, target, *, cycles, samples, rtol, atol):
     def body(y, k):
         del k
         enabled = y[n] < target
-        y, vs = _switched_cycle(
-            pump, load, y, enabled, samples, rtol, atol, diffrax.RecursiveCheckpointAdjoint()
-        )
+        y, vs = _switched_cycle(pump, load, y, enabled, samples, rtol, atol, diffrax.RecursiveCheckpointAdjoint())
         return y, (vs, y[:n], y[n + 3] * _PJ, enabled, y[n + 4 :])
 
     y_end, (vs, nodes, energy, enabled, extra) = jax.lax.scan(body, y, jnp.arange(cycles))
@@ -609,9 +592,7 @@ def _simulate_switched(pump, load, y, target, *, cycles, samples, rtol, atol):
         + jnp.array([0.0, 0.5])[None, :, None] * period
         + local[None, None, :]
     )
-    return SwitchedSolution(
-        ts=ts, v_out=vs, nodes=nodes, energy=energy, enabled=enabled, extra=extra, final=y_end
-    )
+    return SwitchedSolution(ts=ts, v_out=vs, nodes=nodes, energy=energy, enabled=enabled, extra=extra, final=y_end)
 
 
 def switched_steady_state(pump: DicksonPump, *, samples: int = 65) -> PumpSteadyState:
@@ -683,15 +664,17 @@ class _Tunnel(eqx.Module):
 
     def current_density(self, dvth, v_cg):
         field = self.field(dvth, v_cg)
-        return jnp.where(field >= 0, fowler_nordheim_current_density(field, self.a_p, self.b_p),
-                         fowler_nordheim_current_density(field, self.a_e, self.b_e))
+        return jnp.where(
+            field >= 0,
+            fowler_nordheim_current_density(field, self.a_p, self.b_p),
+            fowler_nordheim_current_density(field, self.a_e, self.b_e),
+        )
 
     def gate_current(self, dvth, v_cg):
         return self.alpha * self.current_density(dvth, v_cg) * self.area
 
     def step(self, dvth, v_cg, width):
-        """Exact ΔV_th after ``width`` at constant ``v_cg`` (:meth:`FloatingGateCell.constant_voltage_pulse`).
-        """
+        """Exact ΔV_th after ``width`` at constant ``v_cg`` (:meth:`FloatingGateCell.constant_voltage_pulse`)."""
         field = self.field(dvth, v_cg)
         program = field >= 0
         a, b = jnp.where(program, self.a_p, self.a_e), jnp.where(program, self.b_p, self.b_e)
@@ -754,9 +737,7 @@ class FloatingGateCell(AbstractDevice):
 
     def __check_init__(self):
         if not isinstance(self.pump_stages, (int, np.integer)) or self.pump_stages < 1:
-            raise ValueError(
-                f"FloatingGateCell.pump_stages must be an integer >= 1; got {self.pump_stages!r}"
-            )
+            raise ValueError(f"FloatingGateCell.pump_stages must be an integer >= 1; got {self.pump_stages!r}")
         cls = type(self)
         check_range(
             "FloatingGateCell.coupling_ratio",
@@ -793,16 +774,16 @@ class FloatingGateCell(AbstractDevice):
         if is_concrete(reach):
             least = float(np.min(np.asarray(reach)))
             if not least >= self.max_amplitude > 0:
-                raise ValueError(f"FloatingGateCell.max_amplitude must be in (0, {least:.4g}] V, the pump's "
-                                 f"reach under its load; got {self.max_amplitude!r}")
+                raise ValueError(
+                    f"FloatingGateCell.max_amplitude must be in (0, {least:.4g}] V, the pump's "
+                    f"reach under its load; got {self.max_amplitude!r}"
+                )
 
     # ---------------------------------------------------------------- the pump
     @property
     def pump(self) -> DicksonPump:
         """The cell's programming pump as a :class:`DicksonPump` (fields may carry a population axis)."""
-        return DicksonPump(
-            **{name: getattr(self, "pump_" + name) for name in _PUMP_PARAMS}, stages=self.pump_stages
-        )
+        return DicksonPump(**{name: getattr(self, "pump_" + name) for name in _PUMP_PARAMS}, stages=self.pump_stages)
 
     def with_pump(self, pump: DicksonPump, *, max_amplitude: float | None = None) -> FloatingGateCell:
         """A copy of the cell programmed through ``pump`` (e.g. one loaded from a pump card), optionally with
@@ -814,8 +795,7 @@ class FloatingGateCell(AbstractDevice):
 
     # ------------------------------------------------------------- tunnelling
     def fn_coefficients(self, erase: bool = False) -> tuple[Array, Array]:
-        """(A [A/V²], B [V/m]) for programming (or ``erase``) from the barrier height and the effective mass.
-        """
+        """(A [A/V²], B [V/m]) for programming (or ``erase``) from the barrier height and the effective mass."""
         return fowler_nordheim_coefficients(
             self.erase_barrier_height if erase else self.barrier_height, self.oxide_mass_ratio
         )
@@ -831,8 +811,7 @@ class FloatingGateCell(AbstractDevice):
         return self.coupling_ratio * (jnp.asarray(v_cg) - jnp.asarray(dvth)) / self.tunnel_oxide_thickness
 
     def tunnel_current_density(self, dvth: ArrayLike, v_cg: ArrayLike) -> Array:
-        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0).
-        """
+        """FN current density J [A/m²] through the tunnel oxide (program barrier for E > 0, erase for E < 0)."""
         return self.tunnel().current_density(jnp.asarray(dvth), jnp.asarray(v_cg))
 
     def _dvth_per_charge(self) -> Array:
@@ -863,8 +842,7 @@ class FloatingGateCell(AbstractDevice):
         return K_B * self.temperature / Q
 
     def drain_current(self, dvth: ArrayLike, v_gate: ArrayLike) -> Array:
-        """EKV saturation current I_spec·ln²(1 + exp((V_G − V_T0 − ΔV_th)/(2nU_T))) [A] at gate voltage [V].
-        """
+        """EKV saturation current I_spec·ln²(1 + exp((V_G − V_T0 − ΔV_th)/(2nU_T))) [A] at gate voltage [V]."""
         x = (jnp.asarray(v_gate) - self.neutral_threshold - jnp.asarray(dvth)) / (
             2.0 * self.slope_factor * self.thermal_voltage()
         )
@@ -892,8 +870,7 @@ class FloatingGateCell(AbstractDevice):
         return self.dvth_rate(state, drive)
 
     def power(self, state, drive):
-        """V_CG times the control-gate current [W] (the ideal source's share; the pump's is in :meth:`pulse`).
-        """
+        """V_CG times the control-gate current [W] (the ideal source's share; the pump's is in :meth:`pulse`)."""
         return drive * self.gate_current(state, drive)
 
     def initial_state(self, which: str = "erased") -> Array:
@@ -911,9 +888,7 @@ class FloatingGateCell(AbstractDevice):
         0) to erase. Static (usable under jit); checked against the pump's reach when the cell is built."""
         return (0.0, self.max_amplitude), (-self.max_amplitude, 0.0)
 
-    def pulse(
-        self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None
-    ) -> PulseResult:
+    def pulse(self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None) -> PulseResult:
         """One programming pulse through the pump: the pump starts from rest (or, with ``pump_precharged``,
         regulated at the target), is regulated to |``amplitude``| [V] and drives the word line (charged
         from 0 V) for ``width`` [s]; ``amplitude`` > 0 programs, < 0 erases.
@@ -929,8 +904,7 @@ class FloatingGateCell(AbstractDevice):
         for name, value in (("rise", rise), ("fall", fall)):
             if is_concrete(value) and float(np.max(np.abs(np.asarray(value)))) != 0.0:
                 raise ValueError(
-                    f"FloatingGateCell.pulse: {name} must be 0 (the pump and word line set the edges); "
-                    f"got {value!r}"
+                    f"FloatingGateCell.pulse: {name} must be 0 (the pump and word line set the edges); got {value!r}"
                 )
         amplitude = self.pump.check_reach(amplitude)
         pump_state = self.pump.regulated_nodes(jnp.abs(amplitude)) if self.pump_precharged else None
@@ -1048,8 +1022,7 @@ def _setup(cells: FloatingGateCell, amplitude: Array) -> _WordlineSetup:
 
 
 def _cells_current(tunnel: _Tunnel, setup: _WordlineSetup, dvth: Array, w: Array, weight: Array) -> Array:
-    """Current the word line's cells draw from it [A]: cells_per_wordline × the (weighted) mean cell current.
-    """
+    """Current the word line's cells draw from it [A]: cells_per_wordline × the (weighted) mean cell current."""
     i = setup.sign * tunnel.gate_current(dvth, setup.sign * w)
     return setup.n_wl * jnp.sum(weight * i) / jnp.maximum(jnp.sum(jnp.broadcast_to(1.0, weight.shape)), 1.0)
 
@@ -1081,11 +1054,7 @@ def program_wordline(
     dvth = jnp.asarray(dvth, dtype=float)
     amplitude = jnp.asarray(amplitude, dtype=float)
     width = jnp.asarray(width, dtype=float)
-    weight = (
-        jnp.ones_like(dvth)
-        if weight is None
-        else jnp.broadcast_to(jnp.asarray(weight, dtype=float), dvth.shape)
-    )
+    weight = jnp.ones_like(dvth) if weight is None else jnp.broadcast_to(jnp.asarray(weight, dtype=float), dvth.shape)
     setup = _setup(cells, amplitude)
     n = setup.pump.stages
     if fixed_steps is None:

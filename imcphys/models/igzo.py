@@ -111,12 +111,24 @@ class IGZOTransistor(eqx.Module):
     temperature: Float[Array, "..."] = param(298.15, "K")  #: operating temperature
 
     def __check_init__(self):
-        for name, lower, open_ in (("width", 0.0, True), ("length", 0.0, True), ("ideality", 1.0, False),
-                                   ("band_tail_exponent", 0.0, False), ("sheet_current", 0.0, True),
-                                   ("off_current", 0.0, False), ("off_activation_energy", 0.0, False),
-                                   ("reference_temperature", 0.0, True), ("temperature", 0.0, True)):
-            check_range(f"IGZOTransistor.{name}", getattr(self, name), lower=lower, lower_open=open_,
-                        unit=_unit(type(self), name))
+        for name, lower, open_ in (
+            ("width", 0.0, True),
+            ("length", 0.0, True),
+            ("ideality", 1.0, False),
+            ("band_tail_exponent", 0.0, False),
+            ("sheet_current", 0.0, True),
+            ("off_current", 0.0, False),
+            ("off_activation_energy", 0.0, False),
+            ("reference_temperature", 0.0, True),
+            ("temperature", 0.0, True),
+        ):
+            check_range(
+                f"IGZOTransistor.{name}",
+                getattr(self, name),
+                lower=lower,
+                lower_open=open_,
+                unit=_unit(type(self), name),
+            )
         for name in ("threshold_voltage", "threshold_temperature_coefficient"):
             check_range(f"IGZOTransistor.{name}", getattr(self, name), unit=_unit(type(self), name))
 
@@ -132,13 +144,15 @@ class IGZOTransistor(eqx.Module):
     def threshold_at_temperature(self) -> Float[Array, "..."]:
         """V_T(T) = V_T(T_ref) + dV_T/dT·(T − T_ref) [V]."""
         return self.threshold_voltage + self.threshold_temperature_coefficient * (
-            self.temperature - self.reference_temperature)
+            self.temperature - self.reference_temperature
+        )
 
     def off_current_per_width(self) -> Float[Array, "..."]:
         """Off-state floor I_off(T) [A/m] (×1e-6 for A/µm): Arrhenius with E_a from T_ref."""
         temp = _check_temperature(self.temperature, "IGZOTransistor.temperature")
-        return self.off_current * jnp.exp(-self.off_activation_energy / K_B_EV
-                                          * (1.0 / temp - 1.0 / self.reference_temperature))
+        return self.off_current * jnp.exp(
+            -self.off_activation_energy / K_B_EV * (1.0 / temp - 1.0 / self.reference_temperature)
+        )
 
     # ------------------------------------------------------------- current
     def _log_f(self, overdrive: Array, phi_t: Array) -> Array:
@@ -168,15 +182,15 @@ class IGZOTransistor(eqx.Module):
         floor = self.off_current_per_width() * self.width * jnp.tanh(a / (2.0 * self.thermal_voltage()))
         return jnp.where(forward, 1.0, -1.0) * (channel + floor)
 
-    def terminal_current(self, v_g: Float[ArrayLike, "..."], v_a: Float[ArrayLike, "..."],
-                         v_b: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    def terminal_current(
+        self, v_g: Float[ArrayLike, "..."], v_a: Float[ArrayLike, "..."], v_b: Float[ArrayLike, "..."]
+    ) -> Float[Array, "..."]:
         """Current [A] from terminal a to terminal b through the channel, gate at ``v_g`` (all voltages [V]
         against one ground); whichever of a, b is lower acts as the source."""
         v_b = jnp.asarray(v_b, dtype=float)
         return self.drain_current(jnp.asarray(v_g) - v_b, jnp.asarray(v_a) - v_b)
 
-    def leakage_per_width(self, v_gs: Float[ArrayLike, "..."], v_ds: Float[ArrayLike, "..."]
-                          ) -> Float[Array, "..."]:
+    def leakage_per_width(self, v_gs: Float[ArrayLike, "..."], v_ds: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """|I_D|/W [A/m] at an off-state bias, as papers report leakage (×1e-6 for A/µm)."""
         return jnp.abs(self.drain_current(v_gs, v_ds)) / self.width
 
@@ -220,15 +234,25 @@ class Cell2T0C(AbstractDevice):
     def __check_init__(self):
         if isinstance(self.levels, bool) or not isinstance(self.levels, int):
             raise ValueError(f"Cell2T0C.levels must be an integer >= 2; got {self.levels!r}")
-        for name, lower, open_ in (("storage_capacitance", 0.0, True), ("coupling_capacitance", 0.0, False),
-                                   ("write_width", 0.0, True), ("write_length", 0.0, True),
-                                   ("read_width", 0.0, True), ("read_length", 0.0, True),
-                                   ("ideality", 1.0, False), ("band_tail_exponent", 0.0, False),
-                                   ("sheet_current", 0.0, True), ("off_current", 0.0, False),
-                                   ("off_activation_energy", 0.0, False), ("level_resolution", 0.0, True),
-                                   ("reference_temperature", 0.0, True), ("temperature", 0.0, True)):
-            check_range(f"Cell2T0C.{name}", getattr(self, name), lower=lower, lower_open=open_,
-                        unit=_unit(type(self), name))
+        for name, lower, open_ in (
+            ("storage_capacitance", 0.0, True),
+            ("coupling_capacitance", 0.0, False),
+            ("write_width", 0.0, True),
+            ("write_length", 0.0, True),
+            ("read_width", 0.0, True),
+            ("read_length", 0.0, True),
+            ("ideality", 1.0, False),
+            ("band_tail_exponent", 0.0, False),
+            ("sheet_current", 0.0, True),
+            ("off_current", 0.0, False),
+            ("off_activation_energy", 0.0, False),
+            ("level_resolution", 0.0, True),
+            ("reference_temperature", 0.0, True),
+            ("temperature", 0.0, True),
+        ):
+            check_range(
+                f"Cell2T0C.{name}", getattr(self, name), lower=lower, lower_open=open_, unit=_unit(type(self), name)
+            )
         self._check_levels(self.levels)
 
     def _check_levels(self, levels: int) -> None:
@@ -236,33 +260,50 @@ class Cell2T0C(AbstractDevice):
         whose spacing is at least ``level_resolution``, below what the write can reach (V_WWL − V_T)."""
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
             raise ValueError(f"levels must be an integer >= 2; got {levels!r}")
-        values = (self.window_low, self.window_high, self.level_resolution, self.write_wordline_voltage,
-                  self.threshold_voltage)
+        values = (
+            self.window_low,
+            self.window_high,
+            self.level_resolution,
+            self.write_wordline_voltage,
+            self.threshold_voltage,
+        )
         if not is_concrete(values):
             return
         low, high, res, vwwl, vt = (np.asarray(v, dtype=float) for v in values)
         if np.any(~(high > low)):
-            raise ValueError(f"Cell2T0C.window_high must be above window_low; got {np.ravel(high)[0]:g} V and "
-                             f"{np.ravel(low)[0]:g} V")
+            raise ValueError(
+                f"Cell2T0C.window_high must be above window_low; got {np.ravel(high)[0]:g} V and {np.ravel(low)[0]:g} V"
+            )
         spacing = (high - low) / (levels - 1)
         if np.any(spacing < res):
-            raise ValueError(f"{levels} levels do not fit the storage-node window "
-                             f"[{np.ravel(low)[0]:g}, {np.ravel(high)[0]:g}] V: their spacing "
-                             f"{np.min(spacing) * 1e3:.3g} mV is below level_resolution = "
-                             f"{np.ravel(res)[0] * 1e3:g} mV; at most "
-                             f"{int(np.min(np.floor((high - low) / res))) + 1} levels fit")
+            raise ValueError(
+                f"{levels} levels do not fit the storage-node window "
+                f"[{np.ravel(low)[0]:g}, {np.ravel(high)[0]:g}] V: their spacing "
+                f"{np.min(spacing) * 1e3:.3g} mV is below level_resolution = "
+                f"{np.ravel(res)[0] * 1e3:g} mV; at most "
+                f"{int(np.min(np.floor((high - low) / res))) + 1} levels fit"
+            )
         if np.any(high > vwwl - vt):
-            raise ValueError(f"Cell2T0C.window_high = {np.ravel(high)[0]:g} V cannot be written: the write "
-                             f"transistor stops conducting at V_WWL − V_T = {np.ravel(vwwl - vt)[0]:g} V")
+            raise ValueError(
+                f"Cell2T0C.window_high = {np.ravel(high)[0]:g} V cannot be written: the write "
+                f"transistor stops conducting at V_WWL − V_T = {np.ravel(vwwl - vt)[0]:g} V"
+            )
 
     # ------------------------------------------------------------- the two transistors
     def _transistor(self, width, length, threshold) -> IGZOTransistor:
-        return IGZOTransistor(width=width, length=length, threshold_voltage=threshold,
-                              threshold_temperature_coefficient=self.threshold_temperature_coefficient,
-                              ideality=self.ideality, band_tail_exponent=self.band_tail_exponent,
-                              sheet_current=self.sheet_current, off_current=self.off_current,
-                              off_activation_energy=self.off_activation_energy,
-                              reference_temperature=self.reference_temperature, temperature=self.temperature)
+        return IGZOTransistor(
+            width=width,
+            length=length,
+            threshold_voltage=threshold,
+            threshold_temperature_coefficient=self.threshold_temperature_coefficient,
+            ideality=self.ideality,
+            band_tail_exponent=self.band_tail_exponent,
+            sheet_current=self.sheet_current,
+            off_current=self.off_current,
+            off_activation_energy=self.off_activation_energy,
+            reference_temperature=self.reference_temperature,
+            temperature=self.temperature,
+        )
 
     def write_transistor(self) -> IGZOTransistor:
         """The write transistor (WT) as an :class:`IGZOTransistor`."""
@@ -278,8 +319,9 @@ class Cell2T0C(AbstractDevice):
         return eqx.tree_at(lambda c: c.temperature, self, temp)
 
     # ------------------------------------------------------------- hold
-    def leak_current(self, v_sn: Float[ArrayLike, "..."], v_wbl: Float[ArrayLike, "..."] | None = None
-                     ) -> Float[Array, "..."]:
+    def leak_current(
+        self, v_sn: Float[ArrayLike, "..."], v_wbl: Float[ArrayLike, "..."] | None = None
+    ) -> Float[Array, "..."]:
         """Current [A] leaving the storage node through the off write transistor at ``v_sn`` [V], word line at
         ``hold_wordline_voltage`` and bit line at ``v_wbl`` [V] (default ``hold_bitline_voltage``); negative
         when the node charges up from the bit line."""
@@ -291,24 +333,45 @@ class Cell2T0C(AbstractDevice):
         del t
         return -self.leak_current(state, drive) / self.storage_capacitance
 
-    def hold_trace(self, v_sn0: Float[ArrayLike, ""], ts: Float[ArrayLike, " n"], *,
-                   v_wbl: Float[ArrayLike, ""] | None = None, rtol: float = 1e-8, atol: float = 1e-10,
-                   adjoint: diffrax.AbstractAdjoint | None = None) -> Float[Array, " n"]:
+    def hold_trace(
+        self,
+        v_sn0: Float[ArrayLike, ""],
+        ts: Float[ArrayLike, " n"],
+        *,
+        v_wbl: Float[ArrayLike, ""] | None = None,
+        rtol: float = 1e-8,
+        atol: float = 1e-10,
+        adjoint: diffrax.AbstractAdjoint | None = None,
+    ) -> Float[Array, " n"]:
         """V_SN [V] at times ``ts`` [s] (increasing, from 0) of a hold from ``v_sn0`` (adaptive diffrax solve;
         ``adjoint=diffrax.ForwardMode()`` for forward-mode fits of a retention trace)."""
         ts = jnp.asarray(ts, dtype=float)
         v_wbl = self.hold_bitline_voltage if v_wbl is None else jnp.asarray(v_wbl)
         term = diffrax.ODETerm(lambda t, v, args: self.rhs(t, v, v_wbl))
         t_first = jnp.maximum(ts[-1] * 1e-12, 1e-12)
-        sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, ts[-1], t_first, jnp.asarray(v_sn0, dtype=float),
-                                  saveat=diffrax.SaveAt(ts=ts),
-                                  stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-                                  max_steps=16384, adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint())
+        sol = diffrax.diffeqsolve(
+            term,
+            diffrax.Tsit5(),
+            0.0,
+            ts[-1],
+            t_first,
+            jnp.asarray(v_sn0, dtype=float),
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=16384,
+            adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint(),
+        )
         return sol.ys
 
-    def hold_voltage(self, v_sn0: Float[ArrayLike, "..."], ts: Float[ArrayLike, " n"], *,
-                     v_wbl: Float[ArrayLike, "..."] | None = None, steps_per_decade: int = 16,
-                     t_scale: float = 1e-6) -> Float[Array, "... n"]:
+    def hold_voltage(
+        self,
+        v_sn0: Float[ArrayLike, "..."],
+        ts: Float[ArrayLike, " n"],
+        *,
+        v_wbl: Float[ArrayLike, "..."] | None = None,
+        steps_per_decade: int = 16,
+        t_scale: float = 1e-6,
+    ) -> Float[Array, "... n"]:
         """V_SN [V] at times ``ts`` [s] (concrete, 1-D, increasing, > 0) of a hold from ``v_sn0``: the fast
         fixed-step path for populations (broadcasts over ``v_sn0`` and the parameters; differentiable).
 
@@ -366,9 +429,15 @@ class Cell2T0C(AbstractDevice):
         return (self.window_high - self.window_low) / (2.0 * (m - 1))
 
     # ------------------------------------------------------------- retention
-    def retention_time(self, v_sn0: Float[ArrayLike, "..."], v_lower: Float[ArrayLike, "..."],
-                       v_upper: Float[ArrayLike, "..."], *, v_wbl: Float[ArrayLike, "..."] | None = None,
-                       nodes: int = QUADRATURE_NODES) -> Float[Array, "..."]:
+    def retention_time(
+        self,
+        v_sn0: Float[ArrayLike, "..."],
+        v_lower: Float[ArrayLike, "..."],
+        v_upper: Float[ArrayLike, "..."],
+        *,
+        v_wbl: Float[ArrayLike, "..."] | None = None,
+        nodes: int = QUADRATURE_NODES,
+    ) -> Float[Array, "..."]:
         """First time [s] the holding node leaves [``v_lower``, ``v_upper``] starting from ``v_sn0`` (inside).
 
         The hold ODE is autonomous, so t = C_SN ∫ dV/I_leak(V) from ``v_sn0`` to the exit the leak drives it to,
@@ -394,10 +463,18 @@ class Cell2T0C(AbstractDevice):
         t = -self.storage_capacitance * half * jnp.sum(w / safe, axis=-1)
         return jnp.where(ok, t, jnp.where(inside, jnp.inf, 0.0))
 
-    def retention_time_event(self, v_sn0: Float[ArrayLike, ""], v_lower: Float[ArrayLike, ""],
-                             v_upper: Float[ArrayLike, ""], *, v_wbl: Float[ArrayLike, ""] | None = None,
-                             t_max: float = 1e12, rtol: float = 1e-9, atol: float = 1e-12,
-                             adjoint: diffrax.AbstractAdjoint | None = None) -> Float[Array, ""]:
+    def retention_time_event(
+        self,
+        v_sn0: Float[ArrayLike, ""],
+        v_lower: Float[ArrayLike, ""],
+        v_upper: Float[ArrayLike, ""],
+        *,
+        v_wbl: Float[ArrayLike, ""] | None = None,
+        t_max: float = 1e12,
+        rtol: float = 1e-9,
+        atol: float = 1e-12,
+        adjoint: diffrax.AbstractAdjoint | None = None,
+    ) -> Float[Array, ""]:
         """The same first exit time [s] from the hold ODE solved with diffrax (Tsit5, PID) and an event at the
         margin, located by Newton's method (differentiable; ``adjoint=diffrax.ForwardMode()`` for forward-mode
         derivatives, which compile several times faster than reverse mode here); ``inf`` if the node is still
@@ -415,17 +492,30 @@ class Cell2T0C(AbstractDevice):
             return jnp.minimum(y - lo, hi - y)
 
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), diffrax.Tsit5(), 0.0, t_max / scale, 1e-6, v0,
+            diffrax.ODETerm(field),
+            diffrax.Tsit5(),
+            0.0,
+            t_max / scale,
+            1e-6,
+            v0,
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
             event=diffrax.Event(cond, root_finder=optx.Newton(rtol=1e-12, atol=1e-14)),
-            max_steps=4096, throw=False, adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint())
+            max_steps=4096,
+            throw=False,
+            adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint(),
+        )
         hit = sol.event_mask
         inside = (v0 > lo) & (v0 < hi)
         return jnp.where(inside, jnp.where(hit, sol.ts[-1] * scale, jnp.inf), 0.0)
 
-    def level_retention(self, levels: int | None = None, *, method: str = "quadrature",
-                        v_offset: Float[ArrayLike, "..."] = 0.0, nodes: int = QUADRATURE_NODES
-                        ) -> Float[Array, "... m"]:
+    def level_retention(
+        self,
+        levels: int | None = None,
+        *,
+        method: str = "quadrature",
+        v_offset: Float[ArrayLike, "..."] = 0.0,
+        nodes: int = QUADRATURE_NODES,
+    ) -> Float[Array, "... m"]:
         """Retention time [s] of each of ``levels`` levels written at their nominal voltage plus ``v_offset``
         [V] (e.g. a write error), the margin of the level count on either side. ``method``: ``"quadrature"``
         (fast path, ``nodes`` Gauss–Legendre nodes) or ``"event"`` (diffrax reference; one cell, no batch
@@ -453,10 +543,16 @@ class Cell2T0C(AbstractDevice):
 
     def _integrate(self, field, v0, duration, fixed_steps):
         if fixed_steps is None:
-            sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Tsit5(), 0.0, duration,
-                                      duration * 1e-4, v0,
-                                      stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
-                                      max_steps=4096)
+            sol = diffrax.diffeqsolve(
+                diffrax.ODETerm(field),
+                diffrax.Tsit5(),
+                0.0,
+                duration,
+                duration * 1e-4,
+                v0,
+                stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
+                max_steps=4096,
+            )
             return sol.ys[-1]
         # Backward Euler on a graded mesh (denser at the start, where the node moves fastest), two Newton
         # iterations per step: the write is stiff (node time constant C_SN/g_on ~ 0.1 ns against steps of ns),
@@ -487,13 +583,11 @@ class Cell2T0C(AbstractDevice):
         amplitude = jnp.asarray(amplitude, dtype=float)
         v0 = jnp.asarray(state, dtype=float)
         v0 = jnp.broadcast_to(v0, jnp.broadcast_shapes(v0.shape, amplitude.shape))
-        check_range("write amplitude (write bit-line level)", amplitude, lower=0.0, upper=self.max_amplitude,
-                    unit="V")
+        check_range("write amplitude (write bit-line level)", amplitude, lower=0.0, upper=self.max_amplitude, unit="V")
         check_range("width", width, lower=0.0, lower_open=True, unit="s")
         check_range("fall", fall, lower=0.0, unit="s")
         plateau = jnp.asarray(width, dtype=float) + jnp.asarray(rise, dtype=float)
-        v1 = self._integrate(self._write_field(amplitude, self.write_wordline_voltage, 0.0), v0, plateau,
-                             fixed_steps)
+        v1 = self._integrate(self._write_field(amplitude, self.write_wordline_voltage, 0.0), v0, plateau, fixed_steps)
         swing = self.hold_wordline_voltage - self.write_wordline_voltage
         step_only = v1 + self.coupling_capacitance / self.storage_capacitance * swing
         fall = jnp.asarray(fall, dtype=float)
@@ -501,24 +595,31 @@ class Cell2T0C(AbstractDevice):
             v2 = step_only
         else:
             safe_fall = jnp.where(fall > 0, fall, 1.0)
-            ramped = self._integrate(self._write_field(amplitude, self.write_wordline_voltage, swing / safe_fall),
-                                     v1, safe_fall, fixed_steps)
+            ramped = self._integrate(
+                self._write_field(amplitude, self.write_wordline_voltage, swing / safe_fall), v1, safe_fall, fixed_steps
+            )
             v2 = jnp.where(fall > 0, ramped, step_only)
-        energy = (amplitude * self.storage_capacitance * jnp.maximum(v1 - v0, 0.0)
-                  + self.coupling_capacitance * swing**2)
+        energy = amplitude * self.storage_capacitance * jnp.maximum(v1 - v0, 0.0) + self.coupling_capacitance * swing**2
         return PulseResult(state=v2, energy=energy, duration=plateau + fall)
 
-    def write(self, v_target: Float[ArrayLike, "..."], *, width: float = 50e-9, fall: float = 2e-9,
-              fixed_steps: int | None = None, state: Float[ArrayLike, "..."] | None = None
-              ) -> Float[Array, "..."]:
+    def write(
+        self,
+        v_target: Float[ArrayLike, "..."],
+        *,
+        width: float = 50e-9,
+        fall: float = 2e-9,
+        fixed_steps: int | None = None,
+        state: Float[ArrayLike, "..."] | None = None,
+    ) -> Float[Array, "..."]:
         """V_SN [V] after writing with the bit line at ``v_target`` [V] (no kickback compensation), from
         ``state`` (default: the hold bit-line level)."""
         v0 = self.initial_state() if state is None else state
         return self.pulse(v0, v_target, width, fall=fall, fixed_steps=fixed_steps).state
 
     # ------------------------------------------------------------- read and interface
-    def read_current(self, v_sn: Float[ArrayLike, "..."], v_rbl: Float[ArrayLike, "..."] | None = None
-                     ) -> Float[Array, "..."]:
+    def read_current(
+        self, v_sn: Float[ArrayLike, "..."], v_rbl: Float[ArrayLike, "..."] | None = None
+    ) -> Float[Array, "..."]:
         """Read-transistor current [A] with its gate at ``v_sn`` [V], source (RWL) at 0 V and drain at
         ``v_rbl`` [V] (default ``read_bitline_voltage``)."""
         v_rbl = self.read_bitline_voltage if v_rbl is None else v_rbl

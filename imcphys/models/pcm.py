@@ -93,8 +93,13 @@ def _unit(cls: type, name: str) -> str:
 
 def _check_init_ranges(obj: eqx.Module, specs: list[tuple[str, float | None, bool]]) -> None:
     for name, lower, open_ in specs:
-        check_range(f"{type(obj).__name__}.{name}", getattr(obj, name), lower=lower, lower_open=open_,
-                    unit=_unit(type(obj), name))
+        check_range(
+            f"{type(obj).__name__}.{name}",
+            getattr(obj, name),
+            lower=lower,
+            lower_open=open_,
+            unit=_unit(type(obj), name),
+        )
 
 
 def _check_time(t: ArrayLike, name: str = "t (time since programming)") -> Array:
@@ -139,13 +144,21 @@ class PCMStatistical(AbstractDevice):
 
     def __check_init__(self):
         if self.calibration not in ("joshi2020", "hermes"):
-            raise ValueError("PCMStatistical.calibration must be 'joshi2020' or 'hermes'; "
-                             f"got {self.calibration!r}")
+            raise ValueError(f"PCMStatistical.calibration must be 'joshi2020' or 'hermes'; got {self.calibration!r}")
         if jnp.ndim(self.prog_coeffs) < 1:
             raise ValueError("PCMStatistical.prog_coeffs must be a 1-D array of polynomial coefficients [S]")
-        _check_init_ranges(self, [("g_max", 0.0, True), ("prog_g_max_reference", 0.0, True),
-                                  ("t0", 0.0, True), ("t_read", 0.0, True), ("prog_noise_scale", 0.0, False),
-                                  ("read_noise_scale", 0.0, False), ("drift_scale", 0.0, False)])
+        _check_init_ranges(
+            self,
+            [
+                ("g_max", 0.0, True),
+                ("prog_g_max_reference", 0.0, True),
+                ("t0", 0.0, True),
+                ("t_read", 0.0, True),
+                ("prog_noise_scale", 0.0, False),
+                ("read_noise_scale", 0.0, False),
+                ("drift_scale", 0.0, False),
+            ],
+        )
         check_range("PCMStatistical.prog_coeffs", self.prog_coeffs, unit="S")
 
     # ----------------------------------------------------------------- input checks
@@ -155,8 +168,13 @@ class PCMStatistical(AbstractDevice):
             g = g.astype(float)
         upper = self.g_max * (1 + _G_MAX_TOL)
         if is_concrete(g) and is_concrete(upper):
-            check_range("g_target", g, lower=0.0, upper=float(np.max(upper)), unit="S (g_max = "
-                        f"{float(np.max(self.g_max)):g} S)")
+            check_range(
+                "g_target",
+                g,
+                lower=0.0,
+                upper=float(np.max(upper)),
+                unit=f"S (g_max = {float(np.max(self.g_max)):g} S)",
+            )
             return g
         return runtime_check(g, ~((g >= 0) & (g <= upper)), "g_target must be finite and in [0, g_max] S")
 
@@ -181,10 +199,12 @@ class PCMStatistical(AbstractDevice):
             mu = jnp.clip(-0.0155 * ln_x + 0.0244, 0.049, 0.1)
             sigma = jnp.clip(-0.0125 * ln_x - 0.0059, 0.008, 0.045)
         else:  # HERMES, two devices per weight (aihwkit HermesNoiseModel, num_devices=2)
-            mu = jnp.where(x < 0.0945, jnp.clip(-0.0387 * ln_x - 0.0182, 0.0720, 0.13),
-                           -0.0436 * x**2 - 0.0126 * x + 0.0736)
-            sigma = jnp.where(x < 0.3055, jnp.clip(-0.0117 * ln_x - 0.0057, 0.0091, 0.04),
-                              -0.0118 * x**2 + 0.0093 * x + 0.0073)
+            mu = jnp.where(
+                x < 0.0945, jnp.clip(-0.0387 * ln_x - 0.0182, 0.0720, 0.13), -0.0436 * x**2 - 0.0126 * x + 0.0736
+            )
+            sigma = jnp.where(
+                x < 0.3055, jnp.clip(-0.0117 * ln_x - 0.0057, 0.0091, 0.04), -0.0118 * x**2 + 0.0093 * x + 0.0073
+            )
         return self.drift_scale * mu, self.drift_scale * sigma
 
     def read_noise_q(self, g_prog: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
@@ -200,11 +220,13 @@ class PCMStatistical(AbstractDevice):
         # the cubic was fitted on g <= g_max and turns negative above 1.6 g_max (reached by programming noise):
         # a device programmed above g_max reads with the noise of g_max
         xc = jnp.minimum(x, 1.0)
-        return jnp.where(x < 0.16, jnp.clip(-0.0117 * ln_x - 0.0069, 0.015, 0.04),
-                         0.0069 * xc**3 - 0.0280 * xc**2 + 0.0211 * xc + 0.0123)
+        return jnp.where(
+            x < 0.16,
+            jnp.clip(-0.0117 * ln_x - 0.0069, 0.015, 0.04),
+            0.0069 * xc**3 - 0.0280 * xc**2 + 0.0211 * xc + 0.0123,
+        )
 
-    def read_noise_std(self, g_prog: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."]
-                       ) -> Float[Array, "..."]:
+    def read_noise_std(self, g_prog: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """σ_n [1], the relative std of the accumulated 1/f read noise at ``t`` [s] after programming."""
         t = _check_time(t)
         # The published form assumes t0 >> t_read; with t0 < t_read the logarithm is negative just after
@@ -233,8 +255,9 @@ class PCMStatistical(AbstractDevice):
         """Noise-free drifted conductance g_prog·((t + t0)/t0)^−ν [S] at ``t`` [s] after programming."""
         return self._conductance(state, _check_time(t), None)
 
-    def conductance(self, state: PCMState, t: Float[ArrayLike, "..."], key: PRNGKeyArray | None = None
-                    ) -> Float[Array, "..."]:
+    def conductance(
+        self, state: PCMState, t: Float[ArrayLike, "..."], key: PRNGKeyArray | None = None
+    ) -> Float[Array, "..."]:
         """Conductance [S] ``t`` seconds after programming; with ``key``, including the accumulated 1/f read
         noise.
 
@@ -280,12 +303,13 @@ class PCMStatistical(AbstractDevice):
         """Targets in [0, g_max] S; there is no RESET polarity (see :meth:`pulse`)."""
         return (0.0, float(np.max(self.g_max))), (0.0, 0.0)
 
-    def pulse(self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None
-              ) -> PulseResult:
+    def pulse(self, state, amplitude, width, *, rise=0.0, fall=0.0, fixed_steps=None, key=None) -> PulseResult:
         """Not available: the statistical model describes the *outcome* of IBM's closed-loop programming, not
         single pulses. Use :meth:`program`, or :class:`PCMCell` for pulse-level programming."""
-        raise NotImplementedError("PCMStatistical has no single-pulse programming: use "
-                                  "program(g_target, key=...) or the physical model PCMCell")
+        raise NotImplementedError(
+            "PCMStatistical has no single-pulse programming: use "
+            "program(g_target, key=...) or the physical model PCMCell"
+        )
 
 
 # =========================================================================================== physical model
@@ -326,16 +350,44 @@ class PCMCell(AbstractDevice):
     max_reset_current: float = eqx.field(static=True, default=150e-6)  #: largest |RESET amplitude| [A]
 
     def __check_init__(self):
-        _check_init_ranges(self, [(n, 0.0, True) for n in (
-            "g_crystalline", "g_amorphous", "reference_temperature", "attempt_frequency", "barrier_span",
-            "growth_velocity", "growth_reference_temperature", "plug_thickness", "thermal_resistance",
-            "on_resistance", "melting_temperature", "ambient_temperature")]
-            + [(n, 0.0, False) for n in ("conduction_activation_energy", "drift_exponent", "quench_barrier",
-                                          "growth_activation_energy")])
+        _check_init_ranges(
+            self,
+            [
+                (n, 0.0, True)
+                for n in (
+                    "g_crystalline",
+                    "g_amorphous",
+                    "reference_temperature",
+                    "attempt_frequency",
+                    "barrier_span",
+                    "growth_velocity",
+                    "growth_reference_temperature",
+                    "plug_thickness",
+                    "thermal_resistance",
+                    "on_resistance",
+                    "melting_temperature",
+                    "ambient_temperature",
+                )
+            ]
+            + [
+                (n, 0.0, False)
+                for n in (
+                    "conduction_activation_energy",
+                    "drift_exponent",
+                    "quench_barrier",
+                    "growth_activation_energy",
+                )
+            ],
+        )
         check_range("PCMCell.full_reset_ratio", self.full_reset_ratio, lower=1.0, lower_open=True, unit="1")
         # above the melting point there is no amorphous state to keep (and the melting current is imaginary)
-        check_less("PCMCell.ambient_temperature", self.ambient_temperature, "PCMCell.melting_temperature",
-                   self.melting_temperature, "K")
+        check_less(
+            "PCMCell.ambient_temperature",
+            self.ambient_temperature,
+            "PCMCell.melting_temperature",
+            self.melting_temperature,
+            "K",
+        )
         if not (0 < self.max_set_current and 0 < self.max_reset_current):
             raise ValueError("PCMCell.max_set_current and max_reset_current must be > 0 A")
 
@@ -354,15 +406,17 @@ class PCMCell(AbstractDevice):
         inv = 1.0 / jnp.asarray(temperature) - 1.0 / self.growth_reference_temperature
         return self.growth_velocity * safe_exp(-self.growth_activation_energy / K_B_EV * inv)
 
-    def conductance(self, state: PCMCellState, temperature: Float[ArrayLike, "..."] | None = None
-                    ) -> Float[Array, "..."]:
+    def conductance(
+        self, state: PCMCellState, temperature: Float[ArrayLike, "..."] | None = None
+    ) -> Float[Array, "..."]:
         """Cell conductance G = G_c^(1−a) G_a(Σ, T)^a [S] at ``temperature`` [K] (default: ambient)."""
         temp = self.ambient_temperature if temperature is None else jnp.asarray(temperature)
         kt = K_B_EV * temp
-        ln_ga = (jnp.log(self.g_amorphous)
-                 - self.conduction_activation_energy * (1.0 / kt
-                                                        - 1.0 / (K_B_EV * self.reference_temperature))
-                 - self.drift_exponent * self.barrier_span * (1.0 - state.defects) / kt)
+        ln_ga = (
+            jnp.log(self.g_amorphous)
+            - self.conduction_activation_energy * (1.0 / kt - 1.0 / (K_B_EV * self.reference_temperature))
+            - self.drift_exponent * self.barrier_span * (1.0 - state.defects) / kt
+        )
         a = state.amorphous
         return jnp.exp((1.0 - a) * jnp.log(self.g_crystalline) + a * ln_ga)
 
@@ -372,8 +426,9 @@ class PCMCell(AbstractDevice):
 
     def melting_current(self) -> Float[Array, "..."]:
         """Current [A] at which the heater reaches T_m: sqrt((T_m − T_amb)/(R_th R_on))."""
-        return jnp.sqrt((self.melting_temperature - self.ambient_temperature)
-                        / (self.thermal_resistance * self.on_resistance))
+        return jnp.sqrt(
+            (self.melting_temperature - self.ambient_temperature) / (self.thermal_resistance * self.on_resistance)
+        )
 
     def melt_fraction(self, current: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Plug fraction a_m [1] melted (and quenched amorphous) by a RESET pulse of ``current`` [A]."""
@@ -385,28 +440,32 @@ class PCMCell(AbstractDevice):
         E_b(t) = kT ln(e^{E_b,i/kT} + (E_s/kT) v_0 t)."""
         kt = K_B_EV * temperature
         pos = duration > 0
-        ln_clock = jnp.where(pos, jnp.log(self.barrier_span / kt * self.attempt_frequency
-                                          * jnp.where(pos, duration, 1.0)), -jnp.inf)
+        ln_clock = jnp.where(
+            pos, jnp.log(self.barrier_span / kt * self.attempt_frequency * jnp.where(pos, duration, 1.0)), -jnp.inf
+        )
         e_b = kt * jnp.logaddexp(self.barrier(defects) / kt, ln_clock)
         return jnp.clip(1.0 - (e_b - self.quench_barrier) / self.barrier_span, 0.0, 1.0)
 
-    def relax(self, state: PCMCellState, duration: Float[ArrayLike, "..."],
-              temperature: Float[ArrayLike, "..."] | None = None) -> PCMCellState:
+    def relax(
+        self, state: PCMCellState, duration: Float[ArrayLike, "..."], temperature: Float[ArrayLike, "..."] | None = None
+    ) -> PCMCellState:
         """State after ``duration`` [s] at constant ``temperature`` [K] without current (the closed form of
         :meth:`rhs`)."""
         duration = _check_time(duration, "duration")
         temp = self.ambient_temperature if temperature is None else jnp.asarray(temperature)
         grown = self.growth_velocity_at(temp) * duration / self.plug_thickness
-        return PCMCellState(amorphous=jnp.clip(state.amorphous - grown, 0.0, 1.0),
-                            defects=self._age(state.defects, temp, duration))
+        return PCMCellState(
+            amorphous=jnp.clip(state.amorphous - grown, 0.0, 1.0), defects=self._age(state.defects, temp, duration)
+        )
 
     # ----------------------------------------------------------------- device interface
     def rhs(self, t, state: PCMCellState, drive) -> PCMCellState:
         """d(state)/dt at ambient temperature ``drive`` [K] (no current): relaxation and crystal growth."""
         del t
-        return PCMCellState(amorphous=-self.growth_velocity_at(drive) / self.plug_thickness
-                            * jnp.ones_like(state.amorphous),
-                            defects=self.relaxation_rate(state.defects, drive))
+        return PCMCellState(
+            amorphous=-self.growth_velocity_at(drive) / self.plug_thickness * jnp.ones_like(state.amorphous),
+            defects=self.relaxation_rate(state.defects, drive),
+        )
 
     def read(self, state: PCMCellState) -> Float[Array, "..."]:
         """Conductance [S] at ``ambient_temperature``."""
@@ -460,16 +519,18 @@ class PCMCell(AbstractDevice):
             if amplitude < 0:
                 return self._reset(state, -amplitude, width, rise, fall)
             return self._set(state, amplitude, width, rise, fall, fixed_steps)
-        set_result = self._set(state, jnp.where(amplitude > 0, amplitude, 0.0), width, rise, fall,
-                               fixed_steps)
+        set_result = self._set(state, jnp.where(amplitude > 0, amplitude, 0.0), width, rise, fall, fixed_steps)
         reset_result = self._reset(state, jnp.where(amplitude < 0, -amplitude, 0.0), width, rise, fall)
         return jax.tree_util.tree_map(lambda s, r: jnp.where(amplitude >= 0, s, r), set_result, reset_result)
 
     def _set(self, state, current, width, rise, fall, fixed_steps) -> PulseResult:
         too_hot = self.ambient_temperature + self.heating(current) >= self.melting_temperature
-        current = runtime_check(current, too_hot,
-                                "PCMCell.pulse: a SET amplitude (> 0) must stay below the melting current "
-                                "sqrt((T_m - T_amb)/(R_th R_on)) A; use a negative amplitude to RESET")
+        current = runtime_check(
+            current,
+            too_hot,
+            "PCMCell.pulse: a SET amplitude (> 0) must stay below the melting current "
+            "sqrt((T_m - T_amb)/(R_th R_on)) A; use a negative amplitude to RESET",
+        )
         if fixed_steps is None:
             from ..simulate import solve_pulse
 
@@ -510,8 +571,7 @@ class PCMCell(AbstractDevice):
         defects = jnp.where(some, (a_m + old * heated.defects) / jnp.where(some, a_new, 1.0), heated.defects)
         power = jnp.square(current) * self.on_resistance
         duration = width + jnp.asarray(rise) + jnp.asarray(fall)
-        return PulseResult(PCMCellState(a_new, defects), power * (width + (jnp.asarray(rise) + fall) / 3.0),
-                           duration)
+        return PulseResult(PCMCellState(a_new, defects), power * (width + (jnp.asarray(rise) + fall) / 3.0), duration)
 
 
 class _HeatedCell(AbstractDevice):
@@ -522,9 +582,10 @@ class _HeatedCell(AbstractDevice):
     def rhs(self, t, state, drive):
         del t
         temp = self.cell.ambient_temperature + self.cell.heating(drive)
-        return PCMCellState(amorphous=-self.cell.growth_velocity_at(temp) / self.cell.plug_thickness
-                            * jnp.ones_like(state.amorphous),
-                            defects=self.cell.relaxation_rate(state.defects, temp))
+        return PCMCellState(
+            amorphous=-self.cell.growth_velocity_at(temp) / self.cell.plug_thickness * jnp.ones_like(state.amorphous),
+            defects=self.cell.relaxation_rate(state.defects, temp),
+        )
 
     def read(self, state):
         return self.cell.read(state)

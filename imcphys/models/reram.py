@@ -79,19 +79,36 @@ class StanfordReRAM(AbstractDevice):
     max_amplitude: float = eqx.field(static=True, default=3.0)  #: largest |pulse amplitude| allowed [V]
 
     def __check_init__(self):
-        for name, lo, hi in [("gap_decay_length", 0, 2e-9), ("v0", 0, 10), ("i0", 0, 1e-2),
-                             ("gap_velocity", 0, None), ("beta", None, None), ("gamma0", 0, None),
-                             ("gamma0_reset", 0, None), ("activation_energy", 0, None), ("atom_spacing", 0, None),
-                             ("oxide_thickness", 0, None), ("gap_min", 0, None), ("gap_max", 0, None),
-                             ("ambient_temperature", 0, None), ("noise_time_step", 0, None),
-                             ("noise_t_smooth", 0, None), ("read_voltage", 0, None)]:
-            check_range(f"StanfordReRAM.{name}", getattr(self, name), lower=lo, upper=hi,
-                        lower_open=lo is not None, unit=self._unit(name))
+        for name, lo, hi in [
+            ("gap_decay_length", 0, 2e-9),
+            ("v0", 0, 10),
+            ("i0", 0, 1e-2),
+            ("gap_velocity", 0, None),
+            ("beta", None, None),
+            ("gamma0", 0, None),
+            ("gamma0_reset", 0, None),
+            ("activation_energy", 0, None),
+            ("atom_spacing", 0, None),
+            ("oxide_thickness", 0, None),
+            ("gap_min", 0, None),
+            ("gap_max", 0, None),
+            ("ambient_temperature", 0, None),
+            ("noise_time_step", 0, None),
+            ("noise_t_smooth", 0, None),
+            ("read_voltage", 0, None),
+        ]:
+            check_range(
+                f"StanfordReRAM.{name}",
+                getattr(self, name),
+                lower=lo,
+                upper=hi,
+                lower_open=lo is not None,
+                unit=self._unit(name),
+            )
         for name in ("min_field", "thermal_resistance", "gap_noise", "noise_t_crit", "field_threshold_width"):
             check_range(f"StanfordReRAM.{name}", getattr(self, name), lower=0.0, unit=self._unit(name))
         check_less("StanfordReRAM.gap_min", self.gap_min, "StanfordReRAM.gap_max", self.gap_max, "m")
-        check_less("StanfordReRAM.gap_max", self.gap_max, "StanfordReRAM.oxide_thickness", self.oxide_thickness,
-                   "m")
+        check_less("StanfordReRAM.gap_max", self.gap_max, "StanfordReRAM.oxide_thickness", self.oxide_thickness, "m")
 
     def _unit(self, name: str) -> str:
         return type(self).__dataclass_fields__[name].metadata["unit"]
@@ -128,8 +145,11 @@ class StanfordReRAM(AbstractDevice):
         temp = self.temperature(g, voltage)
         gamma = self._gamma(g, voltage)
         inv_temp = 1.0 / temp  # one division: exp(−E_a/kT)·sinh(γ (a_0/t_ox) qV/kT)
-        rate = (-self.gap_velocity * jnp.exp(-self.activation_energy / K_B_EV * inv_temp)
-                * safe_sinh(gamma * self.atom_spacing / self.oxide_thickness * voltage * (Q / K_B) * inv_temp))
+        rate = (
+            -self.gap_velocity
+            * jnp.exp(-self.activation_energy / K_B_EV * inv_temp)
+            * safe_sinh(gamma * self.atom_spacing / self.oxide_thickness * voltage * (Q / K_B) * inv_temp)
+        )
         rate = rate * self._field_on(gamma, voltage)
         return rate
 
@@ -155,8 +175,12 @@ class StanfordReRAM(AbstractDevice):
         g = jnp.clip(state, self.gap_min, self.gap_max)
         temp = self.temperature(g, drive)
         on = self._field_on(self._gamma(g, drive), drive)
-        return (self.gap_noise * jnp.sqrt(self.noise_time_step) * on
-                / (1.0 + jnp.exp((self.noise_t_crit - temp) / self.noise_t_smooth)))
+        return (
+            self.gap_noise
+            * jnp.sqrt(self.noise_time_step)
+            * on
+            / (1.0 + jnp.exp((self.noise_t_crit - temp) / self.noise_t_smooth))
+        )
 
     def project(self, state):
         """Clip the gap to [g_min, g_max] [m]."""

@@ -78,11 +78,15 @@ def script(run: Callable[..., Section]) -> None:
 
     headless()
 
-    def main(out: Path = typer.Option(Path("out"), help="output directory"),
-             quick: bool = typer.Option(False, help="small sizes, for tests and a first look"),
-             seed: int = typer.Option(0, help="PRNG seed")) -> None:
+    def main(
+        out: Path = typer.Option(Path("out"), help="output directory"),
+        quick: bool = typer.Option(False, help="small sizes, for tests and a first look"),
+        seed: int = typer.Option(0, help="PRNG seed"),
+    ) -> None:
         section = run_study(run, out, quick=quick, seed=seed)
-        typer.echo(f"{section.title}: wrote {out / (section.name + '.json')} and {len(section.figures)} "
-                   f"figure(s) in {section.seconds:.1f} s")
+        typer.echo(
+            f"{section.title}: wrote {out / (section.name + '.json')} and {len(section.figures)} "
+            f"figure(s) in {section.seconds:.1f} s"
+        )
 
     typer.run(main)

@@ -30,9 +30,15 @@ def families() -> dict[str, tuple[float, float, str]]:
     # low-field conductance I_0 e^{−g/g_0}/V_0 of the fully RESET cell: the bottom of the window
     g_off = float(reram.i0 * jnp.exp(-reram.gap_max / reram.gap_decay_length) / reram.v0)
     gap_on = float(reram.gap_decay_length * jnp.log(reram.i0 / (reram.v0 * RERAM_G_ON)))
-    return {"PCM": (0.0, float(pcm.g_max), f"PCM (Joshi 2020 statistics), 0–{float(pcm.g_max) * 1e6:.0f} µS"),
-            "ReRAM": (g_off, RERAM_G_ON, f"ReRAM (Stanford model), {g_off * 1e6:.1f}–{RERAM_G_ON * 1e6:.0f} µS "
-                                         f"(gap {gap_on * 1e9:.2f}–{float(reram.gap_max) * 1e9:.2f} nm)")}
+    return {
+        "PCM": (0.0, float(pcm.g_max), f"PCM (Joshi 2020 statistics), 0–{float(pcm.g_max) * 1e6:.0f} µS"),
+        "ReRAM": (
+            g_off,
+            RERAM_G_ON,
+            f"ReRAM (Stanford model), {g_off * 1e6:.1f}–{RERAM_G_ON * 1e6:.0f} µS "
+            f"(gap {gap_on * 1e9:.2f}–{float(reram.gap_max) * 1e9:.2f} nm)",
+        ),
+    }
 
 
 def tile(weights: Array, g_min: float, g_max: float) -> tuple[Array, Array, Array]:
@@ -56,8 +62,17 @@ def column_gains(y: Array, y_ideal: Array) -> Array:
     return jnp.sum(y * y_ideal, axis=0) / jnp.sum(y * y, axis=0)
 
 
-def predistort(g_plus: Array, g_minus: Array, x: Array, r: float, g_min: float, g_max: float, *, steps: int,
-               learning_rate: float = 0.05) -> tuple[Array, Array, np.ndarray]:
+def predistort(
+    g_plus: Array,
+    g_minus: Array,
+    x: Array,
+    r: float,
+    g_min: float,
+    g_max: float,
+    *,
+    steps: int,
+    learning_rate: float = 0.05,
+) -> tuple[Array, Array, np.ndarray]:
     """Programmed conductances (G⁺, G⁻) whose IR-dropped MVM matches the ideal MVM of the targets on inputs ``x``:
     Adam on logits, G = g_min + (g_max − g_min)·sigmoid(θ), gradient through the nodal solve. Returns the
     conductances and the loss history."""
@@ -72,8 +87,7 @@ def predistort(g_plus: Array, g_minus: Array, x: Array, r: float, g_min: float, 
         y = readout.analog_mvm(gp, gm, x, v_read=V_READ, wires=wires(r))
         return jnp.mean(jnp.square(y - target)) / jnp.mean(jnp.square(target))
 
-    theta = jnp.stack([jax.scipy.special.logit(jnp.clip((g - g_min) / span, 0.005, 0.995))
-                       for g in (g_plus, g_minus)])
+    theta = jnp.stack([jax.scipy.special.logit(jnp.clip((g - g_min) / span, 0.005, 0.995)) for g in (g_plus, g_minus)])
     opt = optax.adam(learning_rate)
     state = opt.init(theta)
 
@@ -93,9 +107,10 @@ def predistort(g_plus: Array, g_minus: Array, x: Array, r: float, g_min: float, 
 
 def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     fams = families()
-    numbers: dict = {"families": {k: {"g_min_S": v[0], "g_max_S": v[1], "description": v[2]}
-                                  for k, v in fams.items()},
-                     "v_read_V": V_READ}
+    numbers: dict = {
+        "families": {k: {"g_min_S": v[0], "g_max_S": v[1], "description": v[2]} for k, v in fams.items()},
+        "v_read_V": V_READ,
+    }
     figures: list[Figure] = []
 
     # 1. Output current along the tile: uniform cells at g_max, every input at full scale.
@@ -117,15 +132,21 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
             cur = np.asarray(solve_crossbar(g, v, 1.0, 1.0, cell=cell, method="cg"))
             profile["ReRAM_sinh_1ohm"] = cur / ideal_nl
             a.plot(columns, cur / ideal_nl, "k--", label="1 Ω, sinh I–V")
-        plot.label(a, "output line (column) index", "I / I_ideal", f"{name}: {n}×{n} cells at "
-                   f"{g_max * 1e6:.0f} µS")
+        plot.label(a, "output line (column) index", "I / I_ideal", f"{name}: {n}×{n} cells at {g_max * 1e6:.0f} µS")
         a.legend(fontsize=7)
-    numbers["column_current_rel"] = {"size": n, **{k: v.tolist() for k, v in profile.items()},
-                                     "far_column": {k: float(v[-1]) for k, v in profile.items()},
-                                     "near_column": {k: float(v[0]) for k, v in profile.items()}}
-    figures.append(Figure(plot.save(fig, out / "crossbar_column_current.png"),
-                          "Output current of each column relative to ideal wires, all inputs at full scale, cells "
-                          "at g_max: the column farthest from the drivers delivers the least."))
+    numbers["column_current_rel"] = {
+        "size": n,
+        **{k: v.tolist() for k, v in profile.items()},
+        "far_column": {k: float(v[-1]) for k, v in profile.items()},
+        "near_column": {k: float(v[0]) for k, v in profile.items()},
+    }
+    figures.append(
+        Figure(
+            plot.save(fig, out / "crossbar_column_current.png"),
+            "Output current of each column relative to ideal wires, all inputs at full scale, cells "
+            "at g_max: the column farthest from the drivers delivers the least.",
+        )
+    )
 
     # 2. MVM error against array size and wire resistance (random weights on differential pairs).
     sizes = (16, 32, 64) if quick else (32, 64, 128, 256)
@@ -139,10 +160,14 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
             gp, gm, _ = tile(weights, g_min, g_max)
             for r_idx, r in enumerate(WIRE_RESISTANCES):
                 errors[name][s_idx, r_idx] = float(mvm_error(gp, gm, x, jnp.asarray(r)))
-    numbers["mvm_rel_error"] = {"sizes": sizes, "r_wire_ohm": WIRE_RESISTANCES, "inputs": n_inputs,
-                                **{name: err for name, err in errors.items()},
-                                "definition": "‖I − I_ideal‖/‖I_ideal‖ of the differential column currents, "
-                                              "weights and inputs uniform in [−1, 1]"}
+    numbers["mvm_rel_error"] = {
+        "sizes": sizes,
+        "r_wire_ohm": WIRE_RESISTANCES,
+        "inputs": n_inputs,
+        **{name: err for name, err in errors.items()},
+        "definition": "‖I − I_ideal‖/‖I_ideal‖ of the differential column currents, "
+        "weights and inputs uniform in [−1, 1]",
+    }
     fig, ax = plot.subplots(1, 2, size=(5.0, 3.4))
     for a, name in zip(ax[0], fams, strict=True):
         for r_idx, r in enumerate(WIRE_RESISTANCES):
@@ -151,9 +176,13 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
         a.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
         plot.label(a, "array size n (n×n)", "relative MVM error [1]", fams[name][2])
         a.legend(fontsize=7)
-    figures.append(Figure(plot.save(fig, out / "crossbar_mvm_error.png"),
-                          "MVM error caused by IR drop alone (no device noise), against tile size and wire "
-                          "resistance: it grows about as r·G·n²."))
+    figures.append(
+        Figure(
+            plot.save(fig, out / "crossbar_mvm_error.png"),
+            "MVM error caused by IR drop alone (no device noise), against tile size and wire "
+            "resistance: it grows about as r·G·n².",
+        )
+    )
 
     # 3. Calibration at one size and 1 Ω: per-column gain, pre-distorted targets, both.
     size, r = (32, 1.0) if quick else (64, 1.0)
@@ -184,16 +213,25 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
             "per_column_gain": float(readout.relative_error(gain * y_test, ideal_test)),
             "predistorted_targets": float(readout.relative_error(y2_test, ideal_test)),
             "predistorted_and_gain": float(readout.relative_error(gain2 * y2_test, ideal_test)),
-            "clipped_fraction": float(jnp.mean((jnp.minimum(gp2, gm2) <= g_min + 1e-3 * (g_max - g_min))
-                                               | (jnp.maximum(gp2, gm2) >= g_max - 1e-3 * (g_max - g_min)))),
+            "clipped_fraction": float(
+                jnp.mean(
+                    (jnp.minimum(gp2, gm2) <= g_min + 1e-3 * (g_max - g_min))
+                    | (jnp.maximum(gp2, gm2) >= g_max - 1e-3 * (g_max - g_min))
+                )
+            ),
         }
         histories[name] = hist
-    numbers["calibration"] = {"size": size, "r_wire_ohm": r, "train_inputs": f"{size} one-hot probes",
-                              "test_inputs": 64,
-                              "adam_steps": steps, **calib,
-                              "definition": "relative MVM error on random test inputs; targets fitted on the "
-                                            "one-hot probes by Adam through the nodal solve (implicit "
-                                            "gradients), gains by least squares per column"}
+    numbers["calibration"] = {
+        "size": size,
+        "r_wire_ohm": r,
+        "train_inputs": f"{size} one-hot probes",
+        "test_inputs": 64,
+        "adam_steps": steps,
+        **calib,
+        "definition": "relative MVM error on random test inputs; targets fitted on the "
+        "one-hot probes by Adam through the nodal solve (implicit "
+        "gradients), gains by least squares per column",
+    }
     fig, ax = plot.subplots(1, 2, size=(5.0, 3.4))
     for name, hist in histories.items():
         ax[0, 0].semilogy(np.sqrt(hist), label=name)
@@ -207,18 +245,24 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     ax[0, 1].set_xticks(xs + 0.2, ["none", "gain", "pre-dist.", "both"])
     plot.label(ax[0, 1], "calibration", "relative MVM error (test inputs)", f"{size}×{size}, {r:g} Ω")
     ax[0, 1].legend(fontsize=7)
-    figures.append(Figure(plot.save(fig, out / "crossbar_calibration.png"),
-                          "IR-drop calibration: per-column gain (least squares) and conductance targets "
-                          "pre-distorted by gradient descent through the crossbar solve, both fitted on one-hot "
-                          "probes and judged on random inputs."))
+    figures.append(
+        Figure(
+            plot.save(fig, out / "crossbar_calibration.png"),
+            "IR-drop calibration: per-column gain (least squares) and conductance targets "
+            "pre-distorted by gradient descent through the crossbar solve, both fitted on one-hot "
+            "probes and judged on random inputs.",
+        )
+    )
 
     big = len(sizes) - 1
-    text = (f"The crossbar's nodal equations (two nodes per cell, wire segments between them) are solved exactly: "
-            f"with 1 Ω per segment a {sizes[big]}×{sizes[big]} tile has an MVM error of "
-            f"{errors['PCM'][big, 2]:.3f} (PCM, ≤ {fams['PCM'][1] * 1e6:.0f} µS) and {errors['ReRAM'][big, 2]:.3f} "
-            f"(ReRAM, ≤ {RERAM_G_ON * 1e6:.0f} µS) from IR drop alone. At {size}×{size} and {r:g} Ω, a per-column "
-            f"gain brings the ReRAM error from {calib['ReRAM']['none']:.3g} to "
-            f"{calib['ReRAM']['per_column_gain']:.3g}, and conductance targets pre-distorted by gradient through "
-            f"the solve to {calib['ReRAM']['predistorted_targets']:.3g} "
-            f"({calib['ReRAM']['predistorted_and_gain']:.3g} with both).")
+    text = (
+        f"The crossbar's nodal equations (two nodes per cell, wire segments between them) are solved exactly: "
+        f"with 1 Ω per segment a {sizes[big]}×{sizes[big]} tile has an MVM error of "
+        f"{errors['PCM'][big, 2]:.3f} (PCM, ≤ {fams['PCM'][1] * 1e6:.0f} µS) and {errors['ReRAM'][big, 2]:.3f} "
+        f"(ReRAM, ≤ {RERAM_G_ON * 1e6:.0f} µS) from IR drop alone. At {size}×{size} and {r:g} Ω, a per-column "
+        f"gain brings the ReRAM error from {calib['ReRAM']['none']:.3g} to "
+        f"{calib['ReRAM']['per_column_gain']:.3g}, and conductance targets pre-distorted by gradient through "
+        f"the solve to {calib['ReRAM']['predistorted_targets']:.3g} "
+        f"({calib['ReRAM']['predistorted_and_gain']:.3g} with both)."
+    )
     return Section("crossbar_irdrop", "Crossbar — IR drop, sneak paths and calibration", text, numbers, figures)

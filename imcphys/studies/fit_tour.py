@@ -36,8 +36,9 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     k_noise, k_perturb, k_fit = jr.split(key, 3)
 
     ts = np.linspace(0.0, 16e-3, 201)
-    sol = eqx.filter_jit(lambda d, t: simulate(d, d.gap_max, triangle_sweep(2.0, 4e-3), t, rtol=1e-8,
-                                               atol=1e-10))(truth, jnp.asarray(ts))
+    sol = eqx.filter_jit(lambda d, t: simulate(d, d.gap_max, triangle_sweep(2.0, 4e-3), t, rtol=1e-8, atol=1e-10))(
+        truth, jnp.asarray(ts)
+    )
     v, i_clean = np.asarray(sol.drive), np.asarray(sol.observed)
     rng = np.random.default_rng(np.asarray(jr.key_data(k_noise)).ravel().tolist())
     i_meas = i_clean * 10 ** (NOISE_DECADES * rng.standard_normal(i_clean.shape))
@@ -46,8 +47,15 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     signs = rng.choice([-1.0, 1.0], len(FREE))
     factors = 1 + signs * rng.uniform(0.3, 0.5, len(FREE))
     start = replace(truth, **{n: float(getattr(truth, n)) * f for n, f in zip(FREE, factors)})
-    result = fit(start, data, free=list(FREE), key=k_fit, starts=2 if quick else 8,
-                 candidates=16 if quick else 64, progress=False)
+    result = fit(
+        start,
+        data,
+        free=list(FREE),
+        key=k_fit,
+        starts=2 if quick else 8,
+        candidates=16 if quick else 64,
+        progress=False,
+    )
     fig_path = out / "fit_reram_dc.png"
     result.plot(fig_path)
 
@@ -60,17 +68,25 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
             "fitted": np.asarray(result.values).tolist(),
             "std_errors": np.asarray(result.std_errors).tolist(),
             "relative_error": (np.asarray(result.values) / true - 1).tolist(),
-            "within_3_std_errors": (np.abs(np.asarray(result.values) - true)
-                                    <= 3 * np.asarray(result.std_errors)).tolist(),
+            "within_3_std_errors": (
+                np.abs(np.asarray(result.values) - true) <= 3 * np.asarray(result.std_errors)
+            ).tolist(),
             "rms_residual_decades": float(result.rms[0]),
             "noise_decades": NOISE_DECADES,
             "seconds": float(result.seconds),
         }
     }
-    figures = [Figure(fig_path, "ReRAM DC I–V sweep: synthetic measurement (official card + 0.02-decade noise) "
-                                "and the fit from a start 30–50 % off; residuals in decades of current.")]
-    text = (f"Levenberg–Marquardt (optimistix, forward mode through diffrax) with multi-start fits "
-            f"{len(FREE)} Stanford ReRAM parameters to a noisy DC sweep, with standard errors from the Jacobian.")
+    figures = [
+        Figure(
+            fig_path,
+            "ReRAM DC I–V sweep: synthetic measurement (official card + 0.02-decade noise) "
+            "and the fit from a start 30–50 % off; residuals in decades of current.",
+        )
+    ]
+    text = (
+        f"Levenberg–Marquardt (optimistix, forward mode through diffrax) with multi-start fits "
+        f"{len(FREE)} Stanford ReRAM parameters to a noisy DC sweep, with standard errors from the Jacobian."
+    )
 
     if flash_pump_fit.shared_data_dir().joinpath(*flash_pump_fit.DATA).is_file():
         pump = flash_pump_fit.run(out, quick=quick, key=key, check_switched=not quick)

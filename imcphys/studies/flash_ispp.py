@@ -35,9 +35,7 @@ def _cards_dir() -> Path:
 def sonos_spec(path: Path) -> dict[str, dict[str, float]]:
     """Rows of the SKY130 SONOS E-test table: parameter -> {nominal, LSL, USL} (units of the table)."""
     with open(path, newline="") as fh:
-        return {
-            r["parameter"]: {k: float(r[k]) for k in ("nominal", "LSL", "USL")} for r in csv.DictReader(fh)
-        }
+        return {r["parameter"]: {k: float(r[k]) for k in ("nominal", "LSL", "USL")} for r in csv.DictReader(fh)}
 
 
 def steady_step(res_vth: np.ndarray, last: int = 4) -> float:
@@ -72,9 +70,7 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
             "vth_after_V": float(cell.read(res.dvth)),
             "energy_per_cell_J": float(res.energy_per_cell),
             "v_wordline_end_V": float(res.v_wordline),
-            "vth_after_ideal_source_V": float(
-                cell.read(cell.constant_voltage_pulse(cell.initial_state(), v, WIDTH))
-            ),
+            "vth_after_ideal_source_V": float(cell.read(cell.constant_voltage_pulse(cell.initial_state(), v, WIDTH))),
         }
     numbers["pulse_from_rest"] = {
         "width_s": WIDTH,
@@ -88,9 +84,7 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     avg = eqx.filter_jit(lambda c, d, a, w: program_wordline(c, d, a, w, fixed_steps=64))(
         cell, cell.initial_state(), jnp.asarray(18.0), jnp.asarray(cycles / float(pump.clock_frequency))
     )
-    ax[0, 1].plot(
-        np.asarray(sw.ts) * 1e6, np.asarray(sw.v_pump_trace), ".", ms=2, label="switched pump (cycle ends)"
-    )
+    ax[0, 1].plot(np.asarray(sw.ts) * 1e6, np.asarray(sw.v_pump_trace), ".", ms=2, label="switched pump (cycle ends)")
     ax[0, 1].plot(np.asarray(avg.ts) * 1e6, np.asarray(avg.v_pump_trace), "-", label="averaged pump")
     plot.label(ax[0, 1], "time [µs]", "pump output [V]", "rise and regulation at 18 V")
     ax[0, 1].legend(fontsize=7)
@@ -111,18 +105,11 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
 
     # 2. steady-state ΔV_th per ISPP step (no verify), pump-fed and from an ideal source
     pump_slope = 1 - 1 / (
-        2
-        * float(
-            pump.output_resistance()
-            * pump.clock_frequency
-            * (pump.output_capacitance + pump.node_capacitance())
-        )
+        2 * float(pump.output_resistance() * pump.clock_frequency * (pump.output_capacitance + pump.node_capacitance()))
     )
     numbers["dvth_per_step"] = {}
     for dv in (0.2, 0.5):
-        k = (
-            int((V_SLOPE_TOP - V_START) / dv) + 1
-        )  # steady state: the cell has settled, the pump keeps headroom
+        k = int((V_SLOPE_TOP - V_START) / dv) + 1  # steady state: the cell has settled, the pump keeps headroom
         res = ispp(
             cell,
             cell.initial_state(),

@@ -67,8 +67,7 @@ def shared_data_dir() -> Path:
 
 
 def load_measurement(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(f_clk [Hz], pump output [V]) rows with f > 0 from the TT07 CSV (columns f_clk_kHz, v_pump_V_(=2*ua0)).
-    """
+    """(f_clk [Hz], pump output [V]) rows with f > 0 from the TT07 CSV (columns f_clk_kHz, v_pump_V_(=2*ua0))."""
     raw = np.genfromtxt(path, delimiter=",", names=True)
     f = np.asarray(raw["f_clk_kHz"], dtype=float) * 1e3
     v = np.asarray(raw[raw.dtype.names[2]], dtype=float)
@@ -146,9 +145,11 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray, check_switched: bool = Tru
     # agree
     # to 1 mV at 1 MHz) and the explicit switched solve becomes step-bound
     f_check = f[f >= 1e6][:: 2 if quick else 1] if check_switched else f[:0]
-    switched = np.zeros(0) if not check_switched else np.asarray(
-        jax.vmap(lambda ff: switched_steady_state(replace(pump, clock_frequency=ff)).v_out)(
-            jnp.asarray(f_check)
+    switched = (
+        np.zeros(0)
+        if not check_switched
+        else np.asarray(
+            jax.vmap(lambda ff: switched_steady_state(replace(pump, clock_frequency=ff)).v_out)(jnp.asarray(f_check))
         )
     )
     averaged = np.asarray(model_voltage(theta, jnp.asarray(f_check)))
@@ -183,9 +184,7 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray, check_switched: bool = Tru
     fg = np.geomspace(f.min(), f.max(), 300)
     fig, ax = plot.subplots(2, 1, size=(6.0, 3.2))
     ax[0, 0].semilogx(f, v, "o", label="measured (TT07 silicon)")
-    ax[0, 0].semilogx(
-        fg, np.asarray(model_voltage(theta, jnp.asarray(fg))), "-", label="averaged model, fitted"
-    )
+    ax[0, 0].semilogx(fg, np.asarray(model_voltage(theta, jnp.asarray(fg))), "-", label="averaged model, fitted")
     ax[0, 0].semilogx(f_check, switched, "x", label="switched model, same parameters")
     ax[0, 0].axvspan(*RMS_BAND_HZ, color="0.9", zorder=0)
     plot.label(

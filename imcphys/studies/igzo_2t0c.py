@@ -68,8 +68,9 @@ def digits_split(seed: int = 0):
     return x[order[:n_train]], y[order[:n_train]], x[order[n_train:]], y[order[n_train:]]
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, *, steps: int = 300, lr: float = 0.5,
-                     l2: float = 1e-3) -> tuple[Array, Array]:
+def train_classifier(
+    x: np.ndarray, y: np.ndarray, *, steps: int = 300, lr: float = 0.5, l2: float = 1e-3
+) -> tuple[Array, Array]:
     """A 64→10 softmax layer trained by full-batch gradient descent (float): (weights 64×10, bias 10)."""
     xj, yj = jnp.asarray(x), jax.nn.one_hot(jnp.asarray(y), 10)
 
@@ -113,16 +114,27 @@ def column_signal(read_currents: Array, x: Array) -> Array:
     return x @ (read_currents[0] - read_currents[1])
 
 
-def logits_from_currents(read_currents: Array, x: Array, unit_current: Array, scale: Array, bias: Array,
-                         adc: ADC | None) -> Array:
+def logits_from_currents(
+    read_currents: Array, x: Array, unit_current: Array, scale: Array, bias: Array, adc: ADC | None
+) -> Array:
     signal = column_signal(read_currents, x)
     if adc is not None:
         signal = adc(signal)
     return signal / unit_current * scale + bias
 
 
-def smooth_loss(cell: Cell2T0C, v_write: Array, unit_current: Array, write_offset: Array, q: Array, scale: Array,
-                bias: Array, x: Array, y: Array, hold_time: float) -> Array:
+def smooth_loss(
+    cell: Cell2T0C,
+    v_write: Array,
+    unit_current: Array,
+    write_offset: Array,
+    q: Array,
+    scale: Array,
+    bias: Array,
+    x: Array,
+    y: Array,
+    hold_time: float,
+) -> Array:
     """Cross-entropy of the array's logits after ``hold_time`` [s] on the nominal ``cell`` (no spread, no ADC):
     a smooth proxy of accuracy, differentiable w.r.t. the cell's parameters (C_SN, V_T …) and the write
     bit-line ``write_offset`` [V] added to every level's write voltage ``v_write`` [V] (calibrated beforehand,
@@ -141,6 +153,7 @@ AGE_GRID = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
 def level_currents(cells: Cell2T0C, v_write: Array) -> Array:
     """Read current [A] of every cell of a flat population (n,) written at each level's ``v_write`` [V], at
     each age of :data:`AGE_GRID`: shape (n, levels, ages)."""
+
     def per_cell(cell):
         v0 = cell.write(v_write, fixed_steps=8)
         return cell.read_current(cell.hold_voltage(v0, AGE_GRID, steps_per_decade=8))
@@ -149,8 +162,17 @@ def level_currents(cells: Cell2T0C, v_write: Array) -> Array:
 
 
 @eqx.filter_jit
-def array_accuracy(currents: Array, levels: Array, refresh_index: Array, unit: Array, scale: Array, bias: Array,
-                   x: Array, y: Array, adc: ADC) -> tuple[Array, Array]:
+def array_accuracy(
+    currents: Array,
+    levels: Array,
+    refresh_index: Array,
+    unit: Array,
+    scale: Array,
+    bias: Array,
+    x: Array,
+    y: Array,
+    adc: ADC,
+) -> tuple[Array, Array]:
     """Accuracy at each age of :data:`AGE_GRID`, (without refresh, with refresh), of the array whose cells
     (``currents`` of shape (2, 64, 10, levels, ages) from :func:`level_currents`) store ``levels`` (2, 64, 10).
 
@@ -190,8 +212,7 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     event_ret = eqx.filter_jit(lambda c, v, m: c.retention_time_event(v, v - m, v + m))
     v_levels = np.asarray(cell.level_voltages())
     margin = cell.level_margin()
-    ret = {name: np.asarray(level_ret(cell.at_temperature(temp))) for name, temp in (("25C", T_25C),
-                                                                                    ("85C", T_85C))}
+    ret = {name: np.asarray(level_ret(cell.at_temperature(temp))) for name, temp in (("25C", T_25C), ("85C", T_85C))}
     check = None if quick else np.array([float(event_ret(cell, v, margin)) for v in v_levels[::7]])
     numbers["levels"] = int(cell.levels)
     numbers["level_voltages_V"] = v_levels
@@ -205,8 +226,9 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
 
     # 2. Arrhenius: min retention vs 1/kT, slope = activation energy.
     temps = np.array([298.15, 318.15, 338.15, 358.15, 378.15, 398.15])
-    t_min = np.asarray(jax.jit(jax.vmap(lambda t: jnp.min(cell.at_temperature(t).level_retention())))(
-        jnp.asarray(temps)))
+    t_min = np.asarray(
+        jax.jit(jax.vmap(lambda t: jnp.min(cell.at_temperature(t).level_retention())))(jnp.asarray(temps))
+    )
     inv_kt = 1.0 / (K_B_EV * temps)
     slope, intercept = np.polyfit(inv_kt, np.log(t_min), 1)
     numbers["activation_energy_eV"] = float(slope)
@@ -218,25 +240,33 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     traces = np.asarray(eqx.filter_jit(lambda c, v: c.hold_voltage(v, ts))(cell, jnp.asarray(v_levels)))
     fig, ax = plot.subplots(1, 2)
     for k in range(len(v_levels)):
-        line, = ax[0, 0].semilogx(ts, traces[k], label=f"level {k}")
+        (line,) = ax[0, 0].semilogx(ts, traces[k], label=f"level {k}")
         ax[0, 0].axhline(v_levels[k] - float(margin), color=line.get_color(), ls=":", lw=0.7)
         ax[0, 1].axvline(ret["25C"][k], color=line.get_color(), ls=":", lw=0.7)
     ax[0, 1].semilogx(ts, np.asarray(cell.read_current(jnp.asarray(traces))).T * 1e9)
     plot.label(ax[0, 0], "hold time [s]", "storage-node voltage V_SN [V]", "8 levels at 25 °C (dotted: margin)")
     plot.label(ax[0, 1], "hold time [s]", "read current [nA]", "read current of each level")
     ax[0, 0].legend(fontsize=6)
-    figures.append(Figure(plot.save(fig, out / "igzo_vsn_levels.png"),
-                          "Li-2025 card at 25 °C: each level decays at the off-state leak (linear in time, here on "
-                          f"a log axis); every level leaves its ±{float(margin) * 1e3:.0f} mV margin after "
-                          f"{numbers['min_retention_s_25C']:.0f} s or more."))
+    figures.append(
+        Figure(
+            plot.save(fig, out / "igzo_vsn_levels.png"),
+            "Li-2025 card at 25 °C: each level decays at the off-state leak (linear in time, here on "
+            f"a log axis); every level leaves its ±{float(margin) * 1e3:.0f} mV margin after "
+            f"{numbers['min_retention_s_25C']:.0f} s or more.",
+        )
+    )
     fig, ax = plot.subplots()
     ax[0, 0].semilogy(inv_kt, t_min, "o", label="simulated (min over levels)")
     ax[0, 0].semilogy(inv_kt, np.exp(intercept + slope * inv_kt), "-", label=f"fit: E_a = {slope:.3f} eV")
     plot.label(ax[0, 0], "1/kT [1/eV]", "retention [s]", "Arrhenius plot, 25–125 °C")
     ax[0, 0].legend(fontsize=8)
-    figures.append(Figure(plot.save(fig, out / "igzo_arrhenius.png"),
-                          f"Retention vs 1/kT: slope {slope:.3f} eV against the card's off-current activation "
-                          f"{float(cell.off_activation_energy):.3f} eV."))
+    figures.append(
+        Figure(
+            plot.save(fig, out / "igzo_arrhenius.png"),
+            f"Retention vs 1/kT: slope {slope:.3f} eV against the card's off-current activation "
+            f"{float(cell.off_activation_energy):.3f} eV.",
+        )
+    )
 
     # 4. The 2T0C array classifier.
     x_tr, y_tr, x_te, y_te = digits_split()
@@ -252,50 +282,67 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     refresh_intervals = {}
     k_pop = jr.fold_in(key, 1)
     pick = [AGE_GRID.index(t) for t in HOLD_TIMES]
-    calibrate = eqx.filter_jit(lambda c: (current_linear_levels(c),
-                                           write_voltages(c, current_linear_levels(c), fixed_steps=8)))
+    calibrate = eqx.filter_jit(
+        lambda c: (current_linear_levels(c), write_voltages(c, current_linear_levels(c), fixed_steps=8))
+    )
     for name, temp in (("25C", T_25C), ("85C", T_85C)):
         cells, nominal = sample_array(card_path, temp, key=k_pop)
         v_lin, v_write = calibrate(nominal)
         i_nominal = nominal.read_current(v_lin)
         unit = (i_nominal[-1] - i_nominal[0]) / (MAGNITUDES - 1)
-        currents = level_currents(cells, v_write).reshape(
-            2, 64, 10, MAGNITUDES, len(AGE_GRID))
+        currents = level_currents(cells, v_write).reshape(2, 64, 10, MAGNITUDES, len(AGE_GRID))
         adc = ADC(full_scale=float(x_te.sum(axis=1).max()) * float(i_nominal[-1]) * 0.25, bits=8)
         # refresh policy: the longest grid interval within half the nominal minimum retention at this temperature
         idx = max(i for i, t in enumerate(AGE_GRID) if t <= 0.5 * float(np.min(ret[name])))
         refresh_intervals[name] = AGE_GRID[idx]
-        plain, refreshed = (np.asarray(a)[pick] for a in array_accuracy(
-            currents, arr.levels, jnp.asarray(idx), unit, scale, b, x_j, y_j, adc))
-        accuracy[name] = {"no_refresh": dict(zip([f"{t:g}" for t in HOLD_TIMES], plain.tolist(), strict=True)),
-                          "refresh": dict(zip([f"{t:g}" for t in HOLD_TIMES], refreshed.tolist(), strict=True))}
+        plain, refreshed = (
+            np.asarray(a)[pick]
+            for a in array_accuracy(currents, arr.levels, jnp.asarray(idx), unit, scale, b, x_j, y_j, adc)
+        )
+        accuracy[name] = {
+            "no_refresh": dict(zip([f"{t:g}" for t in HOLD_TIMES], plain.tolist(), strict=True)),
+            "refresh": dict(zip([f"{t:g}" for t in HOLD_TIMES], refreshed.tolist(), strict=True)),
+        }
     accuracy["refresh_interval_s"] = refresh_intervals
     accuracy["refreshes_per_hour"] = {k: 3600.0 / v for k, v in refresh_intervals.items()}
-    accuracy["setup"] = ("64→10 softmax layer on scikit-learn 8×8 digits (70/30 split), int4 weights on "
-                         "differential pairs of 3-bit 2T0C cells with current-linear levels, the card's "
-                         "device-to-device spread, input pixels as read word-line pulse widths, 8-bit ADC; "
-                         "refresh = read, decode to the nearest of the cell's own fresh level currents, rewrite, "
-                         "at the longest interval of (0.1, 1, 10, 100, 1e3) s within half the nominal minimum "
-                         "retention; accuracy just before a refresh")
+    accuracy["setup"] = (
+        "64→10 softmax layer on scikit-learn 8×8 digits (70/30 split), int4 weights on "
+        "differential pairs of 3-bit 2T0C cells with current-linear levels, the card's "
+        "device-to-device spread, input pixels as read word-line pulse widths, 8-bit ADC; "
+        "refresh = read, decode to the nearest of the cell's own fresh level currents, rewrite, "
+        "at the longest interval of (0.1, 1, 10, 100, 1e3) s within half the nominal minimum "
+        "retention; accuracy just before a refresh"
+    )
     numbers["accuracy_vs_hold"] = accuracy
     fig, ax = plot.subplots()
     for name in ("25C", "85C"):
         for mode, style in (("no_refresh", "o-"), ("refresh", "s--")):
-            ax[0, 0].semilogx(HOLD_TIMES, list(accuracy[name][mode].values()), style,
-                              label=f"{name[:-1]} °C, {mode.replace('_', ' ')}")
+            ax[0, 0].semilogx(
+                HOLD_TIMES,
+                list(accuracy[name][mode].values()),
+                style,
+                label=f"{name[:-1]} °C, {mode.replace('_', ' ')}",
+            )
     ax[0, 0].axhline(acc_int4, color="k", lw=0.7, ls=":", label="int4 software")
     plot.label(ax[0, 0], "hold time since write [s]", "test accuracy [1]", "2T0C array classifier, 8×8 digits")
     ax[0, 0].legend(fontsize=7)
-    figures.append(Figure(plot.save(fig, out / "igzo_accuracy_vs_hold.png"),
-                          f"Digit classifier on the 2T0C array: int4 software {acc_int4:.3f}; without refresh the "
-                          "levels leak away (faster at 85 °C), with refresh the accuracy holds."))
+    figures.append(
+        Figure(
+            plot.save(fig, out / "igzo_accuracy_vs_hold.png"),
+            f"Digit classifier on the 2T0C array: int4 software {acc_int4:.3f}; without refresh the "
+            "levels leak away (faster at 85 °C), with refresh the accuracy holds.",
+        )
+    )
 
-    text = ("The 2T0C cell of the Li-2025 card stores 8 levels in a 0.7 V storage-node window; the write "
-            "transistor's Arrhenius off-state floor sets the leak, so every level holds for "
-            f"{numbers['min_retention_s_25C']:.0f} s at 25 °C (published: > 100 s) and "
-            f"{numbers['min_retention_s_85C']:.1f} s at 85 °C; the Arrhenius slope of the simulated retention is "
-            f"{slope:.3f} eV. A 64→10 digit classifier with int4 weights on differential pairs reads "
-            f"{accuracy['25C']['no_refresh']['1']:.3f} accuracy 1 s after the write at 25 °C and needs refresh "
-            "beyond the retention time.")
-    return Section("igzo_2t0c_retention", "IGZO 2T0C — retention, Arrhenius and an in-memory classifier", text,
-                   numbers, figures)
+    text = (
+        "The 2T0C cell of the Li-2025 card stores 8 levels in a 0.7 V storage-node window; the write "
+        "transistor's Arrhenius off-state floor sets the leak, so every level holds for "
+        f"{numbers['min_retention_s_25C']:.0f} s at 25 °C (published: > 100 s) and "
+        f"{numbers['min_retention_s_85C']:.1f} s at 85 °C; the Arrhenius slope of the simulated retention is "
+        f"{slope:.3f} eV. A 64→10 digit classifier with int4 weights on differential pairs reads "
+        f"{accuracy['25C']['no_refresh']['1']:.3f} accuracy 1 s after the write at 25 °C and needs refresh "
+        "beyond the retention time."
+    )
+    return Section(
+        "igzo_2t0c_retention", "IGZO 2T0C — retention, Arrhenius and an in-memory classifier", text, numbers, figures
+    )

@@ -29,9 +29,16 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     if run_dir.exists():  # the demo's own scratch run from an earlier call: start afresh
         shutil.rmtree(run_dir)
     t0 = time.perf_counter()
-    result = montecarlo(STUDY, card=cards_dir() / CARD, cells=cells, key=key, out=run_dir,
-                        chunk_cells=cells // 4, progress=False,
-                        reset_amplitude=RESET_V)
+    result = montecarlo(
+        STUDY,
+        card=cards_dir() / CARD,
+        cells=cells,
+        key=key,
+        out=run_dir,
+        chunk_cells=cells // 4,
+        progress=False,
+        reset_amplitude=RESET_V,
+    )
     seconds = time.perf_counter() - t0
     ds = result.dataset()
     temps = ds["temperature"].values
@@ -63,10 +70,22 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
         "ber": ber.tolist(),
         "chunks": result.manifest["chunks"],
     }
-    text = (f"{cells} ReRAM cells with device-to-device spread from the card's [variability] table and "
-            f"cycle-to-cycle gap noise, each SET then RESET by one 100 ns pulse and read, at "
-            f"{', '.join(f'{t - 273.15:.0f}' for t in temps)} °C: {cells / seconds:,.0f} cells/s including "
-            f"compilation, in {result.manifest['chunks']} resumable chunks.")
-    return Section("montecarlo", "Monte Carlo: ReRAM variability across temperature", text, numbers,
-                   [Figure(fig_path, "Read conductance after SET and RESET per temperature, and the bit-error "
-                                     "rate against the reference conductance.")])
+    text = (
+        f"{cells} ReRAM cells with device-to-device spread from the card's [variability] table and "
+        f"cycle-to-cycle gap noise, each SET then RESET by one 100 ns pulse and read, at "
+        f"{', '.join(f'{t - 273.15:.0f}' for t in temps)} °C: {cells / seconds:,.0f} cells/s including "
+        f"compilation, in {result.manifest['chunks']} resumable chunks."
+    )
+    return Section(
+        "montecarlo",
+        "Monte Carlo: ReRAM variability across temperature",
+        text,
+        numbers,
+        [
+            Figure(
+                fig_path,
+                "Read conductance after SET and RESET per temperature, and the bit-error "
+                "rate against the reference conductance.",
+            )
+        ],
+    )
