@@ -53,7 +53,8 @@ from .program import (
     program,
     random_search,
 )
-from .simulate import Solution, apply_pulse, simulate, solve_pulse
+from . import simulate as simulate
+from .simulate import Solution, apply_pulse
 from .stimulus import PiecewiseLinear, Pulse, hold, pulse, pulse_train, ramp, triangle_sweep
 
 __version__ = "0.1.0"
@@ -133,8 +134,6 @@ __all__ = [
     "pulse_train",
     "ramp",
     "replace",
-    "simulate",
-    "solve_pulse",
     "stimulus",
     "triangle_sweep",
 ]

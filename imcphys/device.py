@@ -1,7 +1,8 @@
-"""The one device abstraction every memory-cell family implements.
+r"""The one device abstraction every memory-cell family implements.
 
 A device is a final ``eqx.Module`` subclass of :class:`AbstractDevice`. Its array fields are the physical
-parameters of **one cell** in SI units (declared with :func:`param`, which records the unit); a population is the
+parameters of **one cell** in SI units (declared with :func:`param`, which records the unit and the allowed range,
+checked by the base class when the device is built or changed by :func:`replace`); a population is the
 same module with a leading cell axis on its fields, mapped with ``eqx.filter_vmap``. Structural choices are static
 fields.
 
@@ -30,46 +31,104 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
+from ._checks import check_range
+from ._integrate import PulseResult as PulseResult
+from ._integrate import solve_pulse as _solve_pulse
 
-def param(default: float, unit: str, **kwargs: Any) -> Any:
-    """Declare a physical parameter field: converted to a JAX array, with its SI ``unit`` recorded.
 
-    The unit is read by cards (unit conversion), fits and reports; write it as pint understands it
-    (``"m"``, ``"V"``, ``"A"``, ``"K/W"``, ``"eV"``, ``"1"`` for dimensionless).
+def param(
+    default: Any,
+    unit: str,
+    *,
+    lower: float | None = None,
+    upper: float | None = None,
+    lower_open: bool = False,
+    upper_open: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Declare a physical parameter field: converted to a JAX array, with its SI ``unit`` and allowed range.
+
+    ``unit`` is written as pint understands it (``"m"``, ``"V"``, ``"A"``, ``"K/W"``, ``"eV"``, ``"1"`` for
+    dimensionless); cards convert to it, fits and reports print it. ``lower``/``upper`` bound the value (inclusive
+    unless ``lower_open``/``upper_open``); every parameter must also be finite. The checks run once, in
+    :class:`AbstractModel`, whenever a model is built or changed by :func:`replace` with concrete values, and raise a
+    ``ValueError`` that names the parameter, its allowed range and unit.
     """
-    return eqx.field(default=default, converter=jnp.asarray, metadata={"unit": unit}, **kwargs)
+    bounds = {"lower": lower, "upper": upper, "lower_open": lower_open, "upper_open": upper_open}
+    return eqx.field(default=default, converter=jnp.asarray, metadata={"unit": unit, **bounds}, **kwargs)
 
 
-def parameter_units(device: eqx.Module) -> dict[str, str]:
-    """Map of parameter name -> unit for every field declared with :func:`param`."""
-    return {f.name: f.metadata["unit"] for f in dataclasses.fields(device) if "unit" in f.metadata}
+def _param_fields(model: Any) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(model) if "unit" in f.metadata]
 
 
-def parameters(device: eqx.Module) -> dict[str, Array]:
+def parameter_units(model: Any) -> dict[str, str]:
+    """Map of parameter name -> SI unit for every field declared with :func:`param` (a module or its class)."""
+    return {f.name: f.metadata["unit"] for f in _param_fields(model)}
+
+
+def parameter_ranges(model: Any) -> dict[str, dict[str, Any]]:
+    """Map of parameter name -> ``{"lower", "upper", "lower_open", "upper_open"}`` (None: unbounded), as declared
+    with :func:`param` (a module or its class)."""
+    keys = ("lower", "upper", "lower_open", "upper_open")
+    return {f.name: {k: f.metadata.get(k) for k in keys} for f in _param_fields(model)}
+
+
+def unit_of(model: Any, name: str) -> str:
+    """The SI unit of parameter ``name`` of ``model`` (a module or its class)."""
+    return parameter_units(model)[name]
+
+
+def parameters(model: Any) -> dict[str, Array]:
     """Map of parameter name -> value (SI) for every field declared with :func:`param`."""
-    return {name: getattr(device, name) for name in parameter_units(device)}
+    return {name: getattr(model, name) for name in parameter_units(model)}
 
 
-def replace(device: eqx.Module, **values: ArrayLike) -> Any:
-    """A copy of ``device`` with the named parameters replaced (values in SI; traced values allowed)."""
+def check(model: eqx.Module) -> Any:
+    """Run every ``__check_init__`` of ``model``'s classes (declared ranges, then the family's own relations), as
+    the constructor does, and return ``model``. Traced values are not checked here (see :mod:`imcphys._checks`)."""
+    for cls in type(model).__mro__:
+        fn = cls.__dict__.get("__check_init__")
+        if fn is not None:
+            fn(model)
+    return model
+
+
+def replace(model: eqx.Module, **values: ArrayLike) -> Any:
+    """A copy of ``model`` with the named parameters replaced (values in SI; traced values allowed).
+
+    The copy passes the constructor's checks (:func:`check`): a value outside its declared range, or one that
+    breaks a relation of the family (e.g. ``gap_min < gap_max``), raises a ``ValueError`` naming it.
+    """
     names = list(values)
-    unknown = set(names) - set(parameter_units(device))
+    known = parameter_units(model)
+    unknown = set(names) - set(known)
     if unknown:
-        raise ValueError(
-            f"{type(device).__name__} has no parameter(s) {sorted(unknown)}; known: {sorted(parameter_units(device))}"
-        )
-    return eqx.tree_at(lambda d: [getattr(d, n) for n in names], device, [jnp.asarray(values[n]) for n in names])
+        raise ValueError(f"{type(model).__name__} has no parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    new = eqx.tree_at(lambda d: [getattr(d, n) for n in names], model, [jnp.asarray(values[n]) for n in names])
+    return check(new)
 
 
-class PulseResult(eqx.Module):
-    """Outcome of one programming pulse."""
+class AbstractModel(eqx.Module):
+    """A module of physical parameters declared with :func:`param` (SI units), whose declared ranges are checked
+    when it is built. Devices (:class:`AbstractDevice`) and their parts (a transistor, a pump) derive from it."""
 
-    state: PyTree  #: device state after the pulse
-    energy: Float[Array, "..."]  #: electrical energy drawn by the cell during the pulse [J]
-    duration: Float[Array, "..."]  #: pulse duration including rise and fall [s]
+    def __check_init__(self):
+        name = type(self).__name__
+        for f in _param_fields(self):
+            m = f.metadata
+            check_range(
+                f"{name}.{f.name}",
+                getattr(self, f.name),
+                lower=m.get("lower"),
+                upper=m.get("upper"),
+                lower_open=bool(m.get("lower_open")),
+                upper_open=bool(m.get("upper_open")),
+                unit=m["unit"],
+            )
 
 
-class AbstractDevice(eqx.Module):
+class AbstractDevice(AbstractModel):
     """One memory cell: physical parameters (fields, SI units) and its state dynamics.
 
     Subclasses are final and implement :meth:`rhs`, :meth:`read`, :meth:`initial_state` and
@@ -143,6 +202,4 @@ class AbstractDevice(eqx.Module):
         The default drives :meth:`rhs` with a trapezoidal pulse; a family whose programming needs more (the
         word-line kickback of a gain cell, the charge pump of a flash array) overrides this method.
         """
-        from .simulate import solve_pulse
-
-        return solve_pulse(self, state, amplitude, width, rise=rise, fall=fall, fixed_steps=fixed_steps, key=key)
+        return _solve_pulse(self, state, amplitude, width, rise=rise, fall=fall, fixed_steps=fixed_steps, key=key)

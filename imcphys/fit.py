@@ -51,7 +51,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 from .cards import Card
 from .cards import save_card as _save_card
 from .data import Dataset
-from .device import AbstractDevice, parameter_units, replace
+from .device import AbstractDevice, parameter_ranges, parameter_units, replace
 from .simulate import simulate
 from .stimulus import PiecewiseLinear
 from .units import convert
@@ -533,6 +533,20 @@ def _check_bounds_allowed(device: AbstractDevice, spec: Free, unit: str) -> None
             ) from None
 
 
+def _declared_bounds(
+    device: AbstractDevice, name: str, p0: float, log: bool, lo: float | None, hi: float | None
+) -> tuple[float | None, float | None]:
+    """The bounds a fit keeps ``name`` within: those given, else the parameter's declared range (``param(...,
+    lower=, upper=)``) where it says more than the scale does (a log scale is already positive) and the start
+    value lies strictly inside it."""
+    r = parameter_ranges(device)[name]
+    if lo is None and r["lower"] is not None and p0 > r["lower"] and not (log and r["lower"] <= 0):
+        lo = float(r["lower"])
+    if hi is None and r["upper"] is not None and p0 < r["upper"]:
+        hi = float(r["upper"])
+    return lo, hi
+
+
 _NONE, _LOWER, _UPPER, _BOTH = 0, 1, 2, 3
 
 
@@ -546,6 +560,8 @@ class _Transform(eqx.Module):
     center: Float[Array, " n"]  # u at θ = 0 for an unbounded parameter
     lower: Float[Array, " n"]  # bounds on u
     upper: Float[Array, " n"]
+    p_lower: Float[Array, " n"]  # the same bounds on p [SI] (-inf/inf: none), against round-off in exp(ln p)
+    p_upper: Float[Array, " n"]
 
     def u_of_theta(self, theta: Array) -> Array:
         sp, sig = jax.nn.softplus, jax.nn.sigmoid
@@ -565,7 +581,7 @@ class _Transform(eqx.Module):
     def params(self, theta: Array) -> Array:
         """Parameter values [SI] at θ."""
         u = self.u_of_theta(theta)
-        return jnp.where(jnp.asarray(self.log), jnp.exp(u), u * self.scale)
+        return jnp.clip(jnp.where(jnp.asarray(self.log), jnp.exp(u), u * self.scale), self.p_lower, self.p_upper)
 
     def theta(self, p: np.ndarray) -> np.ndarray:
         """θ of parameter values ``p`` [SI] (strictly inside any bounds)."""
@@ -642,7 +658,7 @@ def _make_transform(device: AbstractDevice, free: Sequence[str | Free]) -> _Tran
         raise ValueError("free must name at least one parameter")
     if len(set(names)) != len(names):
         raise ValueError(f"free names a parameter twice: {names}")
-    cols: dict[str, list] = {k: [] for k in ("log", "kind", "scale", "center", "lower", "upper")}
+    cols: dict[str, list] = {k: [] for k in ("log", "kind", "scale", "center", "lower", "upper", "p_lower", "p_upper")}
     for s in specs:
         if s.name not in units:
             raise ValueError(f"{type(device).__name__} has no parameter {s.name!r}; known: {sorted(units)}")
@@ -663,6 +679,7 @@ def _make_transform(device: AbstractDevice, free: Sequence[str | Free]) -> _Tran
                 f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}] {unit}"
             )
         log = s.log if s.log is not None else p0 > 0 and (lo is None or lo > 0) and (hi is None or hi > 0)
+        lo, hi = _declared_bounds(device, s.name, p0, log, lo, hi)
         if log and (p0 <= 0 or (lo is not None and lo <= 0)):
             raise ValueError(
                 f"{s.name}: a log scale needs a positive start value and lower bound; got "
@@ -681,9 +698,14 @@ def _make_transform(device: AbstractDevice, free: Sequence[str | Free]) -> _Tran
         cols["center"].append(to_u(p0))
         cols["lower"].append(to_u(lo) if lo is not None else -np.inf)
         cols["upper"].append(to_u(hi) if hi is not None else np.inf)
+        cols["p_lower"].append(lo if lo is not None else -np.inf)
+        cols["p_upper"].append(hi if hi is not None else np.inf)
     arr = lambda k: jnp.asarray(np.asarray(cols[k], dtype=float))  # noqa: E731
     return _Transform(
-        tuple(names), tuple(cols["log"]), tuple(cols["kind"]), arr("scale"), arr("center"), arr("lower"), arr("upper")
+        tuple(names),
+        tuple(cols["log"]),
+        tuple(cols["kind"]),
+        *(arr(k) for k in ("scale", "center", "lower", "upper", "p_lower", "p_upper")),
     )
 
 

@@ -95,7 +95,7 @@ def recovered(result, truth_values, rel: float = 0.05) -> bool:
 # --------------------------------------------------------------------------------------------- transforms
 def test_transforms_map_onto_bounds_and_back(truth):
     specs = [
-        "v0",
+        "gap_velocity",
         Free("beta", log=False),
         Free("gamma0", lower=10.0),
         Free("gamma0_reset", upper=20.0),
@@ -114,6 +114,14 @@ def test_transforms_map_onto_bounds_and_back(truth):
         flags = tr.pinned(np.full(5, 40.0 * sign))
         assert flags == [None, None, "lower" if side == "lower" else None, "upper" if side == "upper" else None, side]
     assert tr.pinned(theta0) == [None] * 5
+
+
+def test_declared_ranges_bound_a_fit(truth):
+    # StanfordReRAM declares v0 in (0, 10] V and i0 in (0, 10] mA: a fit stays inside them without --free bounds
+    tr = _make_transform(truth, ["v0", "i0", "gap_velocity"])
+    high = np.asarray(tr.params(jnp.full(3, 40.0)))
+    assert high[0] <= 10.0 and high[1] <= 1e-2 and high[2] > 1e10  # gap_velocity: only >= 0, the log scale holds it
+    assert np.all(np.asarray(tr.params(jnp.full(3, -40.0))) > 0)
 
 
 @pytest.mark.parametrize(

@@ -170,45 +170,26 @@ class DicksonPump(AbstractDevice):
     averaged ODE, ``power`` the supply power [W], ``read`` the output voltage [V].
     """
 
-    supply_voltage: Float[Array, "..."] = param(1.8, "V")  #: V_DD, input of the first transfer device
-    clock_amplitude: Float[Array, "..."] = param(1.8, "V")  #: V_φ, clock swing at the drivers
-    clock_frequency: Float[Array, "..."] = param(10e6, "Hz")  #: f
-    capacitance: Float[Array, "..."] = param(1.25e-12, "F")  #: C, pump capacitor per stage
-    stray_capacitance: Float[Array, "..."] = param(0.2e-12, "F")  #: C_s, top-node stray capacitance per stage
-    threshold_voltage: Float[Array, "..."] = param(0.44, "V")  #: V_t of the transfer devices
-    switch_resistance: Float[Array, "..."] = param(20e3, "ohm")  #: R_on of the transfer devices
-    clock_resistance: Float[Array, "..."] = param(1e3, "ohm")  #: R_φ, clock-driver output resistance
-    output_capacitance: Float[Array, "..."] = param(1.5e-12, "F")  #: C_L
-    load_conductance: Float[Array, "..."] = param(0.0, "S")  #: G_L = 1/R_L, resistive load (0: none)
-    load_current: Float[Array, "..."] = param(0.0, "A")  #: I_L, constant-current load
+    #: V_DD, input of the first transfer device
+    supply_voltage: Float[Array, "..."] = param(1.8, "V", lower=0.0, lower_open=True)
+    #: V_φ, clock swing at the drivers
+    clock_amplitude: Float[Array, "..."] = param(1.8, "V", lower=0.0, lower_open=True)
+    clock_frequency: Float[Array, "..."] = param(10e6, "Hz", lower=0.0, lower_open=True)  #: f
+    capacitance: Float[Array, "..."] = param(1.25e-12, "F", lower=0.0, lower_open=True)  #: C, pump capacitor per stage
+    #: C_s, top-node stray capacitance per stage
+    stray_capacitance: Float[Array, "..."] = param(0.2e-12, "F", lower=0.0)
+    threshold_voltage: Float[Array, "..."] = param(0.44, "V", lower=0.0)  #: V_t of the transfer devices
+    #: R_on of the transfer devices
+    switch_resistance: Float[Array, "..."] = param(20e3, "ohm", lower=0.0, lower_open=True)
+    clock_resistance: Float[Array, "..."] = param(1e3, "ohm", lower=0.0)  #: R_φ, clock-driver output resistance
+    output_capacitance: Float[Array, "..."] = param(1.5e-12, "F", lower=0.0, lower_open=True)  #: C_L
+    load_conductance: Float[Array, "..."] = param(0.0, "S", lower=0.0)  #: G_L = 1/R_L, resistive load (0: none)
+    load_current: Float[Array, "..."] = param(0.0, "A", lower=0.0)  #: I_L, constant-current load
     stages: int = eqx.field(static=True, default=3)  #: N, number of pumping stages
 
     def __check_init__(self):
         if not isinstance(self.stages, (int, np.integer)) or isinstance(self.stages, bool) or self.stages < 1:
             raise ValueError(f"DicksonPump.stages (N) must be an integer >= 1; got {self.stages!r}")
-        for name in (
-            "supply_voltage",
-            "clock_amplitude",
-            "clock_frequency",
-            "capacitance",
-            "output_capacitance",
-            "switch_resistance",
-        ):
-            check_range(
-                f"DicksonPump.{name}",
-                getattr(self, name),
-                lower=0.0,
-                lower_open=True,
-                unit=_unit(type(self), name),
-            )
-        for name in (
-            "stray_capacitance",
-            "threshold_voltage",
-            "clock_resistance",
-            "load_conductance",
-            "load_current",
-        ):
-            check_range(f"DicksonPump.{name}", getattr(self, name), lower=0.0, unit=_unit(type(self), name))
 
     # ----------------------------------------------------------------- closed forms
     def node_capacitance(self) -> Array:
@@ -702,33 +683,43 @@ class FloatingGateCell(AbstractDevice):
     see ``devices/flash_fg.toml``).
     """
 
-    tunnel_oxide_thickness: Float[Array, "..."] = param(8e-9, "m")  #: t_tun
-    coupling_ratio: Float[Array, "..."] = param(0.6, "1")  #: α_G = C_CG/C_T
-    tunnel_area: Float[Array, "..."] = param(1e-14, "m^2")  #: A_tun (sets the tunnelling current, not ΔV_th)
-    barrier_height: Float[Array, "..."] = param(3.2, "eV")  #: φ_B for programming (channel → gate)
-    erase_barrier_height: Float[Array, "..."] = param(3.2, "eV")  #: φ_B for erase (gate → channel)
-    oxide_mass_ratio: Float[Array, "..."] = param(0.42, "1")  #: m_ox/m_0
+    tunnel_oxide_thickness: Float[Array, "..."] = param(8e-9, "m", lower=0.0, lower_open=True)  #: t_tun
+    #: α_G = C_CG/C_T
+    coupling_ratio: Float[Array, "..."] = param(0.6, "1", lower=0.0, upper=1.0, lower_open=True, upper_open=True)
+    #: A_tun (sets the tunnelling current, not ΔV_th)
+    tunnel_area: Float[Array, "..."] = param(1e-14, "m^2", lower=0.0, lower_open=True)
+    #: φ_B for programming (channel → gate)
+    barrier_height: Float[Array, "..."] = param(3.2, "eV", lower=0.0, lower_open=True)
+    #: φ_B for erase (gate → channel)
+    erase_barrier_height: Float[Array, "..."] = param(3.2, "eV", lower=0.0, lower_open=True)
+    oxide_mass_ratio: Float[Array, "..."] = param(0.42, "1", lower=0.0, lower_open=True)  #: m_ox/m_0
     neutral_threshold: Float[Array, "..."] = param(0.5, "V")  #: V_T0, EKV threshold of the neutral cell
-    slope_factor: Float[Array, "..."] = param(1.3, "1")  #: n, EKV slope factor
-    specific_current: Float[Array, "..."] = param(0.5e-6, "A")  #: I_spec, EKV specific current
-    read_current: Float[Array, "..."] = param(0.1e-6, "A")  #: V_th is read where I_D = read_current
-    temperature: Float[Array, "..."] = param(300.0, "K")  #: of the read
+    slope_factor: Float[Array, "..."] = param(1.3, "1", lower=0.0, lower_open=True)  #: n, EKV slope factor
+    #: I_spec, EKV specific current
+    specific_current: Float[Array, "..."] = param(0.5e-6, "A", lower=0.0, lower_open=True)
+    #: V_th is read where I_D = read_current
+    read_current: Float[Array, "..."] = param(0.1e-6, "A", lower=0.0, lower_open=True)
+    temperature: Float[Array, "..."] = param(300.0, "K", lower=0.0, lower_open=True)  #: of the read
     erased_threshold_shift: Float[Array, "..."] = param(-3.0, "V")  #: ΔV_th of ``initial_state("erased")``
-    wordline_resistance: Float[Array, "..."] = param(10e3, "ohm")  #: R_wl, pump output to the control gates
-    wordline_capacitance: Float[Array, "..."] = param(2e-12, "F")  #: C_wl, word line with its control gates
-    cells_per_wordline: Float[Array, "..."] = param(16384.0, "1")  #: cells tunnelling in parallel
-    pump_supply_voltage: Float[Array, "..."] = param(3.3, "V")
-    pump_clock_amplitude: Float[Array, "..."] = param(3.3, "V")
-    pump_clock_frequency: Float[Array, "..."] = param(20e6, "Hz")
-    pump_capacitance: Float[Array, "..."] = param(20e-12, "F")
-    pump_stray_capacitance: Float[Array, "..."] = param(2e-12, "F")
-    pump_threshold_voltage: Float[Array, "..."] = param(0.7, "V")
-    pump_switch_resistance: Float[Array, "..."] = param(500.0, "ohm")
-    pump_clock_resistance: Float[Array, "..."] = param(20.0, "ohm")
-    pump_output_capacitance: Float[Array, "..."] = param(100e-12, "F")
-    pump_load_conductance: Float[Array, "..."] = param(1e-6, "S")  #: the regulator's sensing divider
-    pump_load_current: Float[Array, "..."] = param(0.0, "A")
-    pump_regulation_band: Float[Array, "..."] = param(0.02, "V")  #: averaged regulator's gain band
+    #: R_wl, pump output to the control gates
+    wordline_resistance: Float[Array, "..."] = param(10e3, "ohm", lower=0.0, lower_open=True)
+    #: C_wl, word line with its control gates
+    wordline_capacitance: Float[Array, "..."] = param(2e-12, "F", lower=0.0, lower_open=True)
+    #: cells tunnelling in parallel
+    cells_per_wordline: Float[Array, "..."] = param(16384.0, "1", lower=0.0, lower_open=True)
+    pump_supply_voltage: Float[Array, "..."] = param(3.3, "V", lower=0.0, lower_open=True)
+    pump_clock_amplitude: Float[Array, "..."] = param(3.3, "V", lower=0.0, lower_open=True)
+    pump_clock_frequency: Float[Array, "..."] = param(20e6, "Hz", lower=0.0, lower_open=True)
+    pump_capacitance: Float[Array, "..."] = param(20e-12, "F", lower=0.0, lower_open=True)
+    pump_stray_capacitance: Float[Array, "..."] = param(2e-12, "F", lower=0.0)
+    pump_threshold_voltage: Float[Array, "..."] = param(0.7, "V", lower=0.0)
+    pump_switch_resistance: Float[Array, "..."] = param(500.0, "ohm", lower=0.0, lower_open=True)
+    pump_clock_resistance: Float[Array, "..."] = param(20.0, "ohm", lower=0.0)
+    pump_output_capacitance: Float[Array, "..."] = param(100e-12, "F", lower=0.0, lower_open=True)
+    pump_load_conductance: Float[Array, "..."] = param(1e-6, "S", lower=0.0)  #: the regulator's sensing divider
+    pump_load_current: Float[Array, "..."] = param(0.0, "A", lower=0.0)
+    #: averaged regulator's gain band
+    pump_regulation_band: Float[Array, "..."] = param(0.02, "V", lower=0.0, lower_open=True)
     pump_stages: int = eqx.field(static=True, default=10)
     #: False: the pump starts every :meth:`pulse` from rest; True: already regulated at the target
     pump_precharged: bool = eqx.field(static=True, default=False)
@@ -738,38 +729,6 @@ class FloatingGateCell(AbstractDevice):
     def __check_init__(self):
         if not isinstance(self.pump_stages, (int, np.integer)) or self.pump_stages < 1:
             raise ValueError(f"FloatingGateCell.pump_stages must be an integer >= 1; got {self.pump_stages!r}")
-        cls = type(self)
-        check_range(
-            "FloatingGateCell.coupling_ratio",
-            self.coupling_ratio,
-            lower=0.0,
-            upper=1.0,
-            lower_open=True,
-            upper_open=True,
-            unit="1",
-        )
-        for name in (
-            "tunnel_oxide_thickness",
-            "tunnel_area",
-            "barrier_height",
-            "erase_barrier_height",
-            "oxide_mass_ratio",
-            "slope_factor",
-            "specific_current",
-            "read_current",
-            "temperature",
-            "wordline_resistance",
-            "wordline_capacitance",
-            "cells_per_wordline",
-            "pump_regulation_band",
-        ):
-            check_range(
-                f"FloatingGateCell.{name}",
-                getattr(self, name),
-                lower=0.0,
-                lower_open=True,
-                unit=_unit(cls, name),
-            )
         reach = self.pump.steady_state().v_out  # building the DicksonPump checks the pump_* values
         if is_concrete(reach):
             least = float(np.min(np.asarray(reach)))
@@ -1061,7 +1020,7 @@ def program_wordline(
         return _program_wordline_adaptive(cells, setup, dvth, width, weight, pump_state)
     if not isinstance(fixed_steps, int) or fixed_steps < 1:
         raise ValueError(f"fixed_steps must be a positive integer or None; got {fixed_steps!r}")
-    from ..simulate import GRADING
+    from .._integrate import GRADING
 
     mesh = width * (jnp.arange(fixed_steps + 1) / fixed_steps) ** GRADING
     tunnel = cells.tunnel()

@@ -67,16 +67,12 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_range, is_concrete, runtime_check
 from ..constants import K_B, K_B_EV, Q
-from ..device import AbstractDevice, PulseResult, param
+from ..device import AbstractDevice, AbstractModel, PulseResult, param
 
 #: Gauss–Legendre nodes of the fast retention path (tested against the event solve).
 QUADRATURE_NODES = 16
 #: Below this x/m, ln(softplus(x/m)) = x/m to float64 precision (e^-36 < 2^-52).
 _LOG_SOFTPLUS_LINEAR = -36.0
-
-
-def _unit(cls: type, name: str) -> str:
-    return cls.__dataclass_fields__[name].metadata["unit"]
 
 
 def _check_temperature(temperature: ArrayLike, name: str = "temperature") -> Array:
@@ -93,44 +89,24 @@ def _log_softplus(u: Array) -> Array:
 
 
 # ------------------------------------------------------------------------------------------------ transistor
-class IGZOTransistor(eqx.Module):
+class IGZOTransistor(AbstractModel):
     """An a-IGZO (or other oxide) TFT: sub-threshold, band-tail power law above threshold, off-state floor, and
     temperature (module docstring). A plain equinox module of named parameters (SI units), so it can be fitted
     with :func:`imcphys.fit` through :meth:`drain_current` and vmapped over devices; it holds no state."""
 
-    width: Float[Array, "..."] = param(0.2e-6, "m")  #: W, channel width
-    length: Float[Array, "..."] = param(180e-9, "m")  #: L, channel length
+    width: Float[Array, "..."] = param(0.2e-6, "m", lower=0.0, lower_open=True)  #: W, channel width
+    length: Float[Array, "..."] = param(180e-9, "m", lower=0.0, lower_open=True)  #: L, channel length
     threshold_voltage: Float[Array, "..."] = param(0.5, "V")  #: V_T at the reference temperature
     threshold_temperature_coefficient: Float[Array, "..."] = param(-2e-3, "V/K")  #: dV_T/dT
-    ideality: Float[Array, "..."] = param(1.3, "1")  #: n, SS = n·(kT/q)·ln 10
-    band_tail_exponent: Float[Array, "..."] = param(0.7, "1")  #: γ, I_D ∝ (V_GS − V_T)^(γ+1) above V_T
-    sheet_current: Float[Array, "..."] = param(5e-6, "A")  #: I_sq, current per square at V_GS − V_T = 1 V
-    off_current: Float[Array, "..."] = param(1e-12, "A/m")  #: I_off per width at T_ref (1e-18 A/µm)
-    off_activation_energy: Float[Array, "..."] = param(0.5, "eV")  #: E_a of the off-state floor
-    reference_temperature: Float[Array, "..."] = param(298.15, "K")  #: T_ref of V_T and I_off
-    temperature: Float[Array, "..."] = param(298.15, "K")  #: operating temperature
-
-    def __check_init__(self):
-        for name, lower, open_ in (
-            ("width", 0.0, True),
-            ("length", 0.0, True),
-            ("ideality", 1.0, False),
-            ("band_tail_exponent", 0.0, False),
-            ("sheet_current", 0.0, True),
-            ("off_current", 0.0, False),
-            ("off_activation_energy", 0.0, False),
-            ("reference_temperature", 0.0, True),
-            ("temperature", 0.0, True),
-        ):
-            check_range(
-                f"IGZOTransistor.{name}",
-                getattr(self, name),
-                lower=lower,
-                lower_open=open_,
-                unit=_unit(type(self), name),
-            )
-        for name in ("threshold_voltage", "threshold_temperature_coefficient"):
-            check_range(f"IGZOTransistor.{name}", getattr(self, name), unit=_unit(type(self), name))
+    ideality: Float[Array, "..."] = param(1.3, "1", lower=1.0)  #: n, SS = n·(kT/q)·ln 10
+    band_tail_exponent: Float[Array, "..."] = param(0.7, "1", lower=0.0)  #: γ, I_D ∝ (V_GS − V_T)^(γ+1) above V_T
+    #: I_sq, current per square at V_GS − V_T = 1 V
+    sheet_current: Float[Array, "..."] = param(5e-6, "A", lower=0.0, lower_open=True)
+    off_current: Float[Array, "..."] = param(1e-12, "A/m", lower=0.0)  #: I_off per width at T_ref (1e-18 A/µm)
+    off_activation_energy: Float[Array, "..."] = param(0.5, "eV", lower=0.0)  #: E_a of the off-state floor
+    #: T_ref of V_T and I_off
+    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)
+    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)  #: operating temperature
 
     # ------------------------------------------------------------- temperature
     def thermal_voltage(self) -> Float[Array, "..."]:
@@ -205,54 +181,39 @@ class Cell2T0C(AbstractDevice):
     temperature coefficients) and have their own geometry and threshold voltage.
     """
 
-    storage_capacitance: Float[Array, "..."] = param(2e-15, "F")  #: C_SN, total storage-node capacitance
-    coupling_capacitance: Float[Array, "..."] = param(0.1e-15, "F")  #: C_c, WWL-to-SN coupling (kickback)
-    write_width: Float[Array, "..."] = param(0.2e-6, "m")  #: W of the write transistor
-    write_length: Float[Array, "..."] = param(180e-9, "m")  #: L of the write transistor
-    read_width: Float[Array, "..."] = param(0.2e-6, "m")  #: W of the read transistor
-    read_length: Float[Array, "..."] = param(270e-9, "m")  #: L of the read transistor
+    #: C_SN, total storage-node capacitance
+    storage_capacitance: Float[Array, "..."] = param(2e-15, "F", lower=0.0, lower_open=True)
+    coupling_capacitance: Float[Array, "..."] = param(0.1e-15, "F", lower=0.0)  #: C_c, WWL-to-SN coupling (kickback)
+    write_width: Float[Array, "..."] = param(0.2e-6, "m", lower=0.0, lower_open=True)  #: W of the write transistor
+    write_length: Float[Array, "..."] = param(180e-9, "m", lower=0.0, lower_open=True)  #: L of the write transistor
+    read_width: Float[Array, "..."] = param(0.2e-6, "m", lower=0.0, lower_open=True)  #: W of the read transistor
+    read_length: Float[Array, "..."] = param(270e-9, "m", lower=0.0, lower_open=True)  #: L of the read transistor
     threshold_voltage: Float[Array, "..."] = param(0.5, "V")  #: V_T of the write transistor at T_ref
     read_threshold_voltage: Float[Array, "..."] = param(0.3, "V")  #: V_T of the read transistor at T_ref
     threshold_temperature_coefficient: Float[Array, "..."] = param(-2e-3, "V/K")  #: dV_T/dT (both)
-    ideality: Float[Array, "..."] = param(1.3, "1")  #: n (both), SS = n·(kT/q)·ln 10
-    band_tail_exponent: Float[Array, "..."] = param(0.7, "1")  #: γ (both)
-    sheet_current: Float[Array, "..."] = param(5e-6, "A")  #: I_sq at V_GS − V_T = 1 V (both)
-    off_current: Float[Array, "..."] = param(1e-12, "A/m")  #: off-state floor per width at T_ref
-    off_activation_energy: Float[Array, "..."] = param(0.5, "eV")  #: E_a of the off-state floor
+    ideality: Float[Array, "..."] = param(1.3, "1", lower=1.0)  #: n (both), SS = n·(kT/q)·ln 10
+    band_tail_exponent: Float[Array, "..."] = param(0.7, "1", lower=0.0)  #: γ (both)
+    #: I_sq at V_GS − V_T = 1 V (both)
+    sheet_current: Float[Array, "..."] = param(5e-6, "A", lower=0.0, lower_open=True)
+    off_current: Float[Array, "..."] = param(1e-12, "A/m", lower=0.0)  #: off-state floor per width at T_ref
+    off_activation_energy: Float[Array, "..."] = param(0.5, "eV", lower=0.0)  #: E_a of the off-state floor
     write_wordline_voltage: Float[Array, "..."] = param(2.5, "V")  #: V_WWL during a write
     hold_wordline_voltage: Float[Array, "..."] = param(-1.0, "V")  #: V_WWL during hold
     hold_bitline_voltage: Float[Array, "..."] = param(0.0, "V")  #: V_WBL during hold (default drive)
     read_bitline_voltage: Float[Array, "..."] = param(0.1, "V")  #: V_RBL − V_RWL while reading
     window_low: Float[Array, "..."] = param(0.3, "V")  #: lowest storage-node level
     window_high: Float[Array, "..."] = param(1.0, "V")  #: highest storage-node level
-    level_resolution: Float[Array, "..."] = param(0.02, "V")  #: smallest level spacing the sensing resolves
-    reference_temperature: Float[Array, "..."] = param(298.15, "K")  #: T_ref of V_T and I_off
-    temperature: Float[Array, "..."] = param(298.15, "K")  #: operating (hold) temperature
+    #: smallest level spacing the sensing resolves
+    level_resolution: Float[Array, "..."] = param(0.02, "V", lower=0.0, lower_open=True)
+    #: T_ref of V_T and I_off
+    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)
+    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)  #: operating (hold) temperature
     levels: int = eqx.field(static=True, default=8)  #: storage levels per cell (8 = 3 bits)
     max_amplitude: float = eqx.field(static=True, default=2.0)  #: largest write bit-line level [V]
 
     def __check_init__(self):
         if isinstance(self.levels, bool) or not isinstance(self.levels, int):
             raise ValueError(f"Cell2T0C.levels must be an integer >= 2; got {self.levels!r}")
-        for name, lower, open_ in (
-            ("storage_capacitance", 0.0, True),
-            ("coupling_capacitance", 0.0, False),
-            ("write_width", 0.0, True),
-            ("write_length", 0.0, True),
-            ("read_width", 0.0, True),
-            ("read_length", 0.0, True),
-            ("ideality", 1.0, False),
-            ("band_tail_exponent", 0.0, False),
-            ("sheet_current", 0.0, True),
-            ("off_current", 0.0, False),
-            ("off_activation_energy", 0.0, False),
-            ("level_resolution", 0.0, True),
-            ("reference_temperature", 0.0, True),
-            ("temperature", 0.0, True),
-        ):
-            check_range(
-                f"Cell2T0C.{name}", getattr(self, name), lower=lower, lower_open=open_, unit=_unit(type(self), name)
-            )
         self._check_levels(self.levels)
 
     def _check_levels(self, levels: int) -> None:

@@ -87,21 +87,6 @@ _ZERO_CLIP = 1e-7  # aihwkit's floor of g/g_max inside the logarithms
 _G_MAX_TOL = 1e-6
 
 
-def _unit(cls: type, name: str) -> str:
-    return cls.__dataclass_fields__[name].metadata["unit"]
-
-
-def _check_init_ranges(obj: eqx.Module, specs: list[tuple[str, float | None, bool]]) -> None:
-    for name, lower, open_ in specs:
-        check_range(
-            f"{type(obj).__name__}.{name}",
-            getattr(obj, name),
-            lower=lower,
-            lower_open=open_,
-            unit=_unit(type(obj), name),
-        )
-
-
 def _check_time(t: ArrayLike, name: str = "t (time since programming)") -> Array:
     """A time [s] that must be finite and >= 0 (ValueError eagerly, ``eqx.error_if`` under jit)."""
     check_range(name, t, lower=0.0, unit="s")
@@ -132,14 +117,18 @@ class PCMStatistical(AbstractDevice):
     ``grad`` (the noise scales, g_max, t0 and t_read are differentiable parameters).
     """
 
-    g_max: Float[Array, ""] = param(25e-6, "S")  #: conductance that the largest |weight| maps to
+    #: conductance that the largest |weight| maps to
+    g_max: Float[Array, ""] = param(25e-6, "S", lower=0.0, lower_open=True)
     prog_coeffs: Float[Array, " k"] = param((0.26348e-6, 1.9650e-6, -1.1731e-6), "S")  #: c_i of σ_prog
-    prog_g_max_reference: Float[Array, ""] = param(25e-6, "S")  #: g_max at which the c_i were fitted
-    t0: Float[Array, ""] = param(20.0, "s")  #: first read after programming; drift reference time
-    t_read: Float[Array, ""] = param(250e-9, "s")  #: read duration in the 1/f noise integral
-    prog_noise_scale: Float[Array, ""] = param(1.0, "1")  #: s_p, multiplies σ_prog
-    read_noise_scale: Float[Array, ""] = param(1.0, "1")  #: s_r, multiplies σ_n
-    drift_scale: Float[Array, ""] = param(1.0, "1")  #: s_ν, multiplies ν
+    #: g_max at which the c_i were fitted
+    prog_g_max_reference: Float[Array, ""] = param(25e-6, "S", lower=0.0, lower_open=True)
+    #: first read after programming; drift reference time
+    t0: Float[Array, ""] = param(20.0, "s", lower=0.0, lower_open=True)
+    #: read duration in the 1/f noise integral
+    t_read: Float[Array, ""] = param(250e-9, "s", lower=0.0, lower_open=True)
+    prog_noise_scale: Float[Array, ""] = param(1.0, "1", lower=0.0)  #: s_p, multiplies σ_prog
+    read_noise_scale: Float[Array, ""] = param(1.0, "1", lower=0.0)  #: s_r, multiplies σ_n
+    drift_scale: Float[Array, ""] = param(1.0, "1", lower=0.0)  #: s_ν, multiplies ν
     calibration: Calibration = eqx.field(static=True, default="joshi2020")  #: which published ν and Q_s fits
 
     def __check_init__(self):
@@ -147,19 +136,6 @@ class PCMStatistical(AbstractDevice):
             raise ValueError(f"PCMStatistical.calibration must be 'joshi2020' or 'hermes'; got {self.calibration!r}")
         if jnp.ndim(self.prog_coeffs) < 1:
             raise ValueError("PCMStatistical.prog_coeffs must be a 1-D array of polynomial coefficients [S]")
-        _check_init_ranges(
-            self,
-            [
-                ("g_max", 0.0, True),
-                ("prog_g_max_reference", 0.0, True),
-                ("t0", 0.0, True),
-                ("t_read", 0.0, True),
-                ("prog_noise_scale", 0.0, False),
-                ("read_noise_scale", 0.0, False),
-                ("drift_scale", 0.0, False),
-            ],
-        )
-        check_range("PCMStatistical.prog_coeffs", self.prog_coeffs, unit="S")
 
     # ----------------------------------------------------------------- input checks
     def _check_target(self, g_target: ArrayLike) -> Array:
@@ -329,57 +305,37 @@ class PCMCell(AbstractDevice):
     the conductance [S] at ``ambient_temperature``.
     """
 
-    g_crystalline: Float[Array, "..."] = param(25e-6, "S")  #: G_c, fully SET cell
-    g_amorphous: Float[Array, "..."] = param(0.25e-6, "S")  #: G_a0, full plug as quenched (Σ = 1) at T_0
-    reference_temperature: Float[Array, "..."] = param(298.15, "K")  #: T_0 of G_a0
-    conduction_activation_energy: Float[Array, "..."] = param(0.3, "eV")  #: E_c of the quenched glass
-    drift_exponent: Float[Array, "..."] = param(0.1, "1")  #: ν_a of the full plug at constant T
-    attempt_frequency: Float[Array, "..."] = param(1e13, "1/s")  #: v_0 of the relaxation events
-    quench_barrier: Float[Array, "..."] = param(0.5, "eV")  #: E_b0, relaxation barrier right after the quench
-    barrier_span: Float[Array, "..."] = param(2.0, "eV")  #: E_s, barrier rise from Σ = 1 to Σ = 0
-    growth_velocity: Float[Array, "..."] = param(1.0, "m/s")  #: v_ref, crystal growth velocity at T_ref
-    growth_reference_temperature: Float[Array, "..."] = param(700.0, "K")  #: T_ref of v_ref
-    growth_activation_energy: Float[Array, "..."] = param(2.7, "eV")  #: E_g of crystal growth
-    plug_thickness: Float[Array, "..."] = param(50e-9, "m")  #: h, height of the full RESET plug
-    thermal_resistance: Float[Array, "..."] = param(2e7, "K/W")  #: R_th, heater-to-ambient
-    on_resistance: Float[Array, "..."] = param(3e3, "ohm")  #: R_on, cell resistance while programming
-    melting_temperature: Float[Array, "..."] = param(900.0, "K")  #: T_m (Ge2Sb2Te5 ≈ 890–900 K)
-    full_reset_ratio: Float[Array, "..."] = param(1.5, "1")  #: ρ, full-plug radius / heater radius
-    ambient_temperature: Float[Array, "..."] = param(298.15, "K")  #: T_amb during pulses and reads
+    g_crystalline: Float[Array, "..."] = param(25e-6, "S", lower=0.0, lower_open=True)  #: G_c, fully SET cell
+    #: G_a0, full plug as quenched (Σ = 1) at T_0
+    g_amorphous: Float[Array, "..."] = param(0.25e-6, "S", lower=0.0, lower_open=True)
+    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)  #: T_0 of G_a0
+    conduction_activation_energy: Float[Array, "..."] = param(0.3, "eV", lower=0.0)  #: E_c of the quenched glass
+    drift_exponent: Float[Array, "..."] = param(0.1, "1", lower=0.0)  #: ν_a of the full plug at constant T
+    #: v_0 of the relaxation events
+    attempt_frequency: Float[Array, "..."] = param(1e13, "1/s", lower=0.0, lower_open=True)
+    #: E_b0, relaxation barrier right after the quench
+    quench_barrier: Float[Array, "..."] = param(0.5, "eV", lower=0.0)
+    #: E_s, barrier rise from Σ = 1 to Σ = 0
+    barrier_span: Float[Array, "..."] = param(2.0, "eV", lower=0.0, lower_open=True)
+    #: v_ref, crystal growth velocity at T_ref
+    growth_velocity: Float[Array, "..."] = param(1.0, "m/s", lower=0.0, lower_open=True)
+    growth_reference_temperature: Float[Array, "..."] = param(700.0, "K", lower=0.0, lower_open=True)  #: T_ref of v_ref
+    growth_activation_energy: Float[Array, "..."] = param(2.7, "eV", lower=0.0)  #: E_g of crystal growth
+    #: h, height of the full RESET plug
+    plug_thickness: Float[Array, "..."] = param(50e-9, "m", lower=0.0, lower_open=True)
+    thermal_resistance: Float[Array, "..."] = param(2e7, "K/W", lower=0.0, lower_open=True)  #: R_th, heater-to-ambient
+    #: R_on, cell resistance while programming
+    on_resistance: Float[Array, "..."] = param(3e3, "ohm", lower=0.0, lower_open=True)
+    #: T_m (Ge2Sb2Te5 ≈ 890–900 K)
+    melting_temperature: Float[Array, "..."] = param(900.0, "K", lower=0.0, lower_open=True)
+    #: ρ, full-plug radius / heater radius
+    full_reset_ratio: Float[Array, "..."] = param(1.5, "1", lower=1.0, lower_open=True)
+    #: T_amb during pulses and reads
+    ambient_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)
     max_set_current: float = eqx.field(static=True, default=95e-6)  #: largest SET amplitude allowed [A]
     max_reset_current: float = eqx.field(static=True, default=150e-6)  #: largest |RESET amplitude| [A]
 
     def __check_init__(self):
-        _check_init_ranges(
-            self,
-            [
-                (n, 0.0, True)
-                for n in (
-                    "g_crystalline",
-                    "g_amorphous",
-                    "reference_temperature",
-                    "attempt_frequency",
-                    "barrier_span",
-                    "growth_velocity",
-                    "growth_reference_temperature",
-                    "plug_thickness",
-                    "thermal_resistance",
-                    "on_resistance",
-                    "melting_temperature",
-                    "ambient_temperature",
-                )
-            ]
-            + [
-                (n, 0.0, False)
-                for n in (
-                    "conduction_activation_energy",
-                    "drift_exponent",
-                    "quench_barrier",
-                    "growth_activation_energy",
-                )
-            ],
-        )
-        check_range("PCMCell.full_reset_ratio", self.full_reset_ratio, lower=1.0, lower_open=True, unit="1")
         # above the melting point there is no amorphous state to keep (and the melting current is imaginary)
         check_less(
             "PCMCell.ambient_temperature",
@@ -532,7 +488,7 @@ class PCMCell(AbstractDevice):
             "sqrt((T_m - T_amb)/(R_th R_on)) A; use a negative amplitude to RESET",
         )
         if fixed_steps is None:
-            from ..simulate import solve_pulse
+            from .._integrate import solve_pulse
 
             return solve_pulse(_HeatedCell(self), state, current, width, rise=rise, fall=fall)
         return self._set_piecewise(state, current, width, rise, fall, fixed_steps)
