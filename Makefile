@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,22 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-core
 	$(BIN)/imcphys demo --out demo-report
 
-# two workers: the suite is dominated by single-threaded XLA compilation, so one worker per core halves it
-test: $(VENV)/.installed-test
+# Everything, as CI runs it (lint first: it takes a second). Two workers: the suite is dominated by
+# single-threaded XLA compilation, so one worker per core halves it.
+test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The edit loop: everything but the tests marked slow (notebooks, the wheel install, CLI round trips).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run_all.py --out benchmarks

@@ -34,6 +34,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import imcphys
+from imcphys.experiments import jsonable
+from imcphys.experiments.reram_stanford import DEMO_SPREAD
 from imcphys.population import sample
 from imcphys.program import (
     IncrementalAmplitude,
@@ -49,8 +51,6 @@ from imcphys.program import (
     settings,
     value_and_grad,
 )
-from imcphys.studies import jsonable
-from imcphys.studies.reram import DEMO_SPREAD
 
 FIXED_STEPS = 16
 COST = WriteCost(pulse_weight=0.003, energy_weight=1e7)

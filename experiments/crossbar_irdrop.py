@@ -4,7 +4,7 @@ tiles, and per-column-gain and pre-distorted-target calibrations fitted by gradi
 Writes ``<out>/crossbar_irdrop.json`` and figures.
 """
 
-from imcphys.studies import crossbar_irdrop, script
+from imcphys.experiments import crossbar_irdrop, script
 
 if __name__ == "__main__":
     script(crossbar_irdrop.run)

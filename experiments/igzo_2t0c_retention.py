@@ -4,7 +4,7 @@ classifier's accuracy vs hold time with and without refresh.
 Writes ``<out>/igzo_2t0c_retention.json`` and figures.
 """
 
-from imcphys.studies import igzo_2t0c, script
+from imcphys.experiments import igzo_2t0c_retention, script
 
 if __name__ == "__main__":
-    script(igzo_2t0c.run)
+    script(igzo_2t0c_retention.run)

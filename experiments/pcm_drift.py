@@ -3,7 +3,7 @@
 Writes ``<out>/pcm_drift.json`` and figures.
 """
 
-from imcphys.studies import pcm_drift, script
+from imcphys.experiments import pcm_drift, script
 
 if __name__ == "__main__":
     script(pcm_drift.run)

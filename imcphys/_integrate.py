@@ -233,13 +233,41 @@ def solve_pulse(
 
     The generic implementation behind :meth:`AbstractDevice.pulse` (only right for a family whose ``pulse`` is
     this one: call ``device.pulse``, never this, from generic code); see the module docstring for the two paths.
+    The input checks run here (eagerly, raising ``ValueError``); the solve is one compiled kernel even when called
+    eagerly (as diffrax's ``diffeqsolve`` is), so an eager call and one under ``jax.jit`` give the same bits.
     """
     _check_fixed_steps(fixed_steps)
+    if fixed_steps is None:
+        _no_noise_on_adaptive(key)
+    Pulse(amplitude, width, rise=rise, fall=fall)  # its checks raise here for concrete values
+    # A rectangular pulse (rise and fall statically 0) drives exactly its amplitude at every mesh point (the
+    # plateau is closed at both ends): a constant drive, so that XLA hoists whatever the device computes from the
+    # drive alone (e.g. the ReRAM sinh(V/V_0)) out of the step loop.
+    rectangular = all(isinstance(x, (int, float)) and x == 0 for x in (rise, fall))
+    edges = None if rectangular else (jnp.asarray(rise, dtype=float), jnp.asarray(fall, dtype=float))
+    state = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=float), state)
+    return _solve_pulse(
+        device,
+        state,
+        jnp.asarray(amplitude, dtype=float),
+        jnp.asarray(width, dtype=float),
+        edges,
+        fixed_steps,
+        key,
+        rtol,
+        atol,
+        max_steps,
+        solver,
+    )
+
+
+@eqx.filter_jit
+def _solve_pulse(device, state, amplitude, width, edges, fixed_steps, key, rtol, atol, max_steps, solver):
+    rise, fall = edges if edges is not None else (0.0, 0.0)
     stim = Pulse(amplitude, width, rise=rise, fall=fall)
     sys = _scaled(device)
     y0 = (sys.to_z(state), jnp.zeros(()))
     if fixed_steps is None:
-        _no_noise_on_adaptive(key)
         ts = jnp.stack([stim.duration * 0, stim.duration])
         ys, _, _ = _adaptive(
             sys,
@@ -255,11 +283,7 @@ def solve_pulse(
         y = _tmap(lambda x: x[-1], ys)
     else:
         mesh = stim.duration * (jnp.arange(fixed_steps + 1) / fixed_steps) ** GRADING
-        # A rectangular pulse (rise and fall statically 0) drives exactly its amplitude at every mesh point (the
-        # plateau is closed at both ends): a constant drive, so that XLA hoists whatever the device computes
-        # from the drive alone (e.g. the ReRAM sinh(V/V_0)) out of the step loop.
-        rectangular = all(isinstance(x, (int, float)) and x == 0 for x in (rise, fall))
-        drive = (lambda t: stim.amplitude) if rectangular else stim  # noqa: E731
+        drive = (lambda t: stim.amplitude) if edges is None else stim  # noqa: E731
         y = _heun(sys, drive, y0, mesh, _noise_key(device, stim, state, key))
     # project in physical units: a bound is then returned exactly, not bound/scale*scale
     state = device.project(sys.to_state(y[0]))

@@ -50,3 +50,8 @@ def softplus(x: ArrayLike, sharpness: ArrayLike = 1.0) -> Array:
     """Smooth max(x, 0): log(1 + exp(s x))/s, exact as s → ∞; overflow-free."""
     s = jnp.asarray(sharpness)
     return jnp.logaddexp(0.0, s * jnp.asarray(x)) / s
+
+
+def relu(x: ArrayLike) -> Array:
+    """max(x, 0)."""
+    return jnp.maximum(x, 0.0)

@@ -13,15 +13,22 @@ A card names its family and gives every parameter it sets as a value, a unit and
 
     [structure]          # static choices (integers, names), passed to the constructor as they are
     [variability]        # device-to-device spread, read by imcphys.population
+    [spec]               # published specification limits of the device (for checks), kept as written
 
 ``status`` says whether a value is ``published``, ``assumed`` (chosen to reach a published behaviour) or
-``fitted``. Parameters a card omits keep the family's defaults. Unit conversion happens here (and in
+``fitted``. Parameters a card omits keep the family's defaults.
+
+The cards in the repository's ``devices/`` folder install with the package (as package data, the folder itself:
+one source): :func:`load_card` takes a card's name (``"reram_stanford_v1"``) or a path, and a relative path
+``devices/<name>.toml`` that does not exist where you are falls back to the embedded card of that name, so
+scripts written in a clone also run against an installed wheel. Unit conversion happens here (and in
 :mod:`imcphys.data`), nowhere else: the device receives SI values.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,8 +36,9 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from . import models
-from .device import AbstractDevice, parameter_units
+from .device import AbstractModel, parameter_units
+from .models import FAMILIES
+from .population import specs_from_table
 from .units import convert
 
 STATUSES = ("published", "assumed", "fitted", "default")
@@ -47,8 +55,9 @@ class Card:
     structure: dict[str, Any]
     variability: dict[str, Any]
     path: Path | None = None
+    spec: dict[str, Any] = dataclasses.field(default_factory=dict)  #: the ``[spec]`` table as written
 
-    def device(self) -> AbstractDevice:
+    def device(self) -> AbstractModel:
         """Build the device this card describes."""
         cls = family_class(self.family)
         kwargs = {k: (v.item() if v.ndim == 0 else v) for k, v in self.parameters.items()}
@@ -57,27 +66,46 @@ class Card:
     def variability_specs(self) -> dict[str, Any]:
         """The ``[variability]`` table as population specs (widths in SI; see
         :func:`imcphys.population.specs_from_table`); empty when the card has none."""
-        from .population import specs_from_table
-
         return specs_from_table(self.device(), self.variability, where=f"{self.path or 'card'}: [variability]")
 
 
-def family_class(name: str) -> type[AbstractDevice]:
-    """The device class of family ``name`` (a class exported by :mod:`imcphys.models`)."""
-    cls = getattr(models, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, AbstractDevice)):
-        known = sorted(n for n in models.__all__ if issubclass(getattr(models, n), AbstractDevice))
-        raise ValueError(f"unknown device family {name!r}; known: {known}")
-    return cls
+def family_class(name: str) -> type[AbstractModel]:
+    """The class of family ``name`` (a key of :data:`imcphys.models.FAMILIES`)."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown device family {name!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[name]
 
 
-def read_card(path: str | Path) -> Card:
-    """Parse and validate a card; values are converted to SI. Errors name the file and the parameter."""
-    path = Path(path)
+def cards_dir() -> Path:
+    """The folder of the embedded parameter cards (the repository's ``devices/``, installed with the package)."""
+    return Path(str(importlib.resources.files("imcphys") / "_resources" / "devices"))
+
+
+def card_names() -> list[str]:
+    """Names of the embedded cards (what :func:`load_card` accepts besides a path)."""
+    return sorted(p.stem for p in cards_dir().glob("*.toml"))
+
+
+def card_path(card: str | Path) -> Path:
+    """The file of ``card``: an existing path; else an embedded card's name, or a relative ``devices/<name>.toml``
+    whose name is an embedded card. Raises ``FileNotFoundError`` naming the embedded cards otherwise."""
+    path = Path(card)
+    if path.exists():
+        return path
+    embedded = cards_dir() / f"{path.stem}.toml"
+    is_name = path.suffix == "" and len(path.parts) == 1
+    in_devices = path.suffix == ".toml" and not path.is_absolute() and path.parent.name in ("devices", "")
+    if (is_name or in_devices) and embedded.exists():
+        return embedded
+    raise FileNotFoundError(f"card not found: {card} (embedded cards: {', '.join(card_names())})")
+
+
+def read_card(card: str | Path) -> Card:
+    """Parse and validate a card (a path or an embedded card's name, see :func:`card_path`); values are converted
+    to SI. Errors name the file and the parameter."""
+    path = card_path(card)
     try:
         raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"card not found: {path}") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: not valid TOML ({err})") from None
     head = raw.get("card", {})
@@ -113,6 +141,7 @@ def read_card(path: str | Path) -> Card:
             dict(raw.get("structure", {})),
             dict(raw.get("variability", {})),
             path,
+            dict(raw.get("spec", {})),
         )
         card.device()  # validates values and relations (raises naming the parameter)
     except (ValueError, TypeError) as err:
@@ -121,9 +150,10 @@ def read_card(path: str | Path) -> Card:
     return card
 
 
-def load_card(path: str | Path) -> AbstractDevice:
-    """The device described by the card at ``path`` (SI units inside)."""
-    return read_card(path).device()
+def load_card(card: str | Path) -> AbstractModel:
+    """The device described by ``card`` — a path, or an embedded card's name such as ``"reram_stanford_v1"``
+    (SI units inside)."""
+    return read_card(card).device()
 
 
 def _to_toml_value(x: np.ndarray) -> float | list:
@@ -133,7 +163,7 @@ def _to_toml_value(x: np.ndarray) -> float | list:
 
 
 def card_dict(
-    device: AbstractDevice,
+    device: AbstractModel,
     *,
     template: Card | None = None,
     meta: dict[str, Any] | None = None,
@@ -171,10 +201,12 @@ def card_dict(
         out["structure"] = structure
     if template and template.variability:
         out["variability"] = template.variability
+    if template and template.spec:
+        out["spec"] = template.spec
     return out
 
 
-def save_card(device: AbstractDevice, path: str | Path, **kwargs: Any) -> Path:
+def save_card(device: AbstractModel, path: str | Path, **kwargs: Any) -> Path:
     """Write ``device`` as a card at ``path`` (see :func:`card_dict` for the keyword arguments)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

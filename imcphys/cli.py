@@ -28,11 +28,17 @@ def demo(
     out: Path = typer.Option(Path("demo-report"), help="output directory"),
     full: bool = typer.Option(False, help="full sizes (slower) instead of the quick tour"),
     seed: int = typer.Option(0, help="PRNG seed"),
+    section: list[str] = typer.Option([], help="run only this section (repeatable; default: the whole tour)"),
 ) -> None:
     """Tour of every device family on the embedded cards: figures, summary.json and index.html in OUT."""
     from .demo import run_demo
+    from .experiments import EXPERIMENTS
 
-    html, sections = run_demo(out, quick=not full, seed=seed)
+    unknown = [n for n in section if n not in EXPERIMENTS]
+    if unknown:
+        typer.echo(f"error: unknown demo section(s) {unknown}; known: {', '.join(EXPERIMENTS)}", err=True)
+        raise typer.Exit(2)
+    html, sections = run_demo(out, quick=not full, seed=seed, sections=section or None)
     total = sum(s.seconds for s in sections)
     typer.echo(f"wrote {html} and {out / 'summary.json'} ({len(sections)} sections, {total:.0f} s)")
 
@@ -134,8 +140,7 @@ def fit_command(
     from .cards import read_card
     from .data import load_csv
     from .device import AbstractDevice
-    from .fit import fit, parse_free
-    from .measurements import measurement
+    from .fit import fit, measurement, parse_free
     from .plot import save
 
     stray = [a for a in ctx.args if a.startswith("-")]

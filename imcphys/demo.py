@@ -7,21 +7,20 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .experiments import EXPERIMENTS, Section, run_study
 from .report import write_report
-from .studies import (
-    Section,
-    fit_tour,
-    flash_ispp,
-    igzo_2t0c,
-    montecarlo_tour,
-    optimize_write_verify,
-    pcm_drift,
-    reram,
-    run_study,
-)
 
-#: The demo's sections, in order: each a study module with ``run(out, *, quick, key) -> Section``.
-SECTIONS = [reram, pcm_drift, flash_ispp, igzo_2t0c, fit_tour, optimize_write_verify, montecarlo_tour]
+#: The demo's sections, in order (names in :data:`imcphys.experiments.EXPERIMENTS`; each is also an
+#: ``experiments/<name>.py`` script writing ``<name>.json``).
+DEMO = [
+    "reram_stanford",
+    "pcm_drift",
+    "flash_ispp",
+    "igzo_2t0c_retention",
+    "fit_tour",
+    "optimize_write_verify",
+    "montecarlo_tour",
+]
 
 
 def _get(numbers: dict[str, Any], *path: str) -> Any:
@@ -87,11 +86,18 @@ def headlines(sections: list[Section]) -> list[dict[str, Any]]:
     return rows
 
 
-def run_demo(out: Path, *, quick: bool = True, seed: int = 0) -> tuple[Path, list[Section]]:
-    """Run every section into ``out`` and write ``index.html`` and ``summary.json``."""
-    sections = []
-    with tqdm(SECTIONS, desc="imcphys demo", unit="section") as bar:
-        for module in bar:
-            bar.set_postfix_str(module.__name__.rsplit(".", 1)[-1])
-            sections.append(run_study(module.run, out, quick=quick, seed=seed))
-    return write_report(sections, out, headlines=headlines(sections)), sections
+def run_demo(
+    out: Path, *, quick: bool = True, seed: int = 0, sections: list[str] | None = None
+) -> tuple[Path, list[Section]]:
+    """Run the demo's sections (all of :data:`DEMO`, or the named ``sections`` of
+    :data:`imcphys.experiments.EXPERIMENTS`) into ``out`` and write ``index.html`` and ``summary.json``."""
+    names = list(DEMO if sections is None else sections)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"unknown demo section(s) {unknown}; known: {', '.join(EXPERIMENTS)}")
+    done = []
+    with tqdm(names, desc="imcphys demo", unit="section") as bar:
+        for name in bar:
+            bar.set_postfix_str(name)
+            done.append(run_study(EXPERIMENTS[name].run, out, quick=quick, seed=seed))
+    return write_report(done, out, headlines=headlines(done)), done

@@ -16,6 +16,7 @@ What generic code (``simulate``, ``apply_pulse``, program-and-verify, fitting, M
 - ``project(state)`` — the physical range of the state (e.g. a clipped filament gap);
 - ``pulse(state, amplitude, width, ...)`` — one programming pulse, returning the state and its energy;
 - ``amplitude_range()`` — the allowed programming amplitudes per polarity;
+- ``reference_pulse()`` — a representative (amplitude, width) of the family;
 - ``smoothed(temperature)`` — a copy whose hard thresholds are smoothed, for gradient-based optimisation.
 """
 
@@ -32,8 +33,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from ._checks import check_range
-from ._integrate import PulseResult as PulseResult
-from ._integrate import solve_pulse as _solve_pulse
+from ._integrate import PulseResult as PulseResult, solve_pulse as _solve_pulse
 
 
 def param(
@@ -85,8 +85,9 @@ def parameters(model: Any) -> dict[str, Array]:
 
 
 def check(model: eqx.Module) -> Any:
-    """Run every ``__check_init__`` of ``model``'s classes (declared ranges, then the family's own relations), as
-    the constructor does, and return ``model``. Traced values are not checked here (see :mod:`imcphys._checks`)."""
+    """Run every ``__check_init__`` of ``model``'s classes (declared ranges, then the family's
+    :meth:`AbstractModel.check_relations`), as the constructor does, and return ``model``. Traced values are not
+    checked here (see :mod:`imcphys._checks`)."""
     for cls in type(model).__mro__:
         fn = cls.__dict__.get("__check_init__")
         if fn is not None:
@@ -111,7 +112,11 @@ def replace(model: eqx.Module, **values: ArrayLike) -> Any:
 
 class AbstractModel(eqx.Module):
     """A module of physical parameters declared with :func:`param` (SI units), whose declared ranges are checked
-    when it is built. Devices (:class:`AbstractDevice`) and their parts (a transistor, a pump) derive from it."""
+    when it is built. Devices (:class:`AbstractDevice`) and their parts (a transistor, a pump) derive from it.
+
+    A family checks what a range cannot say — relations between parameters (``gap_min < gap_max``), static fields —
+    in :meth:`check_relations`, which runs after every declared range has passed (so it sees finite values).
+    """
 
     def __check_init__(self):
         name = type(self).__name__
@@ -126,6 +131,11 @@ class AbstractModel(eqx.Module):
                 upper_open=bool(m.get("upper_open")),
                 unit=m["unit"],
             )
+        self.check_relations()
+
+    def check_relations(self) -> None:
+        """Raise ``ValueError`` naming the parameters when a relation between them (or a static field) is broken;
+        concrete values only (use :func:`imcphys._checks.check_less`). Default: nothing to check."""
 
 
 class AbstractDevice(AbstractModel):
@@ -150,6 +160,13 @@ class AbstractDevice(AbstractModel):
     @abc.abstractmethod
     def amplitude_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """((min, max) SET/program amplitudes, (min, max) RESET/erase amplitudes), signed, in the drive unit."""
+
+    def reference_pulse(self) -> tuple[float, float]:
+        """A representative programming pulse of the family, (amplitude [drive unit], width [s]): one that moves
+        the state from ``initial_state()`` part of the way (used by examples and the device contract tests).
+        Default: the middle of the SET/program amplitude range, 100 ns."""
+        (lo, hi), _ = self.amplitude_range()
+        return 0.5 * (lo + hi), 100e-9
 
     def observe(self, state: PyTree, drive: PyTree) -> Float[Array, "..."]:
         """What a trace records while driven with ``drive`` (default: :meth:`read`)."""

@@ -61,6 +61,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
+from ._callable import make_callable
 from ._checks import check_range
 from .device import AbstractDevice
 from .population import population_size
@@ -1198,3 +1199,6 @@ def grid_search(
     return _best(
         candidates, population, targets=targets, objective=objective, key=key, initial=initial, fixed_steps=fixed_steps
     )
+
+
+make_callable(__name__)

@@ -9,7 +9,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from .studies import Section, jsonable, write_json
+import jax
+
+from ._version import __version__
+from .experiments import Section, jsonable, write_json
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -42,12 +45,8 @@ def write_report(
 ) -> Path:
     """Write ``out/index.html`` and ``out/summary.json`` for ``sections`` (and a table of ``headlines``:
     dicts with ``claim``, ``value`` and ``met``); return the HTML path."""
-    import jax
-
-    import imcphys
-
     env = {
-        "imcphys": imcphys.__version__,
+        "imcphys": __version__,
         "jax": jax.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),

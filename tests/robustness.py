@@ -16,8 +16,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings, strategies as st
 
 #: Voltages to ±50 V (no subnormals: XLA on CPU flushes them to zero, so the value would not be the one drawn).
 voltages = st.floats(-50.0, 50.0, allow_nan=False, allow_subnormal=False)

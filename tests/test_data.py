@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_data
 
 import imcphys
 from imcphys.data import Dataset, load_csv, si_unit
@@ -44,12 +43,25 @@ def test_round_trip_through_to_csv(tmp_path):
         np.testing.assert_allclose(again[name], data[name], rtol=1e-14)
 
 
-def test_header_units_may_be_supplied_for_files_without_them():
-    # the measured SKY130 Dickson pump: headers like 'f_clk_kHz' carry their unit in the name
-    path = shared_data("flash", "dickson_tt07", "tt07_dickson_3stage_vout_vs_fclk.csv")
+def test_header_units_may_be_supplied_for_files_without_them(tmp_path):
+    # the TT07 pump as published upstream: headers like 'f_clk_kHz' carry their unit in the name
+    path = tmp_path / "upstream.csv"
+    path.write_text("f_clk_kHz,v_ua0_measured_V,v_pump_V_(=2*ua0)\n0,0.065,0.130\n10,0.236,0.472\n50,0.643,1.286\n")
     data = load_csv(path, units={"f_clk_kHz": "kHz", "v_ua0_measured_V": "V", "v_pump_V_(=2*ua0)": "V"})
     assert data["f_clk_kHz"][2] == pytest.approx(50e3)  # 50 kHz row of the published table
     np.testing.assert_allclose(data["v_pump_V_(=2*ua0)"], 2 * data["v_ua0_measured_V"], atol=1.5e-3)
+
+
+def test_embedded_datasets_load_in_si_with_their_provenance():
+    assert "dickson_tt07" in imcphys.dataset_names()
+    data = imcphys.load_dataset("dickson_tt07")
+    assert data["f_clk"][2] == pytest.approx(50e3)  # the 50 kHz row, in Hz
+    np.testing.assert_allclose(data["V_out"], 2 * data["V_pin"], atol=1.5e-3)  # the chip halves the output
+    note = imcphys.datasets.provenance("dickson_tt07")
+    assert "4420d41c16760fd295af623b5e845046f05fb0ba" in note and "Apache-2.0" in note
+    assert (imcphys.datasets.dataset_dir("dickson_tt07") / "LICENSE").is_file()
+    with pytest.raises(ValueError, match="unknown dataset 'nope'; known: .*dickson_tt07"):
+        imcphys.load_dataset("nope")
 
 
 GOOD_HEADER = "t [s],V [V],I [A]\n"

@@ -8,6 +8,8 @@ import re
 import pytest
 from conftest import run_notebook
 
+pytestmark = pytest.mark.slow
+
 #: strings each notebook must print (deterministic: physics of the embedded cards, not noise or timings)
 EXPECTED = {
     "reram.ipynb": [

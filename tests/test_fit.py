@@ -17,12 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import REPO, shared_data
+from conftest import REPO
 from scipy.optimize import curve_fit
 
 import imcphys
-from imcphys.data import Dataset, load_csv
-from imcphys.fit import Free, LogAbs, _make_transform
+from imcphys.data import Dataset
+from imcphys.fit import Free, LogAbs
+from imcphys.fit._transforms import _make_transform
 
 NOISE = 0.02  # decades of current, about 4.7 % rms
 CARD = imcphys.cards_dir() / "reram_stanford_v1.toml"
@@ -381,13 +382,10 @@ def test_dickson_pump_fits_the_measured_sky130_pump_through_the_generic_api():
     """A user-supplied model function: the averaged Dickson pump (imcphys.models.flash) against the measured
     3-stage TT07 pump, free C_s, G_L and R_φ from the flash study's start values. Issue bar: rms ≤ 0.1 V over
     50 kHz–20 MHz."""
-    from imcphys.studies.flash_pump_fit import FREE, KNOWN
+    from imcphys.experiments.flash_pump_fit import FREE, KNOWN
 
-    data = load_csv(
-        shared_data("flash", "dickson_tt07", "tt07_dickson_3stage_vout_vs_fclk.csv"),
-        units={"f_clk_kHz": "kHz", "v_ua0_measured_V": "V", "v_pump_V_(=2*ua0)": "V"},
-    )
-    f, v = data["f_clk_kHz"], data["v_pump_V_(=2*ua0)"]
+    data = imcphys.load_dataset("dickson_tt07")
+    f, v = data["f_clk"], data["V_out"]
     on = f > 0  # f = 0: the pump is stopped, not an operating point
     exp = imcphys.Experiment(
         _pump_output,
@@ -453,6 +451,7 @@ def test_cli_fit_writes_card_report_and_plot(truth, pulse_clean, tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- notebook
+@pytest.mark.slow
 def test_fit_notebook_runs(tmp_path):
     import nbformat
     from nbclient import NotebookClient
@@ -472,7 +471,7 @@ def test_fit_notebook_runs(tmp_path):
 
 
 def test_fit_plot_draws_stacked_curves_apart_and_loops_whole():
-    from imcphys.fit import _broken_at_jumps
+    from imcphys.fit._results import _broken_at_jumps
 
     two_sweeps = np.concatenate([np.linspace(-0.5, 2.5, 31)] * 2)  # e.g. transfer curves at two V_DS
     assert list(np.nonzero(np.isnan(_broken_at_jumps(two_sweeps, two_sweeps)[0]))[0]) == [31]

@@ -25,7 +25,10 @@ import numpy as np
 import pytest
 
 import imcphys
-from imcphys.measurements import drift_trace, infer_kind, measurement, pump_output, vth_pulses
+from imcphys.device import parameter_ranges
+from imcphys.fit import infer_kind, measurement
+from imcphys.models.flash import pump_output, vth_pulses
+from imcphys.models.pcm import drift_trace
 
 SEEDS = 40
 STARTS = 4
@@ -54,13 +57,19 @@ def values_of(module, names) -> np.ndarray:
 def round_trip(start, experiment, observed, free, truth_values, *, seed: int):
     rng = np.random.default_rng(seed)
     seeds = len(observed[0] if isinstance(observed, list) else observed)
+    initial = perturbed(truth_values, rng, seeds)
+    for j, name in enumerate(free):  # a start outside a parameter's physical range (e.g. ideality < 1) is refused
+        r = parameter_ranges(start)[name]
+        lower = -np.inf if r["lower"] is None else r["lower"] + 1e-3 * abs(truth_values[j])
+        upper = np.inf if r["upper"] is None else r["upper"] - 1e-3 * abs(truth_values[j])
+        initial[:, j] = np.clip(initial[:, j], lower, upper)
     return imcphys.fit_each(
         start,
         experiment,
         observed,
         free=free,
         key=jax.random.key(seed),
-        initial=perturbed(truth_values, rng, seeds),
+        initial=initial,
         starts=STARTS,
         batch=1,
         progress=False,
@@ -277,8 +286,8 @@ def flash_pump():
     truth_values = values_of(truth, FLASH_PUMP_FREE)
     free = [
         "barrier_height",
-        imcphys.Free("coupling_ratio", 0.0, 1.0),
-        imcphys.Free("pump_capacitance", *C_PUMP_BOUNDS),
+        imcphys.fit.Free("coupling_ratio", 0.0, 1.0),
+        imcphys.fit.Free("pump_capacitance", *C_PUMP_BOUNDS),
     ]
     res = imcphys.fit_each(
         truth,
@@ -486,26 +495,34 @@ def test_cli_fits_a_pcm_device_state_without_writing_a_card(pcm_device_fits, tmp
 
 
 def test_kinds_are_inferred_from_columns_and_mismatches_named():
+    """Each family declares its measurement kinds (columns and builder) next to its physics; the kind is read off a
+    file's columns among the family's own kinds, and a kind the family does not have is refused by name."""
+
     def ds(*names):
         return imcphys.Dataset.from_arrays({n: (np.arange(1.0, 4.0), "1") for n in names})
 
-    assert [
-        infer_kind(ds(*c))
-        for c in (
-            ("t", "V", "I"),
-            ("amplitude", "width", "I"),
-            ("amplitude", "width", "Vth"),
-            ("t", "G"),
-            ("t", "T", "G"),
-            ("f_clk", "V_out"),
-        )
-    ] == ["dc", "pulse", "vth", "drift", "retention", "pump"]
-    with pytest.raises(ValueError, match="cannot tell the kind"):
-        infer_kind(ds("x", "y"))
-    with pytest.raises(ValueError, match="needs a DicksonPump card; got StanfordReRAM"):
-        measurement("pump", ds("f_clk", "V_out"), imcphys.StanfordReRAM())
-    with pytest.raises(ValueError, match="unknown kind"):
-        measurement("iv", ds("t", "V", "I"), imcphys.StanfordReRAM())
+    reram, cell, pump = imcphys.StanfordReRAM(), imcphys.PCMCell(), imcphys.DicksonPump()
+    flash, gain = imcphys.FloatingGateCell(), imcphys.Cell2T0C()
+    cases = [
+        (("t", "V", "I"), reram, "dc"),
+        (("amplitude", "width", "I"), reram, "pulse"),
+        (("amplitude", "width", "Vth"), flash, "vth"),
+        (("t", "G"), cell, "drift"),
+        (("t", "G"), imcphys.PCMStatistical(), "drift"),
+        (("t", "T", "G"), cell, "retention"),
+        (("t", "T", "I_read"), gain, "retention"),
+        (("V_GS", "V_DS", "I_D"), gain, "transfer"),
+        (("f_clk", "V_out"), pump, "pump"),
+    ]
+    assert [infer_kind(ds(*c), dev) for c, dev, _ in cases] == [k for *_, k in cases]
+    with pytest.raises(ValueError, match="cannot tell the kind.*a StanfordReRAM can be fitted to — dc: t, V, I"):
+        infer_kind(ds("x", "y"), reram)
+    with pytest.raises(ValueError, match="cannot be fitted to a .pump. measurement; its kinds: dc, pulse"):
+        measurement("pump", ds("f_clk", "V_out"), reram)
+    with pytest.raises(ValueError, match="cannot be fitted to a 'iv' measurement"):
+        measurement("iv", ds("t", "V", "I"), reram)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['source'\] for a 'drift' measurement"):
+        measurement("drift", ds("t", "G"), cell, source="ideal")
 
 
 def test_cli_free_bounds_in_card_units(pump, tmp_path):

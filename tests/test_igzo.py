@@ -248,22 +248,22 @@ def test_fast_hold_path_matches_diffrax(li_cell):
 
 
 def test_classifier_loss_gradients_match_finite_differences(li_cell):
-    from imcphys.studies import igzo_2t0c
+    from imcphys.experiments import igzo_2t0c_retention
 
-    x_tr, y_tr, x_te, y_te = igzo_2t0c.digits_split()
-    w, b = igzo_2t0c.train_classifier(x_tr[:300], y_tr[:300], steps=100)
-    q, scale = igzo_2t0c.quantise_int4(w)
+    x_tr, y_tr, x_te, y_te = igzo_2t0c_retention.digits_split()
+    w, b = igzo_2t0c_retention.train_classifier(x_tr[:300], y_tr[:300], steps=100)
+    q, scale = igzo_2t0c_retention.quantise_int4(w)
     x, y = jnp.asarray(x_te[:64]), jnp.asarray(y_te[:64])
     hot = imcphys.replace(li_cell, temperature=358.15)
-    v_levels = jax.jit(igzo_2t0c.current_linear_levels)(hot)
+    v_levels = jax.jit(igzo_2t0c_retention.current_linear_levels)(hot)
     # write voltages calibrated on the nominal cell, as a controller would
-    v_write = jax.jit(lambda c, v: igzo_2t0c.write_voltages(c, v, fixed_steps=8))(hot, v_levels)
+    v_write = jax.jit(lambda c, v: igzo_2t0c_retention.write_voltages(c, v, fixed_steps=8))(hot, v_levels)
     i_levels = hot.read_current(v_levels)
-    unit = (i_levels[-1] - i_levels[0]) / (igzo_2t0c.MAGNITUDES - 1)
+    unit = (i_levels[-1] - i_levels[0]) / (igzo_2t0c_retention.MAGNITUDES - 1)
 
     def loss(c_sn, v_t, offset):
         cell = imcphys.replace(hot, storage_capacitance=c_sn, threshold_voltage=v_t)
-        return igzo_2t0c.smooth_loss(cell, v_write, unit, offset, q, scale, b, x, y, hold_time=10.0)
+        return igzo_2t0c_retention.smooth_loss(cell, v_write, unit, offset, q, scale, b, x, y, hold_time=10.0)
 
     x0 = (2e-15, 0.5, 0.0)
     f = jax.jit(loss)

@@ -24,8 +24,8 @@ import imcphys
 from imcphys import readout
 from imcphys._random import normals, threefry2x32
 from imcphys.constants import K_B_EV
+from imcphys.experiments.pcm_drift import program_and_verify, program_tile, temperature_profile, tile_outputs
 from imcphys.models import PCMCellState, PCMState
-from imcphys.studies.pcm_drift import program_and_verify, program_tile, temperature_profile, tile_outputs
 
 US = 1e-6
 TARGETS_US = np.array([0.0, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 12.5, 20.0, 25.0])
@@ -431,25 +431,6 @@ def test_cell_gradients_match_finite_differences(cell):
     for name in p0:
         fd = central_difference(lambda v, n=name: value_and_grad({**p0, n: jnp.asarray(v)})[0], float(p0[name]))
         assert float(grads[name]) == pytest.approx(fd, rel=1e-5), name
-
-
-def test_cell_population_vmap_equals_loop_and_jit_equals_eager(cell, set_pulse):
-    _, fixed = set_pulse
-    spread = {"thermal_resistance": imcphys.population.Normal(0.02, relative=True)}
-    pop = imcphys.population.sample(cell, spread, 16, key=jr.key(4))
-    amps = jnp.linspace(77e-6, 80e-6, 16)
-    batched = eqx.filter_vmap(lambda c, a: c.read(fixed(c, c.initial_state("reset"), a, 100e-9, 10e-9).state))(
-        pop, amps
-    )
-    looped = []
-    for k in range(16):
-        cell_k = imcphys.population.take(pop, k)
-        state = fixed(cell_k, cell_k.initial_state("reset"), amps[k], 100e-9, 10e-9).state
-        looped.append(float(cell_k.read(state)))
-    np.testing.assert_allclose(batched, looped, rtol=1e-13)
-    eager = cell.pulse(cell.initial_state("reset"), 79e-6, 100e-9, rise=10e-9, fall=10e-9, fixed_steps=64)
-    jitted = fixed(cell, cell.initial_state("reset"), 79e-6, 100e-9, 10e-9)
-    assert float(jitted.state.amorphous) == pytest.approx(float(eager.state.amorphous), rel=1e-12)
 
 
 def test_cell_bad_input_raises(cell):

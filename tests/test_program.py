@@ -19,6 +19,7 @@ import pytest
 from conftest import central_difference
 
 import imcphys
+from imcphys.experiments.reram_stanford import DEMO_SPREAD
 from imcphys.population import Normal, sample, take
 from imcphys.program import (
     Bidirectional,
@@ -37,7 +38,6 @@ from imcphys.program import (
     value_and_grad,
     with_settings,
 )
-from imcphys.studies.reram import DEMO_SPREAD
 
 N = 128  # cells in every population of this file (train and fresh alike, so programs compile once)
 K = 10  # pulse budget of the schedules
@@ -429,6 +429,7 @@ def test_bad_calls_raise_naming_the_parameter(pops, levels, schedule):
         )
 
 
+@pytest.mark.slow
 def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
     """notebooks/optimize_write_verify.ipynb executes without error in its quick sizes."""
     from conftest import run_notebook

@@ -20,9 +20,9 @@ import imcphys
 from imcphys._math import safe_sinh
 from imcphys._random import key_words, normals_at
 from imcphys.device import replace
+from imcphys.experiments.reram_stanford import DEMO_SPREAD
 from imcphys.population import sample
 from imcphys.program import Bidirectional, IncrementalAmplitude, Schedule
-from imcphys.studies.reram import DEMO_SPREAD
 
 prog = importlib.import_module("imcphys.program")  # the module (imcphys.program is also the function)
 N = 96
@@ -143,7 +143,7 @@ def test_population_sharded_over_two_devices_programs_as_on_one(tmp_path):
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
         import imcphys
         from imcphys.population import sample
-        from imcphys.studies.reram import DEMO_SPREAD
+        from imcphys.experiments.reram_stanford import DEMO_SPREAD
         prog = importlib.import_module("imcphys.program")
         n = 64
         dev = imcphys.StanfordReRAM()

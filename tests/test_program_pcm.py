@@ -17,6 +17,7 @@ import pytest
 from conftest import central_difference
 
 import imcphys
+from imcphys.experiments.optimize_write_verify import PCM_SPREAD
 from imcphys.models.pcm import PCMCellState
 from imcphys.population import sample
 from imcphys.program import (
@@ -28,7 +29,6 @@ from imcphys.program import (
     value_and_grad,
     with_settings,
 )
-from imcphys.studies.optimize_write_verify import PCM_SPREAD
 
 N = 64  # cells
 K = 10  # pulse budget

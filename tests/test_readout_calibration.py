@@ -51,6 +51,7 @@ def test_calibrate_reaches_the_minimum_of_a_quadratic():
     assert float(params["x"]) == pytest.approx(3.0, abs=1e-2) and history[-1] < 1e-3 * history[0]
 
 
+@pytest.mark.slow
 def test_notebook_runs_end_to_end(tmp_path, monkeypatch):
     """notebooks/calibrate_readout.ipynb in its quick sizes: the gradient-calibrated ADC settings and drift
     compensation beat the hand settings on a fresh array, the 2T0C refresh interval on fresh cells (the notebook

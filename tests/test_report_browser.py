@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imcphys.experiments import Figure, Section
 from imcphys.report import write_report
-from imcphys.studies import Figure, Section
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 import imcphys
 import imcphys.cli
-from imcphys.mcstudies.pcm import DEFAULT_SPREAD
 from imcphys.models.flash import FloatingGateCell
 from imcphys.models.pcm import PCMStatistical
 from imcphys.montecarlo import MonteCarloResult, get_study, montecarlo
+from imcphys.montecarlo.studies.pcm import DEFAULT_SPREAD
 
 PCM_CARD = REPO / "devices" / "pcm_cell_gst.toml"
 FLASH_CARD = REPO / "devices" / "flash_fg.toml"
@@ -135,7 +135,7 @@ def test_pcm_study_drift_matches_its_spec(pcm_runs):
 def flash_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("flash")
     big = montecarlo(
-        "flash_ispp",
+        "flash_ispp_population",
         card=FLASH_CARD,
         cells=CELLS,
         key=jax.random.key(6),
@@ -144,7 +144,13 @@ def flash_runs(tmp_path_factory):
         progress=False,
     )
     small = montecarlo(
-        "flash_ispp", card=FLASH_CARD, cells=600, key=jax.random.key(6), out=tmp / "b", chunk_cells=300, progress=False
+        "flash_ispp_population",
+        card=FLASH_CARD,
+        cells=600,
+        key=jax.random.key(6),
+        out=tmp / "b",
+        chunk_cells=300,
+        progress=False,
     )
     return big, small
 

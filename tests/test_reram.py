@@ -19,7 +19,6 @@ from conftest import central_difference
 from scipy.integrate import solve_ivp
 
 import imcphys
-from imcphys.population import Normal, sample, take
 
 Q, KB = 1.602176634e-19, 1.380649e-23
 OFFICIAL = dict(
@@ -150,7 +149,7 @@ def test_dc_sweep_pinched_hysteresis_switches_at_field_threshold(dev):
 
 
 def test_set_time_about_a_decade_per_0p2_volt(dev):
-    from imcphys.studies.reram import switching_time
+    from imcphys.experiments.reram_stanford import switching_time
 
     vs = jnp.array([1.5, 1.7, 1.9])
     ts = jnp.geomspace(1e-12, 1e-3, 301)
@@ -172,37 +171,7 @@ def test_gradients_match_finite_differences(dev, fixed_pulse, adaptive_pulse):
         assert float(dw) == pytest.approx(
             central_difference(lambda w: final_current(dev, -1.3, w, pulse), 100e-9), rel=rel
         )
-    # every model parameter (fixed-step path: smooth in the parameters, so FD is clean)
-    grads = eqx.filter_grad(lambda d: final_current(d, -1.3, 100e-9, fixed_pulse))(dev)
-    for name, value in imcphys.parameters(dev).items():
-        fd = central_difference(
-            lambda x: final_current(imcphys.replace(dev, **{name: x}), -1.3, 100e-9, fixed_pulse), float(value)
-        )
-        assert float(getattr(grads, name)) == pytest.approx(fd, rel=1e-4, abs=1e-12), name
-
-
-def test_vmap_over_1000_cells_equals_loop(dev, fixed_pulse):
-    n = 1000
-    pop = sample(
-        dev,
-        {
-            "activation_energy": Normal(0.02),
-            "oxide_thickness": Normal(0.03, relative=True),
-            "gap_decay_length": Normal(0.03, relative=True),
-        },
-        n,
-        key=jax.random.key(1),
-    )
-    amps = jnp.linspace(-1.6, -1.1, n)
-    batched = eqx.filter_vmap(lambda d, a: fixed_pulse(d, d.gap_min, a, 100e-9).state)(pop, amps)
-    looped = np.array([float(fixed_pulse(take(pop, k), dev.gap_min, amps[k], 100e-9).state) for k in range(n)])
-    np.testing.assert_allclose(batched, looped, rtol=1e-13, atol=0)
-
-
-def test_jit_equals_eager(dev):
-    eager = imcphys.apply_pulse(dev, dev.gap_min, -1.3, 100e-9)
-    jitted = jax.jit(lambda a: imcphys.apply_pulse(dev, dev.gap_min, a, 100e-9))(-1.3)
-    assert float(jitted) == pytest.approx(float(eager), rel=1e-13)
+    # every model parameter on the fixed-step path: tests/test_contract.py (for every card)
 
 
 @pytest.mark.parametrize("start, amp", [("reset", 1.8), ("set", -1.3), ("reset", 1.5), ("set", -1.5), ("set", -1.1)])

@@ -9,15 +9,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from robustness import CLEAR_ERRORS, assert_names, decades, examples, finite, voltages, widths
 
 import imcphys
 from imcphys.data import load_csv
+from imcphys.experiments.reram_stanford import DEMO_SPREAD
 from imcphys.population import sample
 from imcphys.program import Bidirectional, IncrementalAmplitude, Smoothing, WriteCost, program, value_and_grad
-from imcphys.studies.reram import DEMO_SPREAD
 
 CELLS = 8
 ITERATIONS = 6
@@ -262,7 +261,7 @@ def test_solver_failure_is_reported_never_silent():
     """An adaptive solve that runs out of steps: ``throw=False`` reports it in ``Solution.result``; the default
     raises. Never a silently wrong state."""
     dev = imcphys.StanfordReRAM()
-    stim = imcphys.pulse(2.0, 1e-6)
+    stim = imcphys.stimulus.pulse(2.0, 1e-6)
     ts = jnp.array([0.0, 1e-6])
     ok = imcphys.simulate(dev, dev.gap_max, stim, ts)
     assert ok.result == diffrax.RESULTS.successful

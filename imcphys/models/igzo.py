@@ -56,6 +56,7 @@ coupling from the read word/bit lines, DIBL.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -66,7 +67,9 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_range, is_concrete, runtime_check
-from ..constants import K_B, K_B_EV, Q
+from .._experiment import Experiment, LogAbs, MeasurementKind, _name
+from ..constants import K_B_EV, thermal_voltage
+from ..data import Dataset
 from ..device import AbstractDevice, AbstractModel, PulseResult, param
 
 #: Gauss–Legendre nodes of the fast retention path (tested against the event solve).
@@ -111,7 +114,7 @@ class IGZOTransistor(AbstractModel):
     # ------------------------------------------------------------- temperature
     def thermal_voltage(self) -> Float[Array, "..."]:
         """φ_t = kT/q [V] at the operating temperature (CODATA constants)."""
-        return K_B * _check_temperature(self.temperature, "IGZOTransistor.temperature") / Q
+        return thermal_voltage(_check_temperature(self.temperature, "IGZOTransistor.temperature"))
 
     def subthreshold_swing(self) -> Float[Array, "..."]:
         """SS = n·(kT/q)·ln 10 [V/decade] (59.5 mV/dec at 300 K for n = 1)."""
@@ -171,6 +174,20 @@ class IGZOTransistor(AbstractModel):
         return jnp.abs(self.drain_current(v_gs, v_ds)) / self.width
 
 
+def _transfer_kind(
+    data: Dataset, cell: Cell2T0C, *, floor: float = 0.0, initial: str | None = None, transistor: str = "write"
+):
+    del initial
+    return cell, transfer_curve(data, transistor=transistor, floor=floor)
+
+
+def _retention_kind(
+    data: Dataset, cell: Cell2T0C, *, floor: float = 0.0, initial: str | None = None, v_sn0: float | None = None
+):
+    del initial  # the hold starts from the written level v_sn0
+    return cell, hold_retention(data, v_sn0=v_sn0, floor=floor)
+
+
 # ------------------------------------------------------------------------------------------------- 2T0C cell
 class Cell2T0C(AbstractDevice):
     """Capacitorless 2T0C IGZO gain cell (module docstring). State: V_SN [V]. Drive of :meth:`rhs`: the write
@@ -180,6 +197,23 @@ class Cell2T0C(AbstractDevice):
     Both transistors share the oxide's material parameters (ideality, band tail, sheet current, off-state floor,
     temperature coefficients) and have their own geometry and threshold voltage.
     """
+
+    #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
+    measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {
+        "transfer": MeasurementKind(
+            (("V_GS", "V_DS", "I_D"),),
+            _transfer_kind,
+            options=("transistor",),
+            description="V_GS [V], V_DS [V], I_D [A]: TFT transfer/output curves of the write (or read) "
+            "transistor, log10|I_D|",
+        ),
+        "retention": MeasurementKind(
+            (("t", "T", "I_read"),),
+            _retention_kind,
+            options=("v_sn0",),
+            description="t [s], T [K], I_read [A]: read current during a hold at one temperature, log10|I|",
+        ),
+    }
 
     #: C_SN, total storage-node capacitance
     storage_capacitance: Float[Array, "..."] = param(2e-15, "F", lower=0.0, lower_open=True)
@@ -211,7 +245,7 @@ class Cell2T0C(AbstractDevice):
     levels: int = eqx.field(static=True, default=8)  #: storage levels per cell (8 = 3 bits)
     max_amplitude: float = eqx.field(static=True, default=2.0)  #: largest write bit-line level [V]
 
-    def __check_init__(self):
+    def check_relations(self) -> None:
         if isinstance(self.levels, bool) or not isinstance(self.levels, int):
             raise ValueError(f"Cell2T0C.levels must be an integer >= 2; got {self.levels!r}")
         self._check_levels(self.levels)
@@ -542,17 +576,22 @@ class Cell2T0C(AbstractDevice):
         plus the word-line swing on the coupling capacitance. ``key`` is unused (no write noise)."""
         del key
         amplitude = jnp.asarray(amplitude, dtype=float)
-        v0 = jnp.asarray(state, dtype=float)
-        v0 = jnp.broadcast_to(v0, jnp.broadcast_shapes(v0.shape, amplitude.shape))
         check_range("write amplitude (write bit-line level)", amplitude, lower=0.0, upper=self.max_amplitude, unit="V")
         check_range("width", width, lower=0.0, lower_open=True, unit="s")
         check_range("fall", fall, lower=0.0, unit="s")
-        plateau = jnp.asarray(width, dtype=float) + jnp.asarray(rise, dtype=float)
+        abrupt = is_concrete(fall) and float(np.max(fall)) == 0.0
+        # one compiled kernel even when called eagerly: eager and jit give the same bits
+        widths = tuple(jnp.asarray(x, dtype=float) for x in (width, rise, fall))
+        return self._pulse(jnp.asarray(state, dtype=float), amplitude, *widths, fixed_steps, abrupt)
+
+    @eqx.filter_jit
+    def _pulse(self, v0, amplitude, width, rise, fall, fixed_steps, abrupt) -> PulseResult:
+        v0 = jnp.broadcast_to(v0, jnp.broadcast_shapes(v0.shape, amplitude.shape))
+        plateau = width + rise
         v1 = self._integrate(self._write_field(amplitude, self.write_wordline_voltage, 0.0), v0, plateau, fixed_steps)
         swing = self.hold_wordline_voltage - self.write_wordline_voltage
         step_only = v1 + self.coupling_capacitance / self.storage_capacitance * swing
-        fall = jnp.asarray(fall, dtype=float)
-        if is_concrete(fall) and float(np.max(fall)) == 0.0:
+        if abrupt:
             v2 = step_only
         else:
             safe_fall = jnp.where(fall > 0, fall, 1.0)
@@ -605,3 +644,100 @@ class Cell2T0C(AbstractDevice):
 
     def state_scale(self):
         return jnp.asarray(1.0)
+
+
+# ------------------------------------------------------------------------------------- measurement kinds
+class _Transfer(eqx.Module):
+    """I_D(V_GS, V_DS) of one of the 2T0C cell's transistors."""
+
+    transistor: str = eqx.field(static=True)
+
+    def __call__(self, cell: Cell2T0C, inputs: tuple[Array, Array]) -> Array:
+        tft = cell.write_transistor() if self.transistor == "write" else cell.read_transistor()
+        return tft.drain_current(*inputs)
+
+
+def transfer_curve(
+    data: Dataset, *, transistor: str = "write", floor: float = 0.0, name: str | None = None
+) -> Experiment:
+    """IGZO TFT curves, I_D [A] at each (V_GS, V_DS) [V] row (transfer curves at one or more V_DS, or output
+    curves), of the 2T0C card's ``transistor`` (``"write"`` or ``"read"``: they share n, γ and I_sq, and have
+    their own V_T and geometry); compared as log10|I_D|, |I_D| <= ``floor`` [A] (the instrument's) left out."""
+    if transistor not in ("write", "read"):
+        raise ValueError(f"transistor must be 'write' or 'read'; got {transistor!r}")
+    data.require("V_GS", "V_DS", "I_D")
+    return Experiment(
+        _Transfer(transistor),
+        (jnp.asarray(data["V_GS"]), jnp.asarray(data["V_DS"])),
+        data["I_D"],
+        residual=LogAbs(float(floor)),
+        x=data["V_GS"],
+        x_label=data.label("V_GS"),
+        y_label=data.label("I_D"),
+        name=name or _name(data, f"{transistor} TFT"),
+    )
+
+
+class _Hold(eqx.Module):
+    """Read current of a 2T0C cell during a hold (word line at ``hold_wordline_voltage``, bit line at
+    ``hold_bitline_voltage``) at a fixed temperature, from V_SN(0) = v_sn0: one adaptive solve of the cell's
+    hold ODE from t = 0 saved at the sample times, in forward mode (what Levenberg–Marquardt differentiates), as
+    :meth:`Cell2T0C.hold_trace` does; a failed solve gives NaN (a large residual), not an error, as fits try
+    odd parameters. (One solve with ``SaveAt``: :func:`imcphys.simulate` solves segment by segment, which
+    compiled many times slower here.)"""
+
+    def __call__(self, cell: Cell2T0C, inputs: dict[str, Array]) -> Array:
+        cell = cell.at_temperature(inputs["temperature"])
+        v0 = jnp.asarray(cell.window_high if inputs["v_sn0"] is None else inputs["v_sn0"], dtype=float)
+        ts = inputs["t"]
+        term = diffrax.ODETerm(lambda t, v, args: cell.rhs(t, v, cell.hold_bitline_voltage))
+        sol = diffrax.diffeqsolve(
+            term,
+            diffrax.Tsit5(),
+            0.0,
+            ts[-1],
+            ts[0] * 1e-3,
+            v0,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-9),
+            max_steps=4096,
+            adjoint=diffrax.ForwardMode(),
+            throw=False,
+        )
+        ok = sol.result == diffrax.RESULTS.successful
+        return jnp.where(ok, cell.read_current(jnp.where(ok, sol.ys, v0)), jnp.nan)
+
+
+def hold_retention(
+    data: Dataset, *, v_sn0: float | None = None, floor: float = 0.0, name: str | None = None
+) -> Experiment:
+    """A 2T0C retention trace: the read current I_read [A] at times t [s] (> 0, increasing) of a hold at the
+    temperature T [K] of the file (one value), after writing V_SN = ``v_sn0`` [V] (default the top level,
+    ``window_high``); compared as log10|I|. Fitting traces at two or more temperatures together determines
+    the off-state leakage and its activation energy."""
+    data.require("t", "T", "I_read")
+    t, temp = data["t"], data["T"]
+    if np.any(temp != temp[0]):
+        k = int(np.flatnonzero(temp != temp[0])[0])
+        raise ValueError(
+            f"{data.where('T', k)}: a retention trace is at one temperature; got {temp[k]!r} K "
+            f"after {temp[0]!r} K (give one file per temperature)"
+        )
+    if t[0] <= 0:
+        raise ValueError(f"{data.where('t', 0)}: hold times must be > 0 s (t = 0 is the end of the write)")
+    inputs = {
+        "t": jnp.asarray(t),
+        "temperature": jnp.asarray(float(temp[0])),
+        "v_sn0": None if v_sn0 is None else jnp.asarray(float(v_sn0)),
+    }
+    return Experiment(
+        _Hold(),
+        inputs,
+        data["I_read"],
+        residual=LogAbs(float(floor)),
+        x=t,
+        x_label=data.label("t"),
+        y_label=data.label("I_read"),
+        log_x=True,
+        name=name or _name(data, f"retention at {float(temp[0]):.5g} K"),
+    )

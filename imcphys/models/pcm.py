@@ -66,7 +66,7 @@ starts about 10² s after programming at 25 °C).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import diffrax
 import equinox as eqx
@@ -77,8 +77,11 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import _random
 from .._checks import check_less, check_range, is_concrete, runtime_check
+from .._experiment import Experiment, LogAbs, MeasurementKind, _name, trace
+from .._integrate import solve_pulse
 from .._math import safe_exp
 from ..constants import K_B_EV
+from ..data import Dataset
 from ..device import AbstractDevice, PulseResult, param
 
 Calibration = Literal["joshi2020", "hermes"]
@@ -94,6 +97,30 @@ def _check_time(t: ArrayLike, name: str = "t (time since programming)") -> Array
     if not jnp.issubdtype(t.dtype, jnp.floating):
         t = t.astype(float)
     return runtime_check(t, ~(t >= 0) | ~jnp.isfinite(t), f"{name} must be finite and >= 0 s")
+
+
+def _drift_kind(data: Dataset, device: PCMCell | PCMStatistical, *, floor: float = 0.0, initial: str | None = None):
+    return drift_trace(data, device, floor=floor, initial=initial)
+
+
+def _bake_kind(data: Dataset, cell: PCMCell, *, floor: float = 0.0, initial: str | None = None):
+    experiment = trace(
+        data,
+        time="t",
+        drive="T",
+        observed="G",
+        residual=LogAbs(float(floor)),
+        initial=initial,
+        name=_name(data, "retention"),
+    )
+    return cell, experiment
+
+
+_DRIFT = MeasurementKind(
+    (("t", "G"),),
+    _drift_kind,
+    description="t [s], G [S]: conductance vs time since programming at constant temperature, log10 G",
+)
 
 
 class PCMState(eqx.Module):
@@ -117,6 +144,9 @@ class PCMStatistical(AbstractDevice):
     ``grad`` (the noise scales, g_max, t0 and t_read are differentiable parameters).
     """
 
+    #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
+    measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {"drift": _DRIFT}
+
     #: conductance that the largest |weight| maps to
     g_max: Float[Array, ""] = param(25e-6, "S", lower=0.0, lower_open=True)
     prog_coeffs: Float[Array, " k"] = param((0.26348e-6, 1.9650e-6, -1.1731e-6), "S")  #: c_i of σ_prog
@@ -131,7 +161,7 @@ class PCMStatistical(AbstractDevice):
     drift_scale: Float[Array, ""] = param(1.0, "1", lower=0.0)  #: s_ν, multiplies ν
     calibration: Calibration = eqx.field(static=True, default="joshi2020")  #: which published ν and Q_s fits
 
-    def __check_init__(self):
+    def check_relations(self) -> None:
         if self.calibration not in ("joshi2020", "hermes"):
             raise ValueError(f"PCMStatistical.calibration must be 'joshi2020' or 'hermes'; got {self.calibration!r}")
         if jnp.ndim(self.prog_coeffs) < 1:
@@ -305,6 +335,16 @@ class PCMCell(AbstractDevice):
     the conductance [S] at ``ambient_temperature``.
     """
 
+    #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
+    measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {
+        "drift": _DRIFT,
+        "retention": MeasurementKind(
+            (("t", "T", "G"),),
+            _bake_kind,
+            description="t [s], T [K], G [S]: conductance during a bake at the measured temperature, log10 G",
+        ),
+    }
+
     g_crystalline: Float[Array, "..."] = param(25e-6, "S", lower=0.0, lower_open=True)  #: G_c, fully SET cell
     #: G_a0, full plug as quenched (Σ = 1) at T_0
     g_amorphous: Float[Array, "..."] = param(0.25e-6, "S", lower=0.0, lower_open=True)
@@ -335,7 +375,7 @@ class PCMCell(AbstractDevice):
     max_set_current: float = eqx.field(static=True, default=95e-6)  #: largest SET amplitude allowed [A]
     max_reset_current: float = eqx.field(static=True, default=150e-6)  #: largest |RESET amplitude| [A]
 
-    def __check_init__(self):
+    def check_relations(self) -> None:
         # above the melting point there is no amorphous state to keep (and the melting current is imaginary)
         check_less(
             "PCMCell.ambient_temperature",
@@ -445,6 +485,10 @@ class PCMCell(AbstractDevice):
             raise ValueError(f"initial_state(which=...) must be one of {sorted(states)}; got {which!r}")
         return PCMCellState(jnp.asarray(states[which]), jnp.ones(()))
 
+    def reference_pulse(self) -> tuple[float, float]:
+        """A partial SET: 0.8·``max_set_current`` [A] for 1 µs."""
+        return 0.8 * self.max_set_current, 1e-6
+
     def amplitude_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """SET currents (0, max_set_current] A, RESET currents [−max_reset_current, 0) A."""
         return (0.0, self.max_set_current), (-self.max_reset_current, 0.0)
@@ -471,25 +515,29 @@ class PCMCell(AbstractDevice):
         amplitude = jnp.asarray(amplitude, dtype=float)
         if fixed_steps is not None and (not isinstance(fixed_steps, int) or fixed_steps < 1):
             raise ValueError(f"fixed_steps must be a positive integer or None; got {fixed_steps!r}")
-        if is_concrete(amplitude) and jnp.ndim(amplitude) == 0:  # eager: compute only the branch taken
-            if amplitude < 0:
-                return self._reset(state, -amplitude, width, rise, fall)
-            return self._set(state, amplitude, width, rise, fall, fixed_steps)
+        if is_concrete(amplitude):  # eager: the melting-current check raises a ValueError here
+            self._check_set_current(jnp.where(amplitude > 0, amplitude, 0.0))
+        # one compiled kernel even when called eagerly: eager and jit give the same bits
+        return self._pulse(state, amplitude, jnp.asarray(width, dtype=float), rise, fall, fixed_steps)
+
+    @eqx.filter_jit
+    def _pulse(self, state, amplitude, width, rise, fall, fixed_steps) -> PulseResult:
         set_result = self._set(state, jnp.where(amplitude > 0, amplitude, 0.0), width, rise, fall, fixed_steps)
         reset_result = self._reset(state, jnp.where(amplitude < 0, -amplitude, 0.0), width, rise, fall)
         return jax.tree_util.tree_map(lambda s, r: jnp.where(amplitude >= 0, s, r), set_result, reset_result)
 
-    def _set(self, state, current, width, rise, fall, fixed_steps) -> PulseResult:
+    def _check_set_current(self, current: Array) -> Array:
         too_hot = self.ambient_temperature + self.heating(current) >= self.melting_temperature
-        current = runtime_check(
+        return runtime_check(
             current,
             too_hot,
             "PCMCell.pulse: a SET amplitude (> 0) must stay below the melting current "
             "sqrt((T_m - T_amb)/(R_th R_on)) A; use a negative amplitude to RESET",
         )
-        if fixed_steps is None:
-            from .._integrate import solve_pulse
 
+    def _set(self, state, current, width, rise, fall, fixed_steps) -> PulseResult:
+        current = self._check_set_current(current)
+        if fixed_steps is None:
             return solve_pulse(_HeatedCell(self), state, current, width, rise=rise, fall=fall)
         return self._set_piecewise(state, current, width, rise, fall, fixed_steps)
 
@@ -564,3 +612,62 @@ class _HeatedCell(AbstractDevice):
 
     def default_solver(self) -> diffrax.AbstractSolver:
         return diffrax.Tsit5()
+
+
+# ------------------------------------------------------------------------------------- measurement kinds
+class _StatisticalDrift(eqx.Module):
+    """g_prog·((t + t0)/t0)^−ν of one device (its state is what is fitted); ``inputs``: the model and t."""
+
+    def __call__(self, state: PCMState, inputs: tuple[PCMStatistical, Array]) -> Array:
+        model, t = inputs
+        return model.drift(state, t)
+
+
+class _CellDrift(eqx.Module):
+    """Conductance of a :class:`PCMCell` a time t after it was left in ``initial`` (the closed form at its
+    ambient temperature)."""
+
+    initial: str
+
+    def __call__(self, cell: PCMCell, t: Array) -> Array:
+        return cell.conductance(cell.relax(cell.initial_state(self.initial), t))
+
+
+def drift_trace(
+    data: Dataset,
+    device: PCMCell | PCMStatistical,
+    *,
+    time: str = "t",
+    conductance: str = "G",
+    floor: float = 0.0,
+    initial: str | None = None,
+    name: str | None = None,
+) -> tuple[eqx.Module, Experiment]:
+    """A PCM drift trace, conductance [S] vs time since programming [s], compared as log10 G (points at or
+    below ``floor`` [S] left out). Returns (module to fit, experiment).
+
+    :class:`PCMStatistical`: the device's own state (g_prog, ν) is fitted; it starts from the first read
+    extrapolated back to t = 0 with the mean ν of that level. :class:`PCMCell`: the cell's parameters, from
+    ``initial`` (default ``"reset"``: a freshly quenched full plug) at the ambient temperature.
+    """
+    data.require(time, conductance)
+    t, g = data[time], data[conductance]
+    if np.any(t < 0):
+        k = int(np.flatnonzero(t < 0)[0])
+        raise ValueError(f"{data.where(time, k)}: the time since programming must be >= 0 s; got {t[k]!r} s")
+    label = name or _name(data, "drift")
+    common = {
+        "residual": LogAbs(float(floor)),
+        "x": t,
+        "x_label": data.label(time),
+        "y_label": data.label(conductance),
+        "name": label,
+        "log_x": True,
+    }
+    if isinstance(device, PCMStatistical):
+        g_first = float(np.clip(g[0], 1e-12, float(device.g_max)))
+        nu0 = float(device.drift_exponent_stats(g_first)[0])
+        g0 = g_first * float((1 + t[0] / device.t0) ** nu0)
+        state = PCMState(g_prog=jnp.asarray(g0), nu=jnp.asarray(nu0))
+        return state, Experiment(_StatisticalDrift(), (device, jnp.asarray(t)), g, **common)
+    return device, Experiment(_CellDrift(initial or "reset"), jnp.asarray(t), g, **common)

@@ -86,7 +86,7 @@ class StanfordReRAM(AbstractDevice):
     field_threshold_width: Float[Array, "..."] = param(1.4e6, "V/m", lower=0.0)  #: F_min ramp width (0: hard step)
     max_amplitude: float = eqx.field(static=True, default=3.0)  #: largest |pulse amplitude| allowed [V]
 
-    def __check_init__(self):
+    def check_relations(self) -> None:
         check_less("StanfordReRAM.gap_min", self.gap_min, "StanfordReRAM.gap_max", self.gap_max, "m")
         check_less("StanfordReRAM.gap_max", self.gap_max, "StanfordReRAM.oxide_thickness", self.oxide_thickness, "m")
 
