@@ -1,5 +1,6 @@
 """Device families, one per file: ``reram.py`` (Stanford RRAM), and more as they land."""
 
+from .ferroelectric import FeCap, FeFET, FerroelectricState
 from .flash import DicksonPump, FloatingGateCell
 from .igzo import Cell2T0C, IGZOTransistor
 from .pcm import PCMCell, PCMCellState, PCMState, PCMStatistical
@@ -9,6 +10,9 @@ __all__ = [
     "Cell2T0C",
     "IGZOTransistor",
     "DicksonPump",
+    "FeCap",
+    "FeFET",
+    "FerroelectricState",
     "FloatingGateCell",
     "PCMCell",
     "PCMCellState",
