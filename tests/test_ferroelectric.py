@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import equinox as eqx
 import jax
@@ -400,3 +401,73 @@ def test_bad_input_names_the_parameter_and_range(cap, fet):
 def test_state_types(cap):
     s = cap.initial_state()
     assert isinstance(s, FerroelectricState) and s.threshold is None and s.start.shape == (320,)
+
+
+# ------------------------------------------------------------------------------------ Monte Carlo, notebook
+@pytest.mark.slow
+def test_monte_carlo_spread_against_domain_count(tmp_path):
+    """The registered study: stochastic two-state domains give the binomial spread 2P_r√(p(1−p)/N) and a mean at
+    the expectation, for every domain count."""
+    from imcphys.montecarlo import montecarlo
+
+    cells, counts = 800, [5, 20, 80]
+    run = montecarlo(
+        "ferroelectric_domain_spread",
+        card=REPO / "devices" / "fefet_multidomain.toml",
+        cells=cells,
+        chunk_cells=cells,
+        key=jr.key(4),
+        out=tmp_path / "spread",
+        progress=False,
+        domains=counts,
+        stochastic=True,
+    )
+    settings = run.manifest["identity"]["settings"]
+    expected, pr = settings["expected_polarization_C_m2"], 0.25
+    assert abs(expected) < 1e-6 * pr  # the default amplitude switches half the film
+    p = run.dataset()["polarization"].values
+    for j, n in enumerate(counts):
+        sigma = 2 * pr * math.sqrt(0.25 / n)
+        assert p[:, j].std(ddof=1) == pytest.approx(sigma, rel=0.1)  # std of a std over 800 cells: 2.5 %
+        assert abs(p[:, j].mean() - expected) < 3 * sigma / math.sqrt(cells)
+
+
+@pytest.mark.slow
+def test_monte_carlo_write_verify_levels(tmp_path):
+    from imcphys.montecarlo import montecarlo
+
+    cells = 400
+    run = montecarlo(
+        "fefet_write_verify",
+        card=REPO / "devices" / "fefet_multidomain.toml",
+        cells=cells,
+        chunk_cells=cells,
+        key=jr.key(5),
+        out=tmp_path / "wv",
+        progress=False,
+    )
+    ds = run.dataset()
+    assert int(ds["pulse_histogram"].sum()) == cells
+    converged = cells - int(ds["unconverged"])
+    assert converged >= 0.95 * cells
+    levels = np.asarray(run.manifest["identity"]["settings"]["levels_V"])
+    vt, level = ds["vt"].values, ds["level"].values
+    ok = np.abs(vt - levels[level]) < 0.03
+    assert ok.sum() == converged  # converged cells are exactly those inside their verify band
+    assert int(ds["level_errors"]) <= cells - converged  # only unconverged cells can be misread
+
+
+@pytest.mark.slow
+def test_notebook_runs_and_prints_its_checks(tmp_path, monkeypatch):
+    from conftest import run_notebook
+
+    out = run_notebook("ferroelectric.ipynb", tmp_path, monkeypatch)
+    for expected in (
+        "tau(E_a = E) for Deng's set at 2.3 V: 51.65 ns",
+        "field of 1 V across the NLS film: 1.2048 MV/cm",
+        "12 pulses of 200 ns vs one of 2.4 us at 1.3 V",
+        "dP/dalpha: jax.grad",
+    ):
+        assert expected in out, expected
+    diffs = [float(x) for x in re.findall(r"relative difference[^0-9\n]*?([0-9.]+(?:e[-+]?\d+)?)", out)]
+    assert len(diffs) >= 5 and max(diffs) < 1e-6, diffs
