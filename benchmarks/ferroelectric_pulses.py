@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def fused_ceiling(fet):
 
 
 def main(out: Path, quick: bool) -> None:
+    load_before = os.getloadavg()
     fet = imcphys.load_card(imcphys.cards_dir() / "fefet_multidomain.toml")
     cap = imcphys.load_card(imcphys.cards_dir() / "fecap_nls_hfo2.toml")
     stochastic_fet = dataclasses.replace(fet, stochastic=True)
@@ -155,6 +157,7 @@ def main(out: Path, quick: bool) -> None:
     ]
     result = {
         "description": "one programming pulse per device (closed form), float64",
+        "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
         "sizes": rows,
         "rows": readme_rows,
         "numpy_domain_loop": {

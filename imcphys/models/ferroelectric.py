@@ -387,7 +387,7 @@ class FeCap(AbstractFerroelectric):
     activation fields, 8.3 nm film; Alessandri et al. 2019). Amplitude: voltage across the film [V]. ``read``:
     polarization P [C/m²]. See the module docstring for the equations."""
 
-    remanent_polarization: Float[Array, "..."] = param(0.2272, "C/m^2", lower=0.0, lower_open=True, upper=2.0)  #: P_r
+    remanent_polarization: Float[Array, "..."] = param(0.227186, "C/m^2", lower=0.0, lower_open=True, upper=2.0)  #: P_r
     tau0: Float[Array, "..."] = param(446.33e-9, "s", lower=0.0, lower_open=True, upper=1.0)  #: τ_0 (Merz)
     alpha: Float[Array, "..."] = param(4.2408, "1", lower=1.0, lower_open=True, upper=20.0)  #: α (Merz)
     beta: Float[Array, "..."] = param(1.9134, "1", lower=0.5, upper=10.0)  #: β (KAI)
