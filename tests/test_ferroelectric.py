@@ -398,6 +398,15 @@ def test_bad_input_names_the_parameter_and_range(cap, fet):
         cap.initial_state("left")
 
 
+def test_cards_round_trip(tmp_path):
+    for name in ("fecap_nls_hfo2", "fefet_multidomain"):
+        card = imcphys.read_card(REPO / "devices" / f"{name}.toml")
+        back = imcphys.load_card(imcphys.save_card(card.device(), tmp_path / f"{name}.toml", template=card))
+        for key, value in parameters(card.device()).items():
+            np.testing.assert_allclose(getattr(back, key), value, rtol=1e-14, err_msg=key)
+        assert (back.distribution, back.nodes, back.domains) == (card.device().distribution, 320, card.device().domains)
+
+
 def test_state_types(cap):
     s = cap.initial_state()
     assert isinstance(s, FerroelectricState) and s.threshold is None and s.start.shape == (320,)
