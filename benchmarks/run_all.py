@@ -38,6 +38,7 @@ EXPECTED = [
     "write_verify",
     "crossbar",
     "montecarlo",
+    "ferroelectric_pulses",
 ]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 COLUMNS = ["Workload", "imcphys", "Baseline (same run)", "Ratio", "Fraction of fused-kernel ceiling", "Notes"]

@@ -6,7 +6,7 @@ The public names, by layer (bottom to top; each layer uses only those beneath it
 :class:`AbstractDevice`, :class:`AbstractModel`, :func:`param`, :class:`PulseResult`, :func:`replace`,
 :func:`parameters`, :func:`parameter_units`; the families :class:`StanfordReRAM`, :class:`PCMStatistical`
 (:class:`PCMState`), :class:`PCMCell` (:class:`PCMCellState`), :class:`IGZOTransistor`, :class:`Cell2T0C`,
-:class:`DicksonPump`, :class:`FloatingGateCell`.
+:class:`DicksonPump`, :class:`FloatingGateCell`, :class:`FeCap` and :class:`FeFET` (:class:`FerroelectricState`).
 
 **Cards and data** — parameter cards with units and provenance, measured CSV files, and the measured datasets
 shipped with the package (:mod:`imcphys.datasets`): :func:`load_card`, :func:`read_card`, :func:`save_card`,
@@ -89,6 +89,9 @@ from .fit import (
 from .models import (
     Cell2T0C as Cell2T0C,
     DicksonPump as DicksonPump,
+    FeCap as FeCap,
+    FeFET as FeFET,
+    FerroelectricState as FerroelectricState,
     FloatingGateCell as FloatingGateCell,
     IGZOTransistor as IGZOTransistor,
     PCMCell as PCMCell,

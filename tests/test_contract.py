@@ -100,6 +100,8 @@ def test_every_parameter_is_range_checked_by_name(probe):
     assert ranges, f"{cls} declares no parameters"
     for name, r in ranges.items():
         value = getattr(dev, name)
+        if np.size(value) == 0:  # an empty array parameter (e.g. no sampled domains) has nothing to check
+            continue
         with pytest.raises(ValueError, match=rf"{cls}\.{name} must be finite"):
             imcphys.replace(dev, **{name: jnp.full_like(value, jnp.nan)})
         bad = _outside(r)

@@ -9,6 +9,7 @@ sections into one HTML report. Keeping the computation here means the demo and t
 
 from . import (
     crossbar_irdrop,
+    fefet_levels,
     fit_tour,
     flash_ispp,
     flash_pump_fit,
@@ -40,5 +41,6 @@ EXPERIMENTS = {
         optimize_write_verify,
         montecarlo_tour,
         crossbar_irdrop,
+        fefet_levels,
     )
 }

@@ -5,6 +5,7 @@ one card, and one line here (see CONTRIBUTING.md).
 """
 
 from ..device import AbstractModel
+from .ferroelectric import FeCap as FeCap, FeFET as FeFET, FerroelectricState as FerroelectricState
 from .flash import DicksonPump as DicksonPump, FloatingGateCell as FloatingGateCell
 from .igzo import Cell2T0C as Cell2T0C, IGZOTransistor as IGZOTransistor
 from .pcm import (
@@ -18,5 +19,15 @@ from .reram import StanfordReRAM as StanfordReRAM
 #: Every class a card may name as its family, by class name.
 FAMILIES: dict[str, type[AbstractModel]] = {
     cls.__name__: cls
-    for cls in (StanfordReRAM, PCMStatistical, PCMCell, Cell2T0C, IGZOTransistor, DicksonPump, FloatingGateCell)
+    for cls in (
+        StanfordReRAM,
+        PCMStatistical,
+        PCMCell,
+        Cell2T0C,
+        IGZOTransistor,
+        DicksonPump,
+        FloatingGateCell,
+        FeCap,
+        FeFET,
+    )
 }

@@ -5,7 +5,7 @@ factory in the family's module here and add a line to :data:`STUDIES` (users can
 time with :func:`imcphys.montecarlo.register_study`).
 """
 
-from . import flash, igzo, pcm, reram, reram_verify
+from . import ferroelectric, flash, igzo, pcm, reram, reram_verify
 
 #: Built-in studies by name.
 STUDIES = {
@@ -14,6 +14,8 @@ STUDIES = {
     "pcm_bake": pcm.bake,
     "igzo_retention_ber": igzo.retention_ber,
     "flash_ispp_population": flash.flash_ispp_population,
+    "fefet_write_verify": ferroelectric.write_verify,
+    "ferroelectric_domain_spread": ferroelectric.domain_spread,
 }
 
 #: Old names still accepted (with a DeprecationWarning): the ISPP population study shared its old name,
