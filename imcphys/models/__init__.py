@@ -2,6 +2,7 @@
 
 from .flash import DicksonPump, FloatingGateCell
 from .igzo import Cell2T0C, IGZOTransistor
+from .mram import STTMRAM
 from .pcm import PCMCell, PCMCellState, PCMState, PCMStatistical
 from .reram import StanfordReRAM
 
@@ -15,4 +16,5 @@ __all__ = [
     "PCMState",
     "PCMStatistical",
     "StanfordReRAM",
+    "STTMRAM",
 ]
