@@ -31,6 +31,6 @@ def test_mram_notebook_runs_and_prints_its_checks(tmp_path, monkeypatch):
     # the SDE's mean switching times lie within 4 standard errors of the exact Fokker–Planck means
     errors = [float(x) for x in re.findall(r"\(([-+][0-9.]+) standard errors\)", out)]
     assert len(errors) == 3 and max(abs(e) for e in errors) < 4, errors
-    # the thermal slope (Kramers prefactor out) approaches Δ as the barrier grows: within 5 % at i = 0.2–0.4 (3 % measured)
+    # the thermal slope (Kramers prefactor out) tends to Δ with the barrier: within 5 % at i = 0.2–0.4 (3 % measured)
     slope, delta = (float(x) for x in re.search(r"slope ([0-9.]+) vs Delta ([0-9.]+)", out).groups())
     assert abs(slope / delta - 1) < 0.05
