@@ -62,10 +62,10 @@ so R_AP(V) = R_P(1 + TMR/(1 + V²/V_h²)). Under a current I the junction voltag
   thermal spread of the initial angle and the thermal field during the pulse (the linearised problem is a 2-D
   Ornstein–Uhlenbeck process), P_sw = exp(−(π²Δ/4)/v), v = 1 + (2t/t_D)·i·(e^y − 1)/y, y = 2(i − 1)t/t_D —
   Butler et al. 2012's form (i − 1)/(i e^y − 1), written to be smooth through i = 1. Valid for i − 1 ≫ 1/√Δ.
-  Measured against the SDE at Δ = 83 (WER 1e-2 … 0.5): the closed-form WER is ×1.8–3.1 the SDE's at 1.5·I_c0,
-  ×1.3–1.9 at 2·I_c0, ×1.0–1.3 at 3·I_c0 and ×0.84–0.9 at 4·I_c0 (the linearisation reaches the equator at
-  π/2 where the nonlinear drift does at an i-dependent angle); Sun's time is 21 %, 10 % and 2.4 % above the
-  mean switching time at 2, 3 and 5·I_c0.
+  Measured against the SDE at Δ = 83 (1e5 junctions, WER 1e-3 … 0.5): the closed-form WER is ×1.7–3.9 the SDE's
+  at 1.5·I_c0, ×1.3–1.8 at 2·I_c0, ×1.06–1.09 at 3·I_c0 and ×0.90–0.93 at 4·I_c0 (the linearisation puts the
+  switching point at π/2, where the nonlinear drift has its own, i-dependent one); Sun's time is 20 %, 9.5 % and
+  2.6 % above the mean switching time at 2, 3 and 5·I_c0.
 
 Neither form holds in the crossover 0.8 ≲ i ≲ 1.5 (at Δ = 83): :meth:`~STTMRAM.switching_probability` jumps at
 i = 1 (documented, not smoothed: a smooth join would invent a fast-switching region near I_c0 that an optimiser
