@@ -39,6 +39,7 @@ EXPECTED = [
     "crossbar",
     "montecarlo",
     "ferroelectric_pulses",
+    "mram",
 ]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 COLUMNS = ["Workload", "imcphys", "Baseline (same run)", "Ratio", "Fraction of fused-kernel ceiling", "Notes"]

@@ -6,7 +6,8 @@ The public names, by layer (bottom to top; each layer uses only those beneath it
 :class:`AbstractDevice`, :class:`AbstractModel`, :func:`param`, :class:`PulseResult`, :func:`replace`,
 :func:`parameters`, :func:`parameter_units`; the families :class:`StanfordReRAM`, :class:`PCMStatistical`
 (:class:`PCMState`), :class:`PCMCell` (:class:`PCMCellState`), :class:`IGZOTransistor`, :class:`Cell2T0C`,
-:class:`DicksonPump`, :class:`FloatingGateCell`, :class:`FeCap` and :class:`FeFET` (:class:`FerroelectricState`).
+:class:`DicksonPump`, :class:`FloatingGateCell`, :class:`FeCap` and :class:`FeFET` (:class:`FerroelectricState`),
+:class:`STTMRAM` (:func:`mram_switching_time`, :func:`mram_write_error_rate`).
 
 **Cards and data** — parameter cards with units and provenance, measured CSV files, and the measured datasets
 shipped with the package (:mod:`imcphys.datasets`): :func:`load_card`, :func:`read_card`, :func:`save_card`,
@@ -87,6 +88,7 @@ from .fit import (
     pulse_response as pulse_response,
 )
 from .models import (
+    STTMRAM as STTMRAM,
     Cell2T0C as Cell2T0C,
     DicksonPump as DicksonPump,
     FeCap as FeCap,
@@ -100,6 +102,7 @@ from .models import (
     PCMStatistical as PCMStatistical,
     StanfordReRAM as StanfordReRAM,
 )
+from .models.mram import mram_switching_time as mram_switching_time, mram_write_error_rate as mram_write_error_rate
 from .montecarlo import (
     MonteCarloResult as MonteCarloResult,
     get_study as get_study,

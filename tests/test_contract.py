@@ -121,7 +121,7 @@ def test_read_after_program_convention(probe):
     for new, old in zip(_leaves(res.state), _leaves(s0)):
         assert new.shape == old.shape and np.all(np.isfinite(new))
     for projected, new in zip(_leaves(dev.project(res.state)), _leaves(res.state)):
-        np.testing.assert_array_equal(projected, new)
+        np.testing.assert_allclose(projected, new, rtol=1e-12, atol=0)  # in range (a renormalisation may round)
     energy, duration = float(res.energy), float(res.duration)
     assert np.isfinite(energy) and energy >= 0.0
     assert duration >= probe.width

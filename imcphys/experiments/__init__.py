@@ -15,6 +15,7 @@ from . import (
     flash_pump_fit,
     igzo_2t0c_retention,
     montecarlo_tour,
+    mram_wer,
     optimize_write_verify,
     pcm_drift,
     reram_stanford,
@@ -42,5 +43,6 @@ EXPERIMENTS = {
         montecarlo_tour,
         crossbar_irdrop,
         fefet_levels,
+        mram_wer,
     )
 }

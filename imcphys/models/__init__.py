@@ -8,6 +8,7 @@ from ..device import AbstractModel
 from .ferroelectric import FeCap as FeCap, FeFET as FeFET, FerroelectricState as FerroelectricState
 from .flash import DicksonPump as DicksonPump, FloatingGateCell as FloatingGateCell
 from .igzo import Cell2T0C as Cell2T0C, IGZOTransistor as IGZOTransistor
+from .mram import STTMRAM as STTMRAM
 from .pcm import (
     PCMCell as PCMCell,
     PCMCellState as PCMCellState,
@@ -29,5 +30,6 @@ FAMILIES: dict[str, type[AbstractModel]] = {
         FloatingGateCell,
         FeCap,
         FeFET,
+        STTMRAM,
     )
 }
