@@ -17,6 +17,16 @@ A card names its family and gives every parameter it sets as a value, a unit and
 ``status`` says whether a value is ``published``, ``assumed`` (chosen to reach a published behaviour) or
 ``fitted``. Parameters a card omits keep the family's defaults. Unit conversion happens here (and in
 :mod:`imcphys.data`), nowhere else: the device receives SI values.
+
+A composite device (a cell behind its access transistor) names its parts in a ``[parts]`` table, each either the
+path of another card (relative to this card's folder) or an embedded card (a table with its own ``[card]``,
+``[parameters]``, ...)::
+
+    [parts]
+    cell = "reram_sky130.toml"
+    transistor = "nmos_sky130_5v.toml"
+
+A part's family may be any parameter model of :mod:`imcphys.models` (a transistor is not a device).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import numpy as np
 import tomli_w
 
 from . import models
-from .device import AbstractDevice, parameter_units
+from .device import AbstractDevice, AbstractModel, parameter_units
 from .units import convert
 
 STATUSES = ("published", "assumed", "fitted", "default")
@@ -47,12 +57,14 @@ class Card:
     structure: dict[str, Any]
     variability: dict[str, Any]
     path: Path | None = None
+    parts: dict[str, Card] = dataclasses.field(default_factory=dict)  #: the parts of a composite, by field name
 
     def device(self) -> AbstractDevice:
-        """Build the device this card describes."""
+        """Build the device (or, for a part, the model) this card describes."""
         cls = family_class(self.family)
         kwargs = {k: (v.item() if v.ndim == 0 else v) for k, v in self.parameters.items()}
-        return cls(**kwargs, **self.structure)
+        parts = {name: part.device() for name, part in self.parts.items()}
+        return cls(**kwargs, **self.structure, **parts)
 
     def variability_specs(self) -> dict[str, Any]:
         """The ``[variability]`` table as population specs (widths in SI; see
@@ -62,11 +74,11 @@ class Card:
         return specs_from_table(self.device(), self.variability, where=f"{self.path or 'card'}: [variability]")
 
 
-def family_class(name: str) -> type[AbstractDevice]:
-    """The device class of family ``name`` (a class exported by :mod:`imcphys.models`)."""
+def family_class(name: str) -> type[AbstractModel]:
+    """The class of family ``name``: a device or a part model (a transistor) exported by :mod:`imcphys.models`."""
     cls = getattr(models, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, AbstractDevice)):
-        known = sorted(n for n in models.__all__ if issubclass(getattr(models, n), AbstractDevice))
+    if not (isinstance(cls, type) and issubclass(cls, AbstractModel)):
+        known = sorted(n for n in models.__all__ if issubclass(getattr(models, n), AbstractModel))
         raise ValueError(f"unknown device family {name!r}; known: {known}")
     return cls
 
@@ -80,30 +92,57 @@ def read_card(path: str | Path) -> Card:
         raise FileNotFoundError(f"card not found: {path}") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: not valid TOML ({err})") from None
+    return _parse(raw, path, path)
+
+
+def _parse(raw: dict[str, Any], path: Path, where: str | Path, seen: tuple[Path, ...] = ()) -> Card:
+    """A card from its parsed TOML ``raw``; ``path`` is the file it came from (parts are found relative to it),
+    ``where`` what errors name, ``seen`` the card files above it (a part that includes itself is an error)."""
     head = raw.get("card", {})
     if "family" not in head:
-        raise ValueError(f'{path}: missing [card] family = "..."')
+        raise ValueError(f'{where}: missing [card] family = "..."')
     cls = family_class(head["family"])
     units = {f.name: f.metadata["unit"] for f in dataclasses.fields(cls) if "unit" in f.metadata}
     params, prov = {}, {}
     for name, entry in raw.get("parameters", {}).items():
-        where = f"{path}: parameter {name!r}"
+        here = f"{where}: parameter {name!r}"
         if name not in units:
-            raise ValueError(f"{where}: {head['family']} has no such parameter; known: {sorted(units)}")
+            raise ValueError(f"{here}: {head['family']} has no such parameter; known: {sorted(units)}")
         if not isinstance(entry, dict) or "value" not in entry or "unit" not in entry:
-            raise ValueError(f'{where}: write it as {{ value = ..., unit = "..." }}')
+            raise ValueError(f'{here}: write it as {{ value = ..., unit = "..." }}')
         status = entry.get("status", "published")
         if status not in STATUSES:
-            raise ValueError(f"{where}: status must be one of {STATUSES}; got {status!r}")
-        value = convert(entry["value"], entry["unit"], units[name], name=where)
+            raise ValueError(f"{here}: status must be one of {STATUSES}; got {status!r}")
+        value = convert(entry["value"], entry["unit"], units[name], name=here)
         if not np.all(np.isfinite(value)):
-            raise ValueError(f"{where}: value must be finite; got {entry['value']!r}")
+            raise ValueError(f"{here}: value must be finite; got {entry['value']!r}")
         params[name] = value
         prov[name] = {
             "unit": entry["unit"],
             "status": status,
             **{k: v for k, v in entry.items() if k not in ("value", "unit", "status")},
         }
+    fields = {f.name for f in dataclasses.fields(cls)}
+    parts = {}
+    for name, entry in raw.get("parts", {}).items():
+        here = f"{where}: part {name!r}"
+        if name not in fields or name in units:
+            raise ValueError(f"{here}: {head['family']} has no such part")
+        if isinstance(entry, str):
+            part_path = (path.parent / entry).resolve()
+            if part_path in seen or part_path == path.resolve():
+                raise ValueError(f"{here}: {entry!r} includes itself")
+            try:
+                part_raw = tomllib.loads(part_path.read_text())
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{here}: card not found: {part_path}") from None
+            except tomllib.TOMLDecodeError as err:
+                raise ValueError(f"{part_path}: not valid TOML ({err})") from None
+            parts[name] = _parse(part_raw, part_path, part_path, (*seen, path.resolve()))
+        elif isinstance(entry, dict):
+            parts[name] = _parse(entry, path, f"{where} [parts.{name}]", seen)
+        else:
+            raise ValueError(f'{here}: give the path of a card ("cell.toml") or an embedded card table')
     try:
         card = Card(
             head["family"],
@@ -113,16 +152,17 @@ def read_card(path: str | Path) -> Card:
             dict(raw.get("structure", {})),
             dict(raw.get("variability", {})),
             path,
+            parts,
         )
         card.device()  # validates values and relations (raises naming the parameter)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ValueError(f"{where}: {err}") from None
     card.variability_specs()  # validates the [variability] table (raises naming the card and the entry)
     return card
 
 
 def load_card(path: str | Path) -> AbstractDevice:
-    """The device described by the card at ``path`` (SI units inside)."""
+    """The device (or part model) described by the card at ``path`` (SI units inside)."""
     return read_card(path).device()
 
 
@@ -169,6 +209,13 @@ def card_dict(
     }
     if structure:
         out["structure"] = structure
+    parts = {f.name: getattr(device, f.name) for f in dataclasses.fields(device)}
+    parts = {name: part for name, part in parts.items() if isinstance(part, AbstractModel)}
+    if parts:  # a composite's parts are written embedded, each with its template's units and provenance
+        out["parts"] = {
+            name: card_dict(part, template=template.parts.get(name) if template else None)
+            for name, part in parts.items()
+        }
     if template and template.variability:
         out["variability"] = template.variability
     return out
