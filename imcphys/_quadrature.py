@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .stimulus import Pulse
+
 #: Longest time an interval may take [s] (beyond: never crossed within any pulse); keeps cumulative sums finite.
 _NEVER = 1e30
 #: Rates below this [coordinate units/s] count as zero: a point never crossed.
@@ -147,7 +149,8 @@ def pulse_in_state(
     (:func:`drive_levels`), ``rate_at(level)`` giving the rate function at a drive level. With ``key``, the
     accumulated noise displacement is added (and clipped to [lower, upper])."""
     ramps = not all(isinstance(v, (int, float)) and v == 0 for v in (rise, fall))
-    levels, durations = drive_levels(amplitude, width, rise, fall, pieces, ramps)
+    stim = Pulse(amplitude, width, rise=rise, fall=fall)  # checks the amplitude and the times
+    levels, durations = drive_levels(stim.amplitude, stim.width, stim.rise, stim.fall, pieces, ramps)
 
     def piece(carry, inp):
         x, energy, variance = carry

@@ -5,4 +5,4 @@ factory takes the parsed card and keyword options and returns a :class:`imcphys.
 this package registers them all; add a new module to the import list below.
 """
 
-from . import flash, igzo, pcm, reram, reram_verify  # noqa: F401
+from . import flash, igzo, pcm, reram, reram_sky130, reram_verify  # noqa: F401

@@ -33,6 +33,7 @@ from __future__ import annotations
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import check_less, is_concrete
@@ -95,12 +96,15 @@ class SkyWaterReRAM(AbstractDevice):
         check_less(
             f"{name}.filament_reference", self.filament_reference, f"{name}.oxide_thickness", self.oxide_thickness, "m"
         )
-        init, lo, hi = self.filament_initial, self.filament_min, self.filament_max
-        if is_concrete((init, lo, hi)) and not bool(jnp.all((lo <= init) & (init <= hi))):
-            raise ValueError(
-                f"{name}.filament_initial must be in [filament_min, filament_max]; got {float(jnp.ravel(init)[0]):g} "
-                f"m outside [{float(jnp.ravel(lo)[0]):g}, {float(jnp.ravel(hi)[0]):g}] m"
+        if is_concrete((self.filament_initial, self.filament_min, self.filament_max)):
+            init, lo, hi = (
+                np.asarray(x, dtype=float) for x in (self.filament_initial, self.filament_min, self.filament_max)
             )
+            if not np.all((lo <= init) & (init <= hi)):
+                raise ValueError(
+                    f"{name}.filament_initial must be in [filament_min, filament_max]; got {init.ravel()[0]:g} m "
+                    f"outside [{lo.ravel()[0]:g}, {hi.ravel()[0]:g}] m"
+                )
 
     # ----------------------------------------------------------------- physics
     def current(self, filament: Float[ArrayLike, "..."], voltage: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
