@@ -112,6 +112,7 @@ def test_equations_match_independent_numpy(dev):
     assert float(dev.read(dev.initial_state("set"))) == pytest.approx(np_current(4.9e-9, 0.1) / 0.1, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_thermal_ode_relaxes_to_t0_plus_p_tau_over_c(dev):
     # at T_f = T_f,max and 0.5 V the filament stays at its bound, so P = |V I| is constant and
     # T(t) = T_ss + (T_0 − T_ss) exp(−t/τ_th) exactly, with T_ss = T_0 + P τ_th / C_th
@@ -125,6 +126,7 @@ def test_thermal_ode_relaxes_to_t0_plus_p_tau_over_c(dev):
     np.testing.assert_allclose(sol.states.filament, 4.9e-9, rtol=1e-15)
 
 
+@pytest.mark.slow
 def test_adaptive_pulses_match_scipy(dev, pulses):
     adaptive, _ = pulses
     set_, reset = dev.initial_state("set"), dev.initial_state("reset")
@@ -137,6 +139,7 @@ def test_adaptive_pulses_match_scipy(dev, pulses):
     assert float(res.state.filament[0]) < 4.7e-9  # −1.2 V, 1 µs resets part of the filament
 
 
+@pytest.mark.slow
 def test_fixed_step_pulses_match_adaptive(dev, pulses):
     adaptive, fixed = pulses
     set_, reset = dev.initial_state("set"), dev.initial_state("reset")

@@ -96,8 +96,9 @@ class EKVTransistor(AbstractModel):
         """I_D [A] at gate and source voltages [V] (bulk-referred) and drain–source voltage ``v_ds`` [V], given
         separately so that a tiny V_DS on a large V_S keeps its digits (a 1T1R node solve needs this).
 
-        F(v_s) − F(v_d) = (ℓ_s − ℓ_d)(ℓ_s + ℓ_d) with ℓ = ln(1 + e^{v/2}), and ℓ_s − ℓ_d =
-        ln(1 + σ(v_d/2)·expm1(V_DS/2U_T)): no cancellation when V_D ≈ V_S.
+        F(v_s) − F(v_d) = (ℓ_s − ℓ_d)(ℓ_s + ℓ_d) with ℓ = ln(1 + e^{v/2}), and, for δ = V_DS/2U_T >= 0,
+        ℓ_s − ℓ_d = ln(1 + σ(v_d/2)·expm1(δ)) (mirrored for δ < 0): no cancellation when V_D ≈ V_S, and none
+        when one terminal is far in reverse (the log1p argument stays positive).
         """
         v_g, v_s, v_ds = jnp.asarray(v_g), jnp.asarray(v_s), jnp.asarray(v_ds)
         ut = self.thermal_voltage()
@@ -106,8 +107,11 @@ class EKVTransistor(AbstractModel):
         half_d = half_s - delta
         ls, ld = _softplus(half_s), _softplus(half_d)
         close = jnp.abs(delta) < _CLOSE
-        diff_close = jnp.log1p(jax.nn.sigmoid(half_d) * jnp.expm1(jnp.where(close, delta, 0.0)))
-        diff = jnp.where(close, diff_close, ls - ld)
+        forward = delta >= 0
+        size = jnp.where(close, jnp.where(forward, delta, -delta), 0.0)  # |δ|, with a slope of ±1 at 0
+        lower = jnp.where(forward, half_d, half_s)
+        diff_close = jnp.log1p(jax.nn.sigmoid(lower) * jnp.expm1(size))
+        diff = jnp.where(close, jnp.where(forward, diff_close, -diff_close), ls - ld)
         return self.specific_current(v_g) * diff * (ls + ld)
 
     def saturation_current(
