@@ -24,7 +24,7 @@ import imcphys
 from imcphys.models import EKVTransistor, OneTransistorOneResistor, PCMCell, SkyWaterReRAM, SkyWaterState, StanfordReRAM
 from imcphys.models.one_t_one_r import LineDrive, line_drive
 from imcphys.population import sample
-from imcphys.program import Smoothing, WordLineSchedule, WriteCost, program, value_and_grad
+from imcphys.program import Smoothing, WordLineSchedule, WriteCost, optimize_scheme, program, value_and_grad
 
 KB, Q = 1.380649e-23, 1.602176634e-19
 CARD = REPO / "devices" / "reram_sky130_1t1r.toml"
@@ -307,6 +307,18 @@ def test_program_and_verify_by_word_line_and_its_gradient(sky):
         return value_and_grad(eqx.tree_at(lambda s: s.word_line, short, wl), pop, free=["word_line"], **kw)[0]
 
     assert float(grads["word_line"][0]) == pytest.approx(central_difference(at, 0.95, rel=1e-5), rel=1e-3)
+    # and optimize_scheme fits the word-line schedule (two Adam steps), re-run exactly on a fresh population
+    fresh = sky.populate(sample(sky.cell, card.parts["cell"].variability_specs(), 16, key=jax.random.key(2)))
+    opt = optimize_scheme(
+        short,
+        pop,
+        free=["word_line"],
+        steps=2,
+        validation=fresh,
+        **{**{k: v for k, v in kw.items() if k != "verify"}, "key": jax.random.key(3)},
+    )
+    assert opt.settings_count == 8 and np.isfinite(opt.objective)
+    assert not np.allclose(np.asarray(opt.scheme.word_line), np.asarray(short.word_line))
 
 
 @pytest.mark.slow
