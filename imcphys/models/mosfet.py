@@ -52,13 +52,16 @@ class EKVTransistor(AbstractModel):
     e-test saturation current, the body-effect parameters and the size of the access device are assumed.
     """
 
-    width: Float[Array, "..."] = param(6.0e-6, "m", lower=0.0, lower_open=True)  #: W, channel width
-    length: Float[Array, "..."] = param(0.5e-6, "m", lower=0.0, lower_open=True)  #: L, channel length
-    threshold_voltage: Float[Array, "..."] = param(0.822, "V")  #: V_T0, threshold at zero source-bulk bias
-    #: K_P = μ C_ox, transconductance parameter
+    #: W, channel width (assumed: see devices/nmos_sky130_5v.toml)
+    width: Float[Array, "..."] = param(6.0e-6, "m", lower=0.0, lower_open=True)
+    #: L, channel length (the 0.50 µm e-test structures of the SKY130 5 V NMOS)
+    length: Float[Array, "..."] = param(0.5e-6, "m", lower=0.0, lower_open=True)
+    #: V_T0, threshold at zero source-bulk bias (SKY130 e-test VTXNS50H, W/L = 7/0.50, TT: 0.822 V)
+    threshold_voltage: Float[Array, "..."] = param(0.822, "V")
+    #: K_P = μ C_ox (fitted: 12.1 mA e-test IDSNS50H at W/L = 7/0.50, V_GS = V_DS = 5 V)
     transconductance: Float[Array, "..."] = param(1.2525e-4, "A/V^2", lower=0.0, lower_open=True)
-    body_factor: Float[Array, "..."] = param(0.6, "V^0.5", lower=0.0)  #: γ_b, body-effect coefficient
-    surface_potential: Float[Array, "..."] = param(0.8, "V", lower=0.0, lower_open=True)  #: Ψ_0 = 2Φ_F
+    body_factor: Float[Array, "..."] = param(0.6, "V^0.5", lower=0.0)  #: γ_b, body-effect coefficient (assumed)
+    surface_potential: Float[Array, "..."] = param(0.8, "V", lower=0.0, lower_open=True)  #: Ψ_0 = 2Φ_F (assumed)
     temperature: Float[Array, "..."] = param(300.0, "K", lower=0.0, lower_open=True)  #: T of U_T = kT/q
 
     def thermal_voltage(self) -> Float[Array, "..."]:

@@ -133,8 +133,10 @@ class OneTransistorOneResistor(AbstractDevice):
 
     cell: AbstractDevice  #: the resistive element
     transistor: EKVTransistor  #: the access transistor
-    set_word_line: Float[Array, "..."] = param(1.7, "V", lower=0.0)  #: V_WL of a SET pulse when none is given
-    reset_word_line: Float[Array, "..."] = param(3.0, "V", lower=0.0)  #: V_WL of a RESET pulse when none is given
+    #: V_WL of a SET pulse when none is given (SkyWater PDK ReRAM docs, 1T1R #5 SET: WL 1.7 V)
+    set_word_line: Float[Array, "..."] = param(1.7, "V", lower=0.0)
+    #: V_WL of a RESET pulse when none is given (SkyWater PDK ReRAM docs, high-yield RESET: WL 3 V)
+    reset_word_line: Float[Array, "..."] = param(3.0, "V", lower=0.0)
     read_voltage: Float[Array, "..."] = param(0.1, "V", lower=0.0, lower_open=True)  #: V_read of ``read``
     max_line_voltage: float = eqx.field(static=True, default=3.3)  #: largest |pulse amplitude| allowed [V]
     bisection_steps: int = eqx.field(static=True, default=10)  #: bisections before Newton in the node solve
