@@ -35,8 +35,6 @@ from .stimulus import Pulse
 
 #: Longest time an interval may take [s] (beyond: never crossed within any pulse); keeps cumulative sums finite.
 _NEVER = 1e30
-#: Rates below this [coordinate units/s] count as zero: a point never crossed.
-_STILL = 1e-290
 
 
 def _log_phi1(z: Array) -> Array:
@@ -78,9 +76,9 @@ def traverse(
     grid = x0 + (end - x0) * (jnp.arange(nodes + 1) / nodes)
     r, p, s2 = jax.vmap(rate)(grid)
     step = jnp.abs(end - x0) / nodes
-    # ln(1/|ẋ|) at the nodes; a node moving the other way (or not at all) is never crossed
-    ln_q = -jnp.log(jnp.maximum(jnp.where(forward, r, -r), _STILL))
-    ln_dt = jnp.log(jnp.maximum(step, 1e-300)) + ln_q[:-1] + _log_phi1(ln_q[1:] - ln_q[:-1])
+    tiny = jnp.finfo(r.dtype).tiny  # a rate below it (or of the other sign) is a point never crossed
+    ln_q = -jnp.log(jnp.maximum(jnp.where(forward, r, -r), tiny))
+    ln_dt = jnp.log(jnp.maximum(step, tiny)) + ln_q[:-1] + _log_phi1(ln_q[1:] - ln_q[:-1])
     dt = jnp.where(step > 0, jnp.exp(jnp.minimum(ln_dt, jnp.log(_NEVER))), 0.0)
     t = jnp.concatenate([jnp.zeros(1), jnp.cumsum(dt)])
     duration = jnp.asarray(duration, dtype=float)
@@ -89,7 +87,8 @@ def traverse(
     left = jnp.maximum(duration - t[k], 0.0)  # time spent in interval k
     q_k = jnp.exp(jnp.minimum(ln_q[k], jnp.log(_NEVER)))
     slope = (ln_q[k + 1] - ln_q[k]) / jnp.where(step > 0, step, 1.0)  # d ln(1/|ẋ|)/dx on interval k
-    moved = (left / q_k) * _log1p_over(jnp.maximum(slope * left / q_k, -1.0 + 1e-15))
+    eps = jnp.finfo(r.dtype).eps
+    moved = (left / q_k) * _log1p_over(jnp.maximum(slope * left / q_k, -1.0 + eps))
     x_stop = grid[k] + jnp.where(forward, 1.0, -1.0) * jnp.minimum(moved, step)
     x = jnp.where(reached, end, x_stop)
     # energy and noise: whole intervals before k, the part of k, and the dwell at the bound
