@@ -161,6 +161,20 @@ def test_gradients_wrt_word_line_and_amplitude(sky):
     assert float(d_wl) > 0  # the word line is the multi-level knob: a higher gate sets deeper
 
 
+@pytest.mark.slow
+def test_gradients_through_the_adaptive_pulse(sky):
+    # the reference interface's default path: diffrax (Tsit5) with a node solve in every stage
+    s0 = sky.initial_state("reset")
+    value_and_grads = jax.jit(
+        jax.value_and_grad(lambda w, a: sky.read(sky.pulse(s0, a, 1e-6, word_line=w).state), argnums=(0, 1))
+    )
+    _, (d_wl, d_amp) = value_and_grads(1.2, 2.4)
+    f = lambda w, a: value_and_grads(w, a)[0]  # noqa: E731
+    assert float(d_wl) == pytest.approx(central_difference(lambda w: f(w, 2.4), 1.2, rel=1e-5), rel=1e-5)
+    # the adaptive step choices make the finite difference in the amplitude noisier
+    assert float(d_amp) == pytest.approx(central_difference(lambda a: f(1.2, a), 2.4, rel=1e-5), rel=2e-3)
+
+
 # ------------------------------------------------------------------------------- programming through the gate
 def test_pdk_set_point_and_high_yield_reset(sky, g_mid, fixed_pulse):
     # SET: WL 1.7 V, BL 2.4 V, SL 0, 1 µs on a fresh-reset cell (1T1R #5); RESET: WL 3 V, SL 3 V, BL 0, 1 µs
