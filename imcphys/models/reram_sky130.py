@@ -24,10 +24,9 @@ and a time step bounded to 1 ns. Here the adaptive reference is an explicit solv
 pulse integrates in the filament thickness instead of in time, the temperature at its steady state
 (:mod:`imcphys._quadrature`): a SET runs away in picoseconds, which no fixed time step follows. (The fixed-step
 path of :func:`imcphys.simulate`, Heun in time, is unstable on the thermal equation for steps above 2τ_th: simulate
-this family adaptively.) The Verilog-A
-clips T_f after each time step; here :meth:`SkyWaterReRAM.project` clips it (see :mod:`imcphys._integrate` for how
-the solvers use it).
-``read`` returns the conductance I(V_read)/V_read [S] at V_read = 0.1 V.
+this family adaptively.) The Verilog-A clips T_f after each time step; here :meth:`SkyWaterReRAM.project` clips it
+(see :mod:`imcphys._integrate` for how the solvers use it). ``read`` returns the conductance I(V_read)/V_read [S] at
+V_read = 0.1 V.
 """
 
 from __future__ import annotations
