@@ -40,6 +40,7 @@ EXPECTED = [
     "montecarlo",
     "ferroelectric_pulses",
     "mram",
+    "reram_sky130",
 ]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 COLUMNS = ["Workload", "imcphys", "Baseline (same run)", "Ratio", "Fraction of fused-kernel ceiling", "Notes"]

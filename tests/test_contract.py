@@ -109,7 +109,8 @@ def test_every_parameter_is_range_checked_by_name(probe):
             with pytest.raises(ValueError, match=rf"{cls}\.{name} must be finite and in [\[(]"):
                 imcphys.replace(dev, **{name: jnp.full_like(value, bad)})
             with pytest.raises(ValueError, match=rf"{cls}\.{name}"):  # the constructor: the same check
-                type(dev)(**{**{k: v for k, v in parameters(dev).items()}, **probe.card.structure, name: bad})
+                parts = {k: part.device() for k, part in probe.card.parts.items()}
+                type(dev)(**{**parameters(dev), **probe.card.structure, **parts, name: bad})
 
 
 # ------------------------------------------------------------------------------------------ the reference op

@@ -18,6 +18,7 @@ from . import (
     mram_wer,
     optimize_write_verify,
     pcm_drift,
+    reram_sky130,
     reram_stanford,
 )
 from ._section import (
@@ -44,5 +45,6 @@ EXPERIMENTS = {
         crossbar_irdrop,
         fefet_levels,
         mram_wer,
+        reram_sky130,
     )
 }

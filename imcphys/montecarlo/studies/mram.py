@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from ..._checks import check_range
 from ...cards import Card
 from ...models import STTMRAM
 from ...models.mram import STEPS_PER_TD, first_switching_time
 from ...population import pulse_keys
-from ..._checks import check_range
 from .._study import Output, Study
 
 
