@@ -105,7 +105,8 @@ def test_units_the_card_stores_b_in_mv_per_cm_and_the_model_takes_e_over_the_fil
 
 
 def test_deng_single_domain_switching_time_at_ea_equal_v(fet):
-    # PHYSICS.md reference value: E_a = 2.3 V at 2.3 V across the film, τ = 19 ns·e = 51.65 ns
+    # Deng et al., VLSI 2020 defaults: a domain with E_a = 2.3 V at 2.3 V across the film has τ = τ0·e^1 = 19 ns·e
+    # = 51.65 ns (Merz, α = 3)
     e = 2.3 / fet.film_thickness
     tau = float(fet.switching_time(e, e))
     assert tau == pytest.approx(19e-9 * math.e, rel=1e-12)

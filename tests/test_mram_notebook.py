@@ -1,4 +1,4 @@
-"""The STT-MRAM notebook (USER_STORIES story 4) executes at its quick sizes and prints what it claims: hand-checked
+"""The STT-MRAM notebook (the student's view) executes at its quick sizes and prints what it claims: hand-checked
 Δ, I_c0 and t_D, the closed-form resistance, the exact deterministic switching time, SDE means within standard
 errors of the exact Fokker–Planck means, and gradients against finite differences."""
 

@@ -243,7 +243,7 @@ def test_fixed_step_matches_adaptive_and_limits_peak_current_and_temperature(sky
 
 @pytest.mark.slow
 def test_stanford_dc_sweep_stays_below_saturation_current():
-    # the official ±2 V triangle (4 ms ramps) on a bare Stanford cell reaches 0.67 A and 3111 K (issue 18); behind
+    # the official ±2 V triangle (4 ms ramps) on a bare Stanford cell reaches 0.67 A and 3111 K; behind
     # the SKY130 access transistor at WL 1.7 V its current stays at or below the transistor's saturation current
     st = StanfordReRAM()
     ts = jnp.linspace(0.0, 16e-3, 801)

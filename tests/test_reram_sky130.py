@@ -3,7 +3,7 @@ ODE's exact solution, pulses against scipy and fixed-step against adaptive, grad
 
 Equations and calibrated defaults: the SkyWater PDK model sky130_fd_pr_reram__reram_cell (repository
 google/skywater-pdk-libs-sky130_fd_pr_reram, cells/reram_cell/sky130_fd_pr_reram__reram_cell.va, commit 31cefa6),
-as written in ../shared/PHYSICS.md, section "SkyWater SKY130 ReRAM"; re-implemented independently in numpy below.
+re-implemented independently in numpy below.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _stack(states):
 
 
 def test_pdk_reference_values(dev):
-    # ../shared/PHYSICS.md "Reference values (numpy, CODATA k and q)", at the precision printed there
+    # the PDK model's equations at its calibrated defaults, evaluated with numpy and CODATA k and q (four digits)
     assert float(dev.read(dev.initial_state("reset"))) == pytest.approx(2.984e-7, rel=2e-4)
     assert float(dev.read(dev.initial_state("set"))) == pytest.approx(1.002e-4, rel=5e-4)
     assert float(dev.filament_rate(4.0e-9, 1.0, 600.0)) == pytest.approx(9.39646e-5, rel=1e-5)
