@@ -31,7 +31,8 @@ reported as unconverged, never hidden.
 with optax on the smooth (or straight-through) objective over a population, the temperatures annealed
 geometrically toward exact; the result is always re-run in exact mode on a fresh population. Verify stops,
 polarity choices and clipping are step functions, so gradients help most for rich schedules (:class:`Schedule`)
-and for refining the best point of a grid search; :func:`random_search` and :func:`grid_search` are here for that comparison.
+and for refining the best point of a grid search; :func:`random_search` and :func:`grid_search` are here for that
+comparison.
 
 Memory: the loop is a ``lax.scan`` whose body is checkpointed (and so is every fixed step of a pulse, in
 :mod:`imcphys.simulate`), so a gradient keeps one carry (state, weight, counters) per iteration plus one per step of

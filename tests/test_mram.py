@@ -37,7 +37,8 @@ from imcphys.program import FixedAmplitude, program
 
 MU0, GAMMA, KB, Q = 1.25663706212e-6, 1.76085963023e11, 1.380649e-23, 1.602176634e-19  # CODATA 2018
 HBAR = 6.62607015e-34 / (2 * math.pi)
-# Arm Verilog-A defaults: K_i, M_s, t_FL, d, alpha, N_x, N_z, P, R_P; TMR = 2P^2/(1 - P^2); V_h 0.5 V (Zhang et al. 2012, assumed)
+# Arm Verilog-A defaults: K_i, M_s, t_FL, d, alpha, N_x, N_z, P, R_P; TMR = 2P^2/(1 - P^2); V_h 0.5 V (Zhang et al.
+# 2012, assumed)
 ARM = dict(ki=1e-3, ms=1.2e6, t=1.0e-9, d=50e-9, alpha=0.01, nx=0.029, nz=0.941, p=0.75, rp=6e3, vh=0.5, temp=300.0)
 TMR0 = 2 * 0.75**2 / (1 - 0.75**2)  # 2.5714...
 N = 1000  # junctions per SDE run: one compiled shape for every SDE test

@@ -175,8 +175,8 @@ def test_flash_study_ispp_tightens_the_spread(flash_runs):
 
 
 def test_write_verify_study_counts_every_cell(tmp_path):
-    """The program-and-verify study of the 1e7-cell benchmark (the performance bar of the Monte Carlo runner), small: every cell in
-    the pulse histogram once, unconverged cells only among those that used the whole budget."""
+    """The program-and-verify study of the 1e7-cell Monte Carlo benchmark, small: every cell in the pulse histogram
+    once, unconverged cells only among those that used the whole budget."""
     run = montecarlo(
         "reram_write_verify",
         card=RERAM_CARD,
