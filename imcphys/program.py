@@ -1233,7 +1233,8 @@ def optimize_scheme(
         check(steps)
         start_kept = best[1] is start_params
         params = best[1]
-    chosen = _build(scheme, params)
+    # the start itself, not exp(log(settings)), which differs in the last bits
+    chosen = scheme if start_kept else _build(scheme, params)
     report = program(
         validation, chosen, targets=targets, key=k_valid, verify="exact", initial=initial, fixed_steps=fixed_steps
     )
@@ -1247,7 +1248,7 @@ def optimize_scheme(
         fixed_steps=fixed_steps,
     )[0]
     final = float(objective(report))
-    improved = final < start
+    improved = final < start and not start_kept
     if not improved:
         why = (
             "no checked step beat the start on the selection population, so the start is returned"

@@ -9,12 +9,14 @@ is reused across tests: compilation dominates the time of this file.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import central_difference
 
@@ -25,6 +27,7 @@ from imcphys.program import (
     Bidirectional,
     FixedAmplitude,
     IncrementalAmplitude,
+    NotImprovedWarning,
     ProgramReport,
     Schedule,
     Smoothing,
@@ -244,6 +247,44 @@ def test_rich_schedule_gradient_beats_random_search(pops, levels):
     objective_gradient, objective_random = fresh_objectives([res.scheme, rnd.scheme], fresh, levels)
     assert objective_gradient < 0.5 * objective_random, (objective_gradient, objective_random)
     assert res.objective < 0.5 * res.objective_start
+    assert res.improved and not res.start_kept
+
+
+def test_optimize_scheme_reports_each_step_and_warns_when_it_returns_the_start(
+    pops, held_out, levels, schedule, caplog
+):
+    """Steps that all climb the objective (signed gradient ascent, 30 % per step in every setting): no checked
+    iterate beats the start on the selection population, so the start comes back, with a warning and
+    ``improved`` False; every step and every check is logged."""
+    train, fresh = pops
+    ascent = optax.chain(optax.scale_by_sign(), optax.scale(0.3))
+    with (
+        caplog.at_level(logging.INFO, logger="imcphys.program"),
+        pytest.warns(NotImprovedWarning, match="the start is returned"),
+    ):
+        res = optimize_scheme(
+            schedule,
+            train,
+            targets=levels,
+            objective=COST,
+            steps=2,
+            key=jax.random.key(8),
+            validation=fresh,
+            smoothing=SMOOTH,
+            check_every=1,
+            selection=held_out,
+            optimizer=ascent,
+            initial="set",
+            progress=False,
+        )
+    assert res.start_kept and not res.improved
+    assert res.objective == res.objective_start
+    for name, value in settings(schedule).items():
+        np.testing.assert_array_equal(getattr(res.scheme, name), value)
+    assert np.all(res.checks[1:, 1] > res.checks[0, 1]), res.checks
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("smooth objective" in m for m in messages) == 2
+    assert sum("exact objective" in m for m in messages) == 3
 
 
 def test_gradient_refinement_improves_the_grid_optimum(pops, held_out, levels):
