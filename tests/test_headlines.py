@@ -77,6 +77,7 @@ def _optimize(broken):
             "pulse_budget": 20,
             "reports_fresh": {
                 "gradient": {**report, "ber": 0.011 if broken == 0 else 0.009},
+                "hand_tuned_refined": {**report, "ber": 0.010 if broken == 1 else 0.0095},
                 "hand_tuned": {**report, "ber": 0.010},
             },
         }

@@ -109,8 +109,12 @@ class Family:
     schedule_bounds: Mapping[str, tuple[float, float]]  #: random-search box (log-uniform)
     classic: Callable[[int], AbstractScheme]  #: 3-setting scheme of K iterations
     grid: Callable[[int], dict[str, Sequence[float]]]  #: grid of the classic scheme's free settings (points/axis)
-    #: a hand-tuned scheme of K iterations the gradient-optimised schedule must beat (None: none)
-    hand_tuned: Callable[[int], AbstractScheme] | None = None
+    #: a hand-tuned schedule of K iterations, refined by gradient with ``ber_objective`` (None: none)
+    hand_tuned: Callable[[int], Schedule] | None = None
+    #: objective of that refinement: counts the cells read as another level, caps the squared error (see
+    #: :class:`imcphys.program.WriteCost`), so that it ranks schemes as the bit-error rate does
+    ber_objective: WriteCost | None = None
+    hand_tuned_learning_rate: float = 0.001
     drive_unit: str = "V"  #: unit of the pulse amplitude (the device's drive)
     schedule_free: tuple[str, ...] | None = None  #: settings of the rich schedule optimised (None: all)
     fixed_steps: int = 16  #: steps per pulse on the fast path
@@ -170,6 +174,10 @@ def reram(quick: bool) -> Family:
             iterations=k, start=1.0, step=0.04, width=20e-9, tolerance=0.2, polarity="reset"
         ),
         hand_tuned=hand_tuned_ramp,
+        # half the ln-current spacing of the 8 levels (0.629/2) is the read margin
+        ber_objective=WriteCost(
+            pulse_weight=0.003, energy_weight=1e7, miss_weight=1.0, miss_margin=0.314, miss_width=0.05, error_cap=0.314
+        ),
         grid=lambda m: {
             "start": np.linspace(0.9, 1.2, m),
             "step": np.geomspace(0.01, 0.08, m),
@@ -299,7 +307,30 @@ def run_family(name: str, fam: Family, sz: Sizes, out: Path, key: PRNGKeyArray) 
     )
     o_start, o_grad, o_rand = judge([start, grad.scheme, rand.scheme])
     o_grid, o_refined = judge([grid.scheme, refined.scheme])
-    hand = [] if fam.hand_tuned is None else [("hand_tuned", fam.hand_tuned(sz.iterations))]
+    hand, hand_numbers = [], {}
+    if fam.hand_tuned is not None:
+        # --- refinement of a hand-tuned schedule, small steps, on an objective that ranks as the BER does
+        ramp = fam.hand_tuned(sz.iterations)
+        ramp_refined = optimize_scheme(
+            ramp,
+            train,
+            steps=sz.refine_steps,
+            key=jax.random.fold_in(k_refine, 2),
+            validation=fresh,
+            smoothing=fam.smoothing,
+            anneal=fam.anneal,
+            learning_rate=fam.hand_tuned_learning_rate,
+            check_every=sz.refine_check_every,
+            selection=held_out,
+            **{**common, "objective": fam.ber_objective},
+        )
+        hand = [("hand_tuned", ramp), ("hand_tuned_refined", ramp_refined.scheme)]
+        hand_numbers = {
+            "improved": ramp_refined.improved,
+            "start_kept": ramp_refined.start_kept,
+            "checks_exact_selection": ramp_refined.checks,
+            "learning_rate": fam.hand_tuned_learning_rate,
+        }
     reports = {
         label: program(
             fresh, s, key=k_judge, verify="exact", targets=fam.levels, initial=fam.initial, fixed_steps=fam.fixed_steps
@@ -338,6 +369,7 @@ def run_family(name: str, fam: Family, sz: Sizes, out: Path, key: PRNGKeyArray) 
             "selection_cells": sz.selection_cells,
         },
         "reports_fresh": {k: _summary(r, fam.objective) for k, r in reports.items()},
+        "hand_tuned_refinement": hand_numbers,
         "cells": {"train": sz.train_cells, "fresh": sz.fresh_cells},
         "pulse_budget": sz.iterations,
         "objective": {
@@ -486,25 +518,35 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
 
 
 def headlines(numbers: dict[str, Any]) -> list[Headline]:
-    """ReRAM: the gradient-optimised schedule programs 8 levels (3 bits per cell) with fewer bit errors than the
-    hand-tuned ramp at the same pulse budget, on a fresh population in exact mode."""
+    """ReRAM, 8 levels (3 bits per cell) at the same pulse budget, on a fresh population in exact mode: the
+    schedule optimised by gradient from a neutral start, and the hand-tuned ramp refined by gradient, each against
+    the hand-tuned ramp, by their bit-error rates."""
     n = numbers.get("reram")
     if n is None or "hand_tuned" not in n["reports_fresh"]:
         return []
-    grad, ramp = n["reports_fresh"]["gradient"], n["reports_fresh"]["hand_tuned"]
+    reports = n["reports_fresh"]
+    ramp = reports["hand_tuned"]
     # a ramp without bit errors is compared with one bit error in the population (the ratio stays finite)
     floor = 1.0 / (3 * ramp["cells"])
+
+    def describe(r):
+        return (
+            f"BER {r['ber']:.4f}, {r['unconverged_cells']} unconverged, {r['mean_pulses']:.1f} pulses, "
+            f"rms error {r['rms_error']:.3f} in ln(I/I_target)"
+        )
+
     return [
         Headline(
-            f"ReRAM (Stanford model), 8 levels by program-and-verify within {n['pulse_budget']} pulses: the "
-            "gradient-optimised schedule has fewer bit errors than the hand-tuned ramp",
-            grad["ber"] / max(ramp["ber"], floor),
+            f"ReRAM (Stanford model), 8 levels within {n['pulse_budget']} pulses: {label} has fewer bit errors "
+            "than the hand-tuned ramp",
+            reports[name]["ber"] / max(ramp["ber"], floor),
             "<",
             1.0,
             "1",
-            f"BER ratio on {grad['cells']} fresh cells: gradient {grad['ber']:.4f} ({grad['unconverged_cells']} "
-            f"unconverged, {grad['mean_pulses']:.1f} pulses, rms error {grad['rms_error']:.3f} in ln(I/I_target)) "
-            f"vs ramp {ramp['ber']:.4f} ({ramp['unconverged_cells']} unconverged, {ramp['mean_pulses']:.1f} "
-            f"pulses, rms error {ramp['rms_error']:.3f} in ln(I/I_target))",
+            f"BER ratio on {ramp['cells']} fresh cells: {describe(reports[name])}; ramp: {describe(ramp)}",
+        )
+        for name, label in (
+            ("gradient", "the schedule optimised by gradient from a neutral start"),
+            ("hand_tuned_refined", "the ramp refined by gradient"),
         )
     ]
