@@ -206,12 +206,14 @@ class Cell2T0C(AbstractDevice):
             options=("transistor",),
             description="V_GS [V], V_DS [V], I_D [A]: TFT transfer/output curves of the write (or read) "
             "transistor, log10|I_D|",
+            units={"V_GS": "V", "V_DS": "V", "I_D": "A"},
         ),
         "retention": MeasurementKind(
             (("t", "T", "I_read"),),
             _retention_kind,
             options=("v_sn0",),
             description="t [s], T [K], I_read [A]: read current during a hold at one temperature, log10|I|",
+            units={"t": "s", "T": "K", "I_read": "A"},
         ),
     }
 

@@ -120,6 +120,7 @@ _DRIFT = MeasurementKind(
     (("t", "G"),),
     _drift_kind,
     description="t [s], G [S]: conductance vs time since programming at constant temperature, log10 G",
+    units={"t": "s", "G": "S"},
 )
 
 
@@ -342,6 +343,7 @@ class PCMCell(AbstractDevice):
             (("t", "T", "G"),),
             _bake_kind,
             description="t [s], T [K], G [S]: conductance during a bake at the measured temperature, log10 G",
+            units={"t": "s", "T": "K", "G": "S"},
         ),
     }
 

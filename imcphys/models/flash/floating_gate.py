@@ -151,6 +151,7 @@ class FloatingGateCell(AbstractDevice):
             options=("source", "fixed_steps"),
             description="amplitude [V], width [s], Vth [V]: V_th after each control-gate pulse, in V "
             "(source=pump: through the cell's pump; source=ideal: a pulse generator)",
+            units={"amplitude": "V", "width": "s", "Vth": "V"},
         ),
     }
 

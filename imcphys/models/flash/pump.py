@@ -94,7 +94,10 @@ class DicksonPump(AbstractDevice):
     #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
     measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {
         "pump": MeasurementKind(
-            (("f_clk", "V_out"),), _pump_kind, description="f_clk [Hz], V_out [V]: cycle-mean output in steady state"
+            (("f_clk", "V_out"),),
+            _pump_kind,
+            description="f_clk [Hz], V_out [V]: cycle-mean output in steady state",
+            units={"f_clk": "Hz", "V_out": "V"},
         ),
     }
 
