@@ -171,7 +171,8 @@ class FloatingGateCell(AbstractDevice):
     specific_current: Float[Array, "..."] = param(0.5e-6, "A", lower=0.0, lower_open=True)
     #: V_th is read where I_D = read_current
     read_current: Float[Array, "..."] = param(0.1e-6, "A", lower=0.0, lower_open=True)
-    temperature: Float[Array, "..."] = param(300.0, "K", lower=0.0, lower_open=True)  #: of the read
+    #: of the read; below the melting point of silicon, 1687 K (1414 °C, CRC Handbook of Chemistry and Physics)
+    temperature: Float[Array, "..."] = param(300.0, "K", lower=0.0, lower_open=True, upper=1687.0)
     erased_threshold_shift: Float[Array, "..."] = param(-3.0, "V")  #: ΔV_th of ``initial_state("erased")``
     #: R_wl, pump output to the control gates
     wordline_resistance: Float[Array, "..."] = param(10e3, "ohm", lower=0.0, lower_open=True)
