@@ -134,6 +134,8 @@ def read_card(card: str | Path) -> Card:
             "status": status,
             **{k: v for k, v in entry.items() if k not in ("value", "unit", "status")},
         }
+    if "defaults" in head and head["defaults"] != "model":
+        raise ValueError(f'{path}: [card] defaults must be "model" (or left out); got {head["defaults"]!r}')
     missing = [name for name in units if name not in params]
     if missing and head.get("defaults") != "model":
         raise ValueError(
@@ -141,8 +143,6 @@ def read_card(card: str | Path) -> Card:
             '{ value = ..., unit = "...", status = "...", source = "..." }, or write defaults = "model" in [card] '
             "to take the family's defaults (recorded in the provenance)"
         )
-    if "defaults" in head and head["defaults"] != "model":
-        raise ValueError(f'{path}: [card] defaults must be "model" (or left out); got {head["defaults"]!r}')
     for name in missing:
         prov[name] = {"unit": units[name], "status": "default", "source": f"imcphys {head['family']} default"}
     try:

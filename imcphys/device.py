@@ -184,29 +184,27 @@ def check_amplitude(device: AbstractDevice, amplitude: ArrayLike) -> Array:
     ``ValueError`` naming the amplitude, the range and its unit (concrete values), or the runtime error of
     ``eqx.error_if`` (under jit/vmap). Never clipped: a pulse beyond a device's limit is not that device's
     physics (the Stanford cell at 8 V reports joules for 100 ns and does not switch)."""
-    (s_lo, s_hi), (r_lo, r_hi) = device.amplitude_range()
-    lo = jnp.minimum(jnp.minimum(s_lo, r_lo), 0.0)
-    hi = jnp.maximum(jnp.maximum(s_hi, r_hi), 0.0)
+    ranges = device.amplitude_range()
+    (s_lo, s_hi), (r_lo, r_hi) = ranges
     x = jnp.asarray(amplitude, dtype=float)
     unit = type(device).amplitude_unit
     where = f"{type(device).__name__}.pulse: amplitude"
-    if is_concrete((lo, hi)):
-        (s_lo, s_hi), (r_lo, r_hi), lo_, hi_ = (
-            (float(np.min(s_lo)), float(np.max(s_hi))),
-            (float(np.min(r_lo)), float(np.max(r_hi))),
-            float(np.min(lo)),
-            float(np.max(hi)),
-        )
-        allowed = f"[{lo_:g}, {hi_:g}] {unit} (amplitude_range(): SET/program {s_lo:g} to {s_hi:g} {unit}"
+    if is_concrete(ranges):  # numbers (as a family's static limits are): the message can show them
+        s_lo, r_lo = float(np.min(s_lo)), float(np.min(r_lo))
+        s_hi, r_hi = float(np.max(s_hi)), float(np.max(r_hi))
+        lo, hi = min(s_lo, r_lo, 0.0), max(s_hi, r_hi, 0.0)
+        allowed = f"[{lo:g}, {hi:g}] {unit} (amplitude_range(): SET/program {s_lo:g} to {s_hi:g} {unit}"
         allowed += f", RESET/erase {r_lo:g} to {r_hi:g} {unit})" if r_lo != r_hi else ", no RESET polarity)"
         if is_concrete(x):
             arr = np.asarray(x)
-            bad = ~np.isfinite(arr) | (arr < lo_) | (arr > hi_)
+            bad = ~np.isfinite(arr) | (arr < lo) | (arr > hi)
             if np.any(bad):
-                shown = arr[bad].ravel()[0] if arr.ndim else arr.item()
+                shown = float(arr[bad].ravel()[0])
                 raise ValueError(f"{where} {shown:g} {unit} is outside {allowed}; it is refused, not clipped")
             return x
     else:
+        lo = jnp.minimum(jnp.minimum(s_lo, r_lo), 0.0)
+        hi = jnp.maximum(jnp.maximum(s_hi, r_hi), 0.0)
         allowed = f"amplitude_range() [{unit}]"
     bad = ~jnp.isfinite(x) | (x < lo) | (x > hi)
     return runtime_check(x, bad, f"{where} outside {allowed}; refused, not clipped")
