@@ -18,20 +18,32 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-#: Exceptions that mean bad input (exit 2), not a bug. The runtime error of ``eqx.error_if`` (a check under jit) is
-#: recognised by name, so that this module does not import JAX before the command needs it.
+#: Exceptions that mean bad input (exit 2), not a bug. So does the runtime error of a check under jit
+#: (``eqx.error_if``), recognised by name so that this module does not import JAX before a command needs it.
 INPUT_ERRORS = (ValueError, OSError, KeyError, NotImplementedError)
 #: Typer's usage errors derive from this class (click's, or typer's own copy of click in recent versions): found
 #: through the public ``typer.BadParameter`` so that both work.
 _CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
+#: What precedes the message of a check under jit (``eqx.error_if``) in the text of the error raised, whether
+#: equinox raises it itself (``eqx.filter_jit``) or JAX wraps it (``jax.jit``: a ``JaxRuntimeError``).
+_CHECK_MARKER = "EquinoxRuntimeError: "
+
+
+def _failed_check(err: BaseException) -> bool:
+    """Whether ``err`` is a check under jit that failed (bad input), not a bug."""
+    name = type(err).__name__
+    return name == "EquinoxRuntimeError" or (
+        name in ("JaxRuntimeError", "XlaRuntimeError") and _CHECK_MARKER in str(err)
+    )
+
+
 def _message(err: BaseException) -> str:
     """The one-line message of ``err``: its own text, or for a check under jit the line equinox puts it on."""
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    if type(err).__name__ == "EquinoxRuntimeError":
-        marker = "EquinoxRuntimeError: "
-        text = next((line.split(marker, 1)[1] for line in text.splitlines() if marker in line), text)
+    if _failed_check(err):
+        text = next((line.split(_CHECK_MARKER, 1)[1] for line in text.splitlines() if _CHECK_MARKER in line), text)
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return " ".join(lines) or type(err).__name__
 
@@ -50,7 +62,7 @@ def _report(err: BaseException, debug: bool) -> int:
         )
         typer.echo(f"error: {err.format_message()}{hint}", err=True)
         return 2
-    if isinstance(err, INPUT_ERRORS) or type(err).__name__ == "EquinoxRuntimeError":
+    if isinstance(err, INPUT_ERRORS) or _failed_check(err):
         typer.echo(f"error: {_message(err)}", err=True)
         return 2
     if isinstance(err, typer.Abort):

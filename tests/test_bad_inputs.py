@@ -366,10 +366,17 @@ def test_commands_added_later_get_the_same_error_handling():
         eqx.filter_jit(lambda d, a: d.pulse(d.gap_max, a, 1e-7, fixed_steps=2).energy)(RERAM, jnp.asarray(amplitude))
 
     @extra.command()
+    def export_jax_jit(amplitude: float = 5.0) -> None:  # jax.jit wraps the check's error in a JaxRuntimeError
+        jax.jit(lambda a: RERAM.pulse(RERAM.gap_max, a, 1e-7, fixed_steps=2).energy)(jnp.asarray(amplitude))
+
+    @extra.command()
     def broken() -> None:
         raise ZeroDivisionError("division by zero")  # stands for a bug in the command
 
     run = CliRunner().invoke(extra, ["export"])
+    assert run.exit_code == 2
+    assert only_error_line(run).startswith("error: StanfordReRAM.pulse: amplitude outside [-3, 3] V")
+    run = CliRunner().invoke(extra, ["export-jax-jit"])
     assert run.exit_code == 2
     assert only_error_line(run).startswith("error: StanfordReRAM.pulse: amplitude outside [-3, 3] V")
     run = CliRunner().invoke(extra, ["broken"])
