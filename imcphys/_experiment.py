@@ -31,7 +31,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PyTree
 
 from .data import Dataset
-from .device import AbstractDevice
+from .device import AbstractDevice, check_amplitude
 from .simulate import simulate
 from .stimulus import PiecewiseLinear
 from .units import convert
@@ -428,6 +428,26 @@ def pulse_response(
     )
 
 
+def check_column(data: Dataset, column: str, check: Callable[[np.ndarray], Any]) -> None:
+    """Run ``check`` (raising ``ValueError``, e.g. :func:`imcphys.device.check_amplitude` for a device) on
+    ``data[column]``; on failure raise its message prefixed with the file, row and column of the first value it
+    refuses — when the experiment is built, instead of an error inside the fit's compiled solver."""
+    values = data[column]
+    try:
+        check(values)
+    except ValueError as err:
+
+        def refused(v: float) -> bool:
+            try:
+                check(np.asarray(v))
+            except ValueError:
+                return True
+            return False
+
+        k = next((k for k, v in enumerate(values) if refused(v)), 0)
+        raise ValueError(f"{data.where(column, k)}: {err}") from None
+
+
 def _name(data: Dataset, kind: str) -> str:
     return f"{kind}: {data.path.name}" if data.path else kind
 
@@ -491,6 +511,8 @@ def _dc(data: Dataset, device: AbstractDevice, *, floor: float = 0.0, initial: s
 def _pulses(
     data: Dataset, device: AbstractDevice, *, floor: float = 0.0, initial: str | None = None, fixed_steps: int = 32
 ):
+    data.require("amplitude")
+    check_column(data, "amplitude", lambda a: check_amplitude(device, a))
     return device, pulse_response(data, residual=LogAbs(float(floor)), initial=initial, fixed_steps=int(fixed_steps))
 
 

@@ -115,6 +115,24 @@ API_CASES = [
         r"column 'I \[V\]': a DC sweep needs I as a current",
     ),
     (
+        "pulse-file-with-a-5V-row",
+        lambda p: fit_kind(p, "amplitude [V],width [ns],I [A]\n1.8,100,1e-4\n5,100,1e-4\n", RERAM),
+        ValueError,
+        r"data.csv, row 3, column 'amplitude \[V\]': StanfordReRAM.pulse: amplitude 5 V is outside \[-3, 3\] V",
+    ),
+    (
+        "retention-file-at-1e6K",
+        lambda p: fit_kind(p, "t [s],T [K],I_read [A]\n1,1e6,1e-6\n10,1e6,9e-7\n", CELL_2T0C),
+        ValueError,
+        r"data.csv, row 2, column 'T \[K\]': T must be finite and in \(0, 873.15\] K",
+    ),
+    (
+        "bake-file-above-melting",
+        lambda p: fit_kind(p, "t [s],T [degC],G [uS]\n1,85,1\n10,700,1\n", PCM),
+        ValueError,
+        r"data.csv, row 3, column 'T \[degC\]': T must be finite and in \(0, 900\) K",
+    ),
+    (
         "pump-negative-clock",
         lambda p: fit_kind(p, "f_clk [kHz],V_out [V]\n-10,1\n50,2\n", PUMP),
         ValueError,

@@ -67,7 +67,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_range, is_concrete
-from .._experiment import Experiment, LogAbs, MeasurementKind, _name
+from .._experiment import Experiment, LogAbs, MeasurementKind, _name, check_column
 from ..constants import K_B_EV, thermal_voltage
 from ..data import Dataset
 from ..device import AbstractDevice, AbstractModel, PulseResult, check_value, param, with_values
@@ -185,6 +185,8 @@ def _retention_kind(
     data: Dataset, cell: Cell2T0C, *, floor: float = 0.0, initial: str | None = None, v_sn0: float | None = None
 ):
     del initial  # the hold starts from the written level v_sn0
+    data.require("T")
+    check_column(data, "T", lambda temp: check_value(cell, "temperature", temp, label="T"))
     return cell, hold_retention(data, v_sn0=v_sn0, floor=floor)
 
 

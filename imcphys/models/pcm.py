@@ -77,12 +77,12 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import _random
 from .._checks import check_less, check_range, is_concrete, runtime_check
-from .._experiment import Experiment, LogAbs, MeasurementKind, _name, trace
+from .._experiment import Experiment, LogAbs, MeasurementKind, _name, check_column, trace
 from .._integrate import solve_pulse
 from .._math import safe_exp
 from ..constants import K_B_EV
 from ..data import Dataset
-from ..device import AbstractDevice, PulseResult, param
+from ..device import AbstractDevice, PulseResult, check_drive, param
 
 Calibration = Literal["joshi2020", "hermes"]
 _ZERO_CLIP = 1e-7  # aihwkit's floor of g/g_max inside the logarithms
@@ -104,6 +104,8 @@ def _drift_kind(data: Dataset, device: PCMCell | PCMStatistical, *, floor: float
 
 
 def _bake_kind(data: Dataset, cell: PCMCell, *, floor: float = 0.0, initial: str | None = None):
+    data.require("T")
+    check_column(data, "T", lambda temp: check_drive(cell, temp, name="T"))  # below the melting point
     experiment = trace(
         data,
         time="t",

@@ -38,11 +38,11 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ..._checks import is_concrete
-from ..._experiment import Absolute, Experiment, MeasurementKind, _name, pulse_response
+from ..._experiment import Absolute, Experiment, MeasurementKind, _name, check_column, pulse_response
 from ..._math import safe_exp
 from ...constants import EPS_0, M_E, H, Q, thermal_voltage
 from ...data import Dataset
-from ...device import AbstractDevice, PulseResult, param
+from ...device import AbstractDevice, PulseResult, check_amplitude, param
 from .programming import program_wordline
 from .pump import PUMP_PARAMS, DicksonPump
 
@@ -124,6 +124,9 @@ def _vth_kind(
     fixed_steps: int = 32,
 ):
     del floor  # V_th is compared in volts
+    if source == "pump":  # through FloatingGateCell.pulse: within the cell's amplitude range
+        data.require("amplitude")
+        check_column(data, "amplitude", lambda a: check_amplitude(cell, a))
     return cell, vth_pulses(data, source=source, initial=initial, fixed_steps=int(fixed_steps))
 
 
