@@ -59,11 +59,11 @@ def measurement(
     spec = table[kind]
     if not spec.matches(data):
         data.require(*spec.columns[0])  # names the missing columns
-    data.check_units(spec.units, what=f"a {kind!r} measurement of a {family}")
     unknown = set(options) - {"initial", *spec.options}
     if unknown:
         allowed = ", ".join(("initial", *spec.options))
         raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind!r} measurement; allowed: {allowed}")
+    data.check_units(spec.units, what=f"a {kind!r} measurement of a {family}")
     options.setdefault("initial", _default_initial(device))
     return spec.build(data, device, floor=floor, **options)
 
