@@ -338,6 +338,26 @@ def test_gradient_refinement_improves_the_grid_optimum(pops, held_out, levels):
         )
 
 
+def test_write_cost_counts_level_misses_and_caps_the_squared_error(pops, levels, schedule):
+    """WriteCost's miss term is w_m·mean(σ((|e| − m)/τ_m)): with a narrow τ_m it counts the cells beyond the read
+    margin (half the 0.629 ln-current spacing of the levels); the cap turns e² into c² tanh(e²/c²)."""
+    rep = program(pops[1], schedule, targets=levels, key=jax.random.key(5), verify="exact", initial="set")
+    e = np.asarray(rep.error)
+    margin = 0.5 * float(np.log(levels[1] / levels[0]))
+    base = WriteCost(pulse_weight=0.003, energy_weight=1e7)
+    plain = float(base(rep))
+    sharp = WriteCost(pulse_weight=0.003, energy_weight=1e7, miss_weight=2.0, miss_margin=margin, miss_width=1e-9)
+    assert np.any(np.abs(e) > margin)  # the count is not trivially zero
+    assert float(sharp(rep)) - plain == pytest.approx(2.0 * np.mean(np.abs(e) > margin), rel=1e-12)
+    capped = WriteCost(pulse_weight=0.003, energy_weight=1e7, error_cap=margin)
+    expected = plain - np.mean(e**2) + np.mean(margin**2 * np.tanh(e**2 / margin**2))
+    assert float(capped(rep)) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="WriteCost.miss_margin"):
+        WriteCost(pulse_weight=0.0, energy_weight=0.0, miss_weight=1.0, miss_margin=0.0)
+    with pytest.raises(ValueError, match="WriteCost.error_cap"):
+        WriteCost(pulse_weight=0.0, energy_weight=0.0, error_cap=-1.0)
+
+
 def test_unreachable_targets_are_reported(dev, pops, levels, schedule):
     """Half the cells get a target above the largest read current any cell can reach (twice the read at g_min):
     every one of them is reported unconverged, with the full pulse budget spent."""
