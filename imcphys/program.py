@@ -1150,6 +1150,13 @@ def optimize_scheme(
     If the result is no better than the start on the validation population — in particular when no checked
     step beat the start and the start itself is returned — a :class:`NotImprovedWarning` says so, and the
     result's ``improved`` is False (``start_kept`` True when the start was returned).
+
+    Recipe for multi-level writes judged by their bit-error rate: optimise a scheme whose every setting acts on
+    every iteration (a ramp, e.g. :class:`Bidirectional`'s start and step per polarity) rather than a
+    per-iteration :class:`Schedule`, whose late iterations see few active cells and so get weak, noisy gradients
+    (its optimum leaves more cells unconverged); use a :class:`WriteCost` that counts level misses and caps the
+    squared error (plain mean e² ranks a few cells far off above many cells just outside their level); check
+    in exact mode on a held-out ``selection`` population, since late, colder steps can move away from the best.
     """
     if validation is population:
         raise ValueError("validation must be a fresh population, not the training population")

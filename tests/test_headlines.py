@@ -76,8 +76,7 @@ def _optimize(broken):
         "reram": {
             "pulse_budget": 20,
             "reports_fresh": {
-                "gradient": {**report, "ber": 0.011 if broken == 0 else 0.009},
-                "hand_tuned_refined": {**report, "ber": 0.010 if broken == 1 else 0.0095},
+                "ramp_gradient": {**report, "ber": 0.011 if broken == 0 else 0.005},
                 "hand_tuned": {**report, "ber": 0.010},
             },
         }
