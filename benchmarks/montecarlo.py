@@ -352,9 +352,11 @@ def compilation_cache(quick: bool) -> dict:
 
 
 DASK_CHILD = """
-import json, sys, time
+import json, os, sys, time
 import jax
 jax.config.update("jax_enable_x64", True)
+if sys.argv[5] != "dask":  # every core on both sides: one JAX CPU device computes on one core
+    jax.config.update("jax_num_cpu_devices", os.cpu_count())
 from imcphys.montecarlo import get_study, montecarlo
 study = get_study("reram_pulse_read", card=sys.argv[1], **json.loads(sys.argv[4]))
 client = cluster = None
@@ -374,9 +376,10 @@ if client is not None:
 
 
 def dask_vs_in_process(cells: int) -> dict:
-    """``cells`` cells in chunks of ``cells / 20``: one process (all its JAX devices) against a Dask LocalCluster of 2
-    single-threaded worker processes (one JAX CPU device each); each in a fresh process with a fresh compilation
-    cache, so both times include compiling the chunk kernel. No goal on a 2-core machine: a report."""
+    """``cells`` cells in chunks of ``cells / 20``: one process (one JAX CPU device per core) against a Dask
+    LocalCluster of 2 single-threaded worker processes (one JAX CPU device each); each in a fresh process without the
+    compilation cache, so both times include compiling the chunk kernel (and, for Dask, the workers importing JAX).
+    No goal on a 2-core machine: a report."""
     res = {"cells": cells, "chunk_cells": cells // 20}
     for engine in ("in_process", "dask_local_2"):
         with tempfile.TemporaryDirectory() as tmp:
