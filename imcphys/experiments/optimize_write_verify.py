@@ -1,6 +1,6 @@
 """Program-and-verify optimised by gradient, per device family.
 
-Two uses, each judged in exact mode on a fresh population (independent device-to-device draw and fresh
+Three uses, each judged in exact mode on a fresh population (independent device-to-device draw and fresh
 cycle-to-cycle noise, the same for every scheme compared):
 
 - **schedule** — a rich bidirectional schedule (per-iteration SET and RESET amplitude and width, plus the verify
@@ -11,7 +11,13 @@ cycle-to-cycle noise, the same for every scheme compared):
   (neither the training nor the fresh one), the grid point itself if no step beats it there. Selecting on the
   training population instead (as a first version did) let the noise of that one draw pick the iterate: at full
   size the refined ReRAM scheme came out 1 % *worse* than the grid point on the fresh population, while most
-  iterates of the same run were 1–3 % better.
+  iterates of the same run were 1–3 % better;
+- **ramp** (families with a hand-tuned scheme: ReRAM) — a bidirectional ramp (start and step per polarity, widths,
+  tolerance) from a neutral start, optimised by gradient on an objective that counts the cells read as another
+  level, against the hand-tuned ramp of ``notebooks/optimize_write_verify.ipynb`` by bit-error rate. A ramp's
+  every setting acts on every iteration; the rich schedule's late settings act only on the few cells still
+  unconverged, get weak gradients and leave more cells unconverged, which is why the rich schedule loses to the
+  hand-tuned ramp in bit errors though it wins on the squared-error objective.
 
 A family is one entry of :data:`FAMILIES`: a function ``(quick) -> Family`` giving its device, spread, targets,
 objective, temperatures, starting schedule, random-search bounds, classic scheme and grid.
@@ -515,6 +521,14 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
             f"{r['grid_points']} grid points from {r['objective_grid']:.3g} to "
             f"{r['objective_grid_refined']:.3g}."
         )
+        fresh_reports = numbers[name]["reports_fresh"]
+        if "ramp_gradient" in fresh_reports:
+            lines.append(
+                f"A ramp optimised by gradient from a neutral start, on an objective that counts level misses, "
+                f"has a bit-error rate of {fresh_reports['ramp_gradient']['ber']:.4f} against "
+                f"{fresh_reports['hand_tuned']['ber']:.4f} for the hand-tuned ramp (rich schedule: "
+                f"{fresh_reports['gradient']['ber']:.4f})."
+            )
     text = (
         "Program-and-verify schemes optimised by gradient through the smooth relaxation of verify, polarity, "
         "clipping and the device's thresholds; every objective is the exact-mode re-run on a fresh population "
@@ -549,13 +563,13 @@ def headlines(numbers: dict[str, Any]) -> list[Headline]:
 
     return [
         Headline(
-            f"ReRAM (Stanford model), 8 levels within {n['pulse_budget']} pulses: {label} has fewer bit errors "
-            "than the hand-tuned ramp",
-            reports[name]["ber"] / max(ramp["ber"], floor),
+            f"ReRAM (Stanford model), 8 levels within {n['pulse_budget']} pulses: a ramp optimised by gradient from "
+            "a neutral start has fewer bit errors than the hand-tuned ramp",
+            reports["ramp_gradient"]["ber"] / max(ramp["ber"], floor),
             "<",
             1.0,
             "1",
-            f"BER ratio on {ramp['cells']} fresh cells: {describe(reports[name])}; ramp: {describe(ramp)}",
+            f"BER ratio on {ramp['cells']} fresh cells: {describe(reports['ramp_gradient'])}; hand-tuned: "
+            f"{describe(ramp)}",
         )
-        for name, label in (("ramp_gradient", "a ramp optimised by gradient from a neutral start"),)
     ]
