@@ -17,6 +17,7 @@ DEMO = [
     "pcm_drift",
     "flash_ispp",
     "igzo_2t0c_retention",
+    "igzo_tft_measured",
     "fit_tour",
     "optimize_write_verify",
     "montecarlo_tour",
@@ -49,6 +50,16 @@ def headlines(sections: list[Section]) -> list[dict[str, Any]]:
             t25,
             f"{levels} levels, shortest retention {t25:.3g} s (85 °C: {_get(n, 'min_retention_s_85C'):.3g} s)",
             levels == 8 and t25 > 100,
+        )
+    tft = by.get("igzo_tft_measured", {})
+    worst = _get(tft, "max_rms_decades")
+    if worst is not None:
+        add(
+            f"IGZO TFT fitted to measured a-IGZO dies: rms ≤ {tft['goal_rms_decades']:g} decade on every die",
+            worst,
+            f"{tft['dies_within_goal']} of {tft['dies']} dies within it; worst {worst:.3f} decades; contact "
+            f"resistance R_C·W = {100 * tft['contact_resistance']['value_ohm_m']:.3g} Ω·cm from one die's L series",
+            worst <= tft["goal_rms_decades"],
         )
     d85 = _get(by.get("pcm_drift", {}), "drift_per_decade_85C")
     err = _get(by.get("pcm_drift", {}), "mvm_rel_error")
