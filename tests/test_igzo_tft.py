@@ -259,8 +259,13 @@ def test_measured_experiment_quick_run_reproduces_the_card(tmp_path):
     assert numbers["dies_within_goal"] == sum(r <= GOAL for r in rms.values()) >= 7
     fitted = imcphys.read_card(numbers["card"])
     card = imcphys.read_card(CARD)
-    for name in card.fit["transfer"]:
-        assert float(getattr(fitted.device(), name)) == pytest.approx(float(getattr(card.device(), name)), rel=2e-3)
+    # the same population to 2 % of its spread (one start per die here, four in the full run)
+    for name, spec in card.variability["transfer"]["parameters"].items():
+        a, b = float(getattr(fitted.device(), name)), float(getattr(card.device(), name))
+        if spec["distribution"] == "lognormal":
+            assert abs(math.log(a / b)) <= 0.02 * spec["sigma"], name
+        else:
+            assert abs(a - b) <= 0.02 * spec["std"], name
     np.testing.assert_allclose(
         fitted.variability["transfer"]["correlation"], card.variability["transfer"]["correlation"], atol=2e-3
     )
