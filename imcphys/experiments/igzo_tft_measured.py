@@ -10,9 +10,15 @@ a-IGZO dies (the embedded dataset ``igzo_tft_pytft``; ArpanBiswas99/PyTFT, MIT; 
   positive parameters spread log-normally (the spread of ln p) and the others normally, each with the spread of
   the dies once their fitting error is taken out, sqrt(std² − ⟨se²⟩), and the correlations of the transformed
   values; the card's nominal values are the centre of the dies (mean, or geometric mean for a log-normal one).
+- **What the data demand.** The same dies fitted with the 2T0C cell's transistor model (one ideality n for the
+  sub-threshold slope and the drain, no trap ideality, no contacts; V_T, n, γ and I_sq free): the rms residual of
+  each die, against that of the card's model.
 - **Contacts.** The contact resistance R_C·W is fitted jointly to die B1's three transistors of one session
   (L = 5, 10, 20 µm): shared trap ideality, band-tail exponent, sheet current and contact resistance, one
-  threshold per transistor (they differ by about 1 V); standard errors from the Jacobian, s²(JᵀJ)⁻¹.
+  threshold per transistor (they differ by about 1 V); standard errors from the Jacobian, s²(JᵀJ)⁻¹. A
+  model-free cross-check, the transfer-length method: at equal overdrives V_GS − V_T (thresholds of the joint fit)
+  the total resistance V_DS/I_D at V_DS = 0.1 V of the three lengths is a straight line in L whose intercept is
+  2·R_C (:func:`transfer_length`).
 - **L scaling.** For dies A1 and B1, the card fitted to the L = 10 µm transistor of that session, with only
   ``length`` changed, predicts the L = 5 and 20 µm transistors: rms error over all points above the floor, over the
   on-state (V_GS ≥ V_T + :data:`ON_STATE` V) and after refitting the threshold alone (the transistors of one die
@@ -64,6 +70,10 @@ L_SERIES = {
 CONTACT_DIE = "B1"
 #: The on-state of the L-scaling error: V_GS at least this far above the fitted threshold [V].
 ON_STATE = 3.0
+#: Gate overdrives V_GS − V_T [V] of the transfer-length analysis (all three lengths well on at V_DS = 0.1 V).
+TLM_OVERDRIVES = (8.0, 10.0, 12.0, 14.0, 16.0)
+#: The 2T0C cell's transistor model: what the card's fit frees, with one ideality in place of the trap ideality.
+BASELINE_FREE = ("threshold_voltage", "ideality", "band_tail_exponent", "sheet_current")
 
 
 def die_file(die: str) -> str:
@@ -195,6 +205,23 @@ def contact_fit(tft: IGZOTransistor, files: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def transfer_length(files: Sequence[str], thresholds: Sequence[float]) -> dict[str, Any]:
+    """R_C·W [Ω·m] by the transfer-length method: at each overdrive of :data:`TLM_OVERDRIVES`, R_total·W =
+    2·R_C·W + R_sh·W·L over the transistors of ``files`` (V_DS = 0.1 V; I_D interpolated in log at V_T +
+    overdrive, ``thresholds`` [V] one per file), fitted by least squares."""
+    data = [load_sweep(f) for f in files]
+    rows = []
+    for overdrive in TLM_OVERDRIVES:
+        r_w = []
+        for d, v_t in zip(data, thresholds):
+            k = np.isclose(d["V_DS"], 0.1)
+            i_d = np.exp(np.interp(v_t + overdrive, d["V_GS"][k], np.log(np.abs(d["I_D"][k]))))
+            r_w.append(0.1 / i_d * float(d["W"][0]))
+        slope, intercept = np.polyfit([float(d["L"][0]) for d in data], r_w, 1)
+        rows.append({"overdrive_V": overdrive, "contact_resistance_ohm_m": intercept / 2, "sheet_ohm": slope})
+    return {"files": list(files), "rows": rows}
+
+
 # ---------------------------------------------------------------------------------------------- L scaling
 def l_scaling(tft: IGZOTransistor, files: Sequence[str], free: Sequence[str], *, key, starts, candidates):
     """Fit the L = 10 µm sweep, predict the others with only ``length`` changed (module docstring)."""
@@ -258,7 +285,15 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
         }
     rms = np.array([v["rms_decades"] for v in per_die.values()])
 
+    ideal = replace(tft, trap_ideality=1.0, contact_resistance=0.0, ideality=1.5)
+    baseline, _, _ = per_die_fits(ideal, BASELINE_FREE, dies, key=k_dies, starts=starts, candidates=candidates)
+    base_pred = np.asarray(baseline.predictions[0])
+    for i, (die, d) in enumerate(zip(dies, data)):
+        per_die[die]["rms_decades_2t0c_model"] = rms_decades(base_pred[i], d["I_D"])
+        per_die[die]["ideality_2t0c_model"] = float(baseline.values[i, BASELINE_FREE.index("ideality")])
+
     contacts = contact_fit(tft, L_SERIES[CONTACT_DIE])
+    contacts["transfer_length_method"] = transfer_length(L_SERIES[CONTACT_DIE], contacts["thresholds_V"])
     series = {die: L_SERIES[die] for die in (L_SERIES if not quick else [CONTACT_DIE])}
     scaling = {}
     for die, files in series.items():
