@@ -114,6 +114,52 @@ def test_gradients_with_contacts_match_finite_differences():
     np.testing.assert_allclose(np.asarray(batched), looped, rtol=1e-13)
 
 
+def test_transfer_length_method_recovers_the_contact_resistance():
+    """The transfer-length method of the experiment, on curves of the model with R_C·W = 14 Ω·cm at L = 5, 10,
+    20 µm and thresholds that differ by length. Far above threshold with γ = 1, F(x) − F(x − v) = 2xv − v², and
+    with the contacts' shifts x → x − IR, v → v − 2IR this is (v − 2IR)(2x − v): V_DS/I = 2R + L/(W·I_sq·(2x −
+    V_DS)) exactly, so the intercept is R_C·W and the slope R_sh = 1/(I_sq·(2x − V_DS)) [Ω] to rounding (the
+    overdrives fall on the V_GS grid: no interpolation error)."""
+    from imcphys.experiments.igzo_tft_measured import transfer_length
+
+    rcw, thresholds, v_ds = 0.14, (-0.5, 0.0, 0.4), 0.1
+    v_gs = np.linspace(-10.0, 20.0, 601)
+    sweeps = []
+    for length, v_t in zip((5e-6, 10e-6, 20e-6), thresholds):
+        tft = imcphys.replace(TFT, length=length, threshold_voltage=v_t, contact_resistance=rcw)
+        i_d = np.asarray(tft.drain_current(v_gs, v_ds))
+        cols = {"V_GS": (v_gs, "V"), "V_DS": (np.full_like(v_gs, v_ds), "V"), "I_D": (i_d, "A")}
+        cols |= {"W": (np.full_like(v_gs, 10.0), "um"), "L": (np.full_like(v_gs, length * 1e6), "um")}
+        sweeps.append(imcphys.Dataset.from_arrays(cols))
+    rows = transfer_length(sweeps, thresholds, overdrives=(8.0, 16.0))
+    for row in rows:
+        x = row["overdrive_V"]
+        assert row["contact_resistance_ohm_m"] == pytest.approx(rcw, rel=1e-9), x
+        assert row["sheet_ohm"] == pytest.approx(1.0 / (float(TFT.sheet_current) * (2 * x - v_ds)), rel=1e-9), x
+    with pytest.raises(ValueError, match="at least two channel lengths"):
+        transfer_length(sweeps[:1], thresholds[:1])
+
+
+def test_headline_fails_when_a_die_misses_the_goal():
+    """The demo's headline for the measured TFT: met only when the worst die is within the goal [decades]."""
+    from imcphys.demo import headlines
+    from imcphys.experiments import Section
+
+    def row(worst: float) -> dict:
+        numbers = {
+            "max_rms_decades": worst,
+            "goal_rms_decades": GOAL,
+            "dies_within_goal": 7,
+            "dies": 8,
+            "contact_resistance": {"value_ohm_m": 0.1365},
+        }
+        (out,) = headlines([Section("igzo_tft_measured", "t", "", numbers)])
+        return out
+
+    assert row(0.099)["met"] and not row(0.125)["met"]
+    assert "rms ≤ 0.1 decade" in row(0.125)["claim"] and "worst 0.125 decades" in row(0.125)["value"]
+
+
 # -------------------------------------------------------------------------------------------- the dataset
 def test_dataset_sweeps_load_with_geometry_and_provenance():
     files = [p.name for p in imcphys.datasets.dataset_files(DATASET)]

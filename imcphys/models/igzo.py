@@ -146,7 +146,9 @@ class IGZOTransistor(AbstractModel):
     length: Float[Array, "..."] = param(180e-9, "m", lower=0.0, lower_open=True)  #: L, channel length
     threshold_voltage: Float[Array, "..."] = param(0.5, "V")  #: V_T at the reference temperature
     threshold_temperature_coefficient: Float[Array, "..."] = param(-2e-3, "V/K")  #: dV_T/dT
-    ideality: Float[Array, "..."] = param(1.3, "1", lower=1.0)  #: n, SS = n·(kT/q)·ln 10
+    ideality: Float[Array, "..."] = param(
+        1.3, "1", lower=1.0
+    )  #: n, slope factor of gate and drain; SS = n·n_t·(kT/q)·ln 10
     band_tail_exponent: Float[Array, "..."] = param(0.7, "1", lower=0.0)  #: γ, I_D ∝ (V_GS − V_T)^(γ+1) above V_T
     #: I_sq, current per square at V_GS − V_T = 1 V
     sheet_current: Float[Array, "..."] = param(5e-6, "A", lower=0.0, lower_open=True)
