@@ -64,13 +64,17 @@ def test_trap_ideality_sets_the_subthreshold_slope_not_the_saturation():
 @pytest.mark.parametrize("rcw", [0.14, 100.0])
 def test_contact_resistance_solve_converges(rcw):
     """The current through the contacts solves I = I_ch(V_GS − I·R, V_DS − 2·I·R), R = R_C·W/W, to the rounding
-    of its residual, for a contact resistance like the measured one (R·g_m ≈ 0.1) and one 700× larger."""
+    of its residual, for a contact resistance like the measured one (R·g_m ≈ 0.1) and one 700× larger; jit = eager
+    to rounding."""
     tft = imcphys.replace(TFT, contact_resistance=rcw)
     v_gs, v_ds = jnp.linspace(-10.0, 20.0, 61)[:, None], jnp.array([0.01, 0.1, 5.1, 15.1])
     i = tft.drain_current(v_gs, v_ds)
     r = rcw / float(tft.width)
     channel = tft.drain_current(v_gs - i * r, v_ds - 2 * i * r, contacts=False)
     assert np.max(np.abs(np.asarray(channel / i - 1.0))) < (1e-11 if rcw < 1 else 1e-9)
+    # jit against eager: XLA fuses the Newton iterations, so equal to rounding (a part has no bit-for-bit pulse)
+    jitted = jax.jit(lambda t, a, b: t.drain_current(a, b))(tft, v_gs, v_ds)
+    np.testing.assert_allclose(np.asarray(jitted), np.asarray(i), rtol=1e-11)
 
 
 def test_contact_resistance_limits():
