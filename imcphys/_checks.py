@@ -51,7 +51,7 @@ def check_range(
     if upper is not None:
         bad |= (arr >= upper) if upper_open else (arr > upper)
     if np.any(bad):
-        shown = arr[bad].ravel()[0] if arr.ndim else arr.item()
+        shown = float(arr[bad].ravel()[0]) if arr.ndim else arr.item()
         where = "" if arr.ndim == 0 else f" (first bad element at index {tuple(int(i) for i in np.argwhere(bad)[0])})"
         raise ValueError(f"{name} must be finite and in {allowed}; got {shown!r}{where}")
 

@@ -1,12 +1,112 @@
-"""The ``imcphys`` command line."""
+"""The ``imcphys`` command line.
+
+Errors are reported the same way by every command, including ones added later with ``@app.command()``: the
+command group (:class:`_Group`) catches what a command raises and prints **one** ``error: ...`` line on stderr —
+exit code 2 for bad input (a bad option, card, data file, study option or value: ``ValueError``, ``OSError``, a
+usage error, the runtime error of a check under jit), 1 for an internal error. ``imcphys --debug ...`` (``--debug``
+may also follow the command) prints the full traceback as well.
+"""
 
 from __future__ import annotations
 
+import sys
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+#: Exceptions that mean bad input (exit 2), not a bug. So does the runtime error of a check under jit
+#: (``eqx.error_if``), recognised by name so that this module does not import JAX before a command needs it.
+INPUT_ERRORS = (ValueError, OSError, KeyError, NotImplementedError)
+#: Typer's usage errors derive from this class (click's, or typer's own copy of click in recent versions): found
+#: through the public ``typer.BadParameter`` so that both work.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+#: What precedes the message of a check under jit (``eqx.error_if``) in the text of the error raised, whether
+#: equinox raises it itself (``eqx.filter_jit``) or JAX wraps it (``jax.jit``: a ``JaxRuntimeError``).
+_CHECK_MARKER = "EquinoxRuntimeError: "
+
+
+def _failed_check(err: BaseException) -> bool:
+    """Whether ``err`` is a check under jit that failed (bad input), not a bug."""
+    name = type(err).__name__
+    return name == "EquinoxRuntimeError" or (
+        name in ("JaxRuntimeError", "XlaRuntimeError") and _CHECK_MARKER in str(err)
+    )
+
+
+def _message(err: BaseException) -> str:
+    """The one-line message of ``err``: its own text, or for a check under jit the line equinox puts it on."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    if _failed_check(err):
+        text = next((line.split(_CHECK_MARKER, 1)[1] for line in text.splitlines() if _CHECK_MARKER in line), text)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return " ".join(lines) or type(err).__name__
+
+
+def _report(err: BaseException, debug: bool) -> int:
+    """Print ``err`` as one ``error:`` line (with ``debug``, after its traceback) and return the exit code."""
+    if debug:
+        traceback.print_exception(err, file=sys.stderr)
+    if isinstance(err, _CLICK_ERROR):
+        if type(err).__name__ == "NoArgsIsHelpError":  # `imcphys` alone: the help, as typer prints it
+            err.show()
+            return 2
+        ctx = getattr(err, "ctx", None)
+        hint = (
+            f" (see '{ctx.command_path} --help')" if ctx is not None and type(err).__name__ != "ClickException" else ""
+        )
+        typer.echo(f"error: {err.format_message()}{hint}", err=True)
+        return 2
+    if isinstance(err, INPUT_ERRORS) or _failed_check(err):
+        typer.echo(f"error: {_message(err)}", err=True)
+        return 2
+    if isinstance(err, typer.Abort):
+        typer.echo("error: aborted", err=True)
+        return 1
+    typer.echo(
+        f"error: internal error ({type(err).__name__}: {_message(err)}); "
+        + ("please report it" if debug else "rerun with --debug for the traceback and report it"),
+        err=True,
+    )
+    return 1
+
+
+class _Group(TyperGroup):
+    """The ``imcphys`` command group: every command's errors become one ``error:`` line (module docstring)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        args = list(sys.argv[1:] if args is None else args)
+        end = args.index("--") if "--" in args else len(args)
+        debug = "--debug" in args[:end]
+        if debug:  # accepted anywhere before "--": moved to where the group's own option is parsed
+            args = ["--debug", *(a for i, a in enumerate(args) if i >= end or a != "--debug")]
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (typer.Exit, SystemExit):
+            raise
+        except BaseException as err:  # noqa: BLE001 - reported as one line (the traceback with --debug)
+            if isinstance(err, KeyboardInterrupt):
+                raise
+            code = _report(err, debug)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=_Group,
     help="imcphys: differentiable physics of in-memory-computing memory cells.",
     no_args_is_help=True,
     add_completion=False,
@@ -14,11 +114,14 @@ app = typer.Typer(
 
 
 @app.callback()
-def _main() -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="on an error, print the full traceback (any position)"),
+) -> None:
     import jax
 
     from .plot import headless
 
+    del debug  # read by the command group, which reports errors
     jax.config.update("jax_enable_x64", True)
     headless()
 
@@ -36,8 +139,9 @@ def demo(
 
     unknown = [n for n in section if n not in EXPERIMENTS]
     if unknown:
-        typer.echo(f"error: unknown demo section(s) {unknown}; known: {', '.join(EXPERIMENTS)}", err=True)
-        raise typer.Exit(2)
+        raise typer.BadParameter(
+            f"unknown demo section(s) {unknown}; known: {', '.join(EXPERIMENTS)}", param_hint="--section"
+        )
     html, sections = run_demo(out, quick=not full, seed=seed, sections=section or None)
     total = sum(s.seconds for s in sections)
     typer.echo(f"wrote {html} and {out / 'summary.json'} ({len(sections)} sections, {total:.0f} s)")
@@ -147,37 +251,32 @@ def fit_command(
     if stray:
         raise typer.BadParameter(f"unknown option(s) {stray}")
     names = list(free) + list(ctx.args)
-    try:
-        template = read_card(card)
-        device = template.device()
-        loaded = [load_csv(path) for path in data]
-        if not names:
-            kinds = {kind or infer_kind(d, device) for d in loaded}
-            if len(kinds) != 1:
-                raise ValueError(f"the files are of different kinds {sorted(kinds)}: give the parameters (--free)")
-            names = template.default_free(kinds.pop())
-        built = [measurement(kind, d, device, floor=floor, **_parse_options(set_)) for d in loaded]
-        fitted = built[0][0]
-        if any(m is not fitted for m, _ in built[1:]):
-            raise ValueError(
-                "these measurements fit different things (a device's state, not the card): give "
-                "one --data file at a time"
-            )
-        units = {n: p.get("unit") for n, p in template.provenance.items()} if fitted is device else {}
-        specs = [parse_free(n, fitted, units.get(n.split(":")[0].strip())) for n in names]
-        result = fit(
-            fitted,
-            [e for _, e in built],
-            free=specs,
-            key=jax.random.key(seed),
-            starts=starts,
-            candidates=candidates,
-            card=template if fitted is device else None,
-            progress=not quiet,
+    template = read_card(card)
+    device = template.device()
+    loaded = [load_csv(path) for path in data]
+    if not names:
+        kinds = {kind or infer_kind(d, device) for d in loaded}
+        if len(kinds) != 1:
+            raise ValueError(f"the files are of different kinds {sorted(kinds)}: give the parameters (--free)")
+        names = template.default_free(kinds.pop())
+    built = [measurement(kind, d, device, floor=floor, **_parse_options(set_)) for d in loaded]
+    fitted = built[0][0]
+    if any(m is not fitted for m, _ in built[1:]):
+        raise ValueError(
+            "these measurements fit different things (a device's state, not the card): give one --data file at a time"
         )
-    except (ValueError, FileNotFoundError) as err:  # bad card, data or names: the message says where
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    units = {n: p.get("unit") for n, p in template.provenance.items()} if fitted is device else {}
+    specs = [parse_free(n, fitted, units.get(n.split(":")[0].strip())) for n in names]
+    result = fit(
+        fitted,
+        [e for _, e in built],
+        free=specs,
+        key=jax.random.key(seed),
+        starts=starts,
+        candidates=candidates,
+        card=template if fitted is device else None,
+        progress=not quiet,
+    )
     out.mkdir(parents=True, exist_ok=True)
     paths = [result.save_report(out / "fit_report.json"), save(result.plot(), out / "fit.png")]
     if fitted is device:

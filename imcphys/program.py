@@ -407,7 +407,9 @@ def _clip(mode: str, x: Array, lo: float, hi: float, tau: Array) -> Array:
     hard = jnp.clip(x, lo, hi)
     if mode == "exact":
         return hard
-    soft = lo + tau * (jax.nn.softplus((x - lo) / tau) - jax.nn.softplus((x - hi) / tau))
+    # within [lo, hi] exactly: far beyond a bound the difference of softplus terms rounds past it (by ~1e-10 V in
+    # float64 at 1e6 V, by percents in float32), and devices refuse amplitudes outside their range
+    soft = jnp.clip(lo + tau * (jax.nn.softplus((x - lo) / tau) - jax.nn.softplus((x - hi) / tau)), lo, hi)
     if mode == "smooth":
         return soft
     return hard + (soft - jax.lax.stop_gradient(soft))  # exactly `hard` forward

@@ -43,7 +43,7 @@ def test_round_trip_keeps_values_units_and_provenance(tmp_path):
 )
 def test_bad_cards_name_file_and_parameter(tmp_path, entry, message):
     path = tmp_path / "bad.toml"
-    path.write_text(f'[card]\nfamily = "StanfordReRAM"\n[parameters]\n{entry}\n')
+    path.write_text(f'[card]\nfamily = "StanfordReRAM"\ndefaults = "model"\n[parameters]\n{entry}\n')
     with pytest.raises(ValueError, match=message) as err:
         read_card(path)
     assert "bad.toml" in str(err.value)
@@ -57,12 +57,38 @@ def test_unknown_family(tmp_path):
     assert jnp.asarray(1.0) == 1.0
 
 
+def test_card_missing_a_parameter_is_an_error_unless_it_takes_the_model_defaults(tmp_path):
+    full = (imcphys.cards_dir() / "reram_stanford_v1.toml").read_text()
+    lines = [line for line in full.splitlines() if not line.startswith(("i0 ", "v0 "))]
+    path = tmp_path / "partial.toml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"partial.toml: missing parameter\(s\) \['v0', 'i0'\] of StanfordReRAM"):
+        read_card(path)
+    path.write_text("\n".join(lines).replace("[card]", '[card]\ndefaults = "model"', 1) + "\n")
+    card = read_card(path)
+    # the defaults are the Verilog-A's (rram_v_1_0_0.va: I0 = 1 mA, V0 = 0.25 V), recorded as such
+    assert float(card.device().i0) == 1e-3 and float(card.device().v0) == 0.25
+    assert card.provenance["i0"] == {"unit": "A", "status": "default", "source": "imcphys StanfordReRAM default"}
+    assert card.provenance["gap_min"]["status"] == "published"
+    path.write_text(full.replace("[card]", '[card]\ndefaults = "yes"', 1))
+    with pytest.raises(ValueError, match='defaults must be "model"'):
+        read_card(path)
+
+
+def test_every_embedded_card_gives_every_parameter():
+    for name in imcphys.card_names():
+        card = read_card(name)
+        assert "defaults" not in card.meta, name
+        assert set(card.provenance) == set(imcphys.parameter_units(card.device())), name
+
+
 def test_fit_table_lists_default_free_parameters_and_round_trips(tmp_path):
     """``[fit]``: per kind of measurement of the family, its default free parameters (``--free`` syntax); checked
     when the card is read, kept by ``save_card``."""
     path = tmp_path / "reram.toml"
     path.write_text(
-        '[card]\nfamily = "StanfordReRAM"\n[fit]\ndc = ["i0", "gap_decay_length", "v0:0.1:0.5"]\npulse = ["v0"]\n'
+        '[card]\nfamily = "StanfordReRAM"\ndefaults = "model"\n'
+        '[fit]\ndc = ["i0", "gap_decay_length", "v0:0.1:0.5"]\npulse = ["v0"]\n'
     )
     card = read_card(path)
     assert card.default_free("dc") == ["i0", "gap_decay_length", "v0:0.1:0.5"]
@@ -83,7 +109,7 @@ def test_fit_table_lists_default_free_parameters_and_round_trips(tmp_path):
 )
 def test_bad_fit_tables_name_the_card_and_entry(tmp_path, table, message):
     path = tmp_path / "bad.toml"
-    path.write_text(f'[card]\nfamily = "StanfordReRAM"\n[fit]\n{table}\n')
+    path.write_text(f'[card]\nfamily = "StanfordReRAM"\ndefaults = "model"\n[fit]\n{table}\n')
     with pytest.raises(ValueError, match=message) as err:
         read_card(path)
     assert "bad.toml" in str(err.value)

@@ -189,6 +189,10 @@ def test_transfer_kind_of_a_transistor_checks_the_geometry():
         measurement("transfer", short, tft, floor=FLOOR)
     module, _ = measurement("transfer", short, imcphys.replace(tft, length=5e-6), floor=FLOOR)
     assert float(module.length) == 5e-6
+    # a column of another dimension is refused by name (here the current written in volts)
+    cols = {"V_GS": (data["V_GS"], "V"), "V_DS": (data["V_DS"], "V"), "I_D": (data["I_D"], "V")}
+    with pytest.raises(ValueError, match=r"column 'I_D \[V\]': .* needs I_D as a current"):
+        measurement("transfer", imcphys.Dataset.from_arrays(cols), tft, floor=FLOOR)
 
 
 # ------------------------------------------------------------------------------------ the card on a die

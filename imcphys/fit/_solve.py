@@ -13,7 +13,7 @@ import optimistix as optx
 from jaxtyping import Array, PyTree
 
 from .._experiment import _Core
-from ..device import AbstractDevice, replace
+from ..device import AbstractDevice, with_values
 from ._transforms import _Transform
 
 
@@ -24,8 +24,9 @@ class _Problem(eqx.Module):
     transform: _Transform
 
     def device_at(self, theta: Array) -> AbstractDevice:
+        # the transforms keep every free parameter inside its declared range: no runtime checks in the solver
         values = self.transform.params(theta)
-        return replace(self.device, **{n: values[i] for i, n in enumerate(self.transform.names)})
+        return with_values(self.device, **{n: values[i] for i, n in enumerate(self.transform.names)})
 
     def evaluate(self, theta: Array) -> tuple[Array, tuple[Array, ...]]:
         """All weighted residuals (one vector) and each experiment's predictions, at θ."""

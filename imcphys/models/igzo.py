@@ -92,11 +92,11 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_range, is_concrete, runtime_check
-from .._experiment import Experiment, LogAbs, MeasurementKind, _name
+from .._checks import check_range, is_concrete
+from .._experiment import Experiment, LogAbs, MeasurementKind, _name, check_column
 from ..constants import K_B_EV, thermal_voltage
 from ..data import Dataset
-from ..device import AbstractDevice, AbstractModel, PulseResult, param
+from ..device import AbstractDevice, AbstractModel, PulseResult, check_value, param, with_values
 
 #: Gauss–Legendre nodes of the fast retention path (tested against the event solve).
 QUADRATURE_NODES = 16
@@ -107,17 +107,20 @@ _LOG_SOFTPLUS_LINEAR = -36.0
 CONTACT_ITERATIONS = 8
 
 
-def _check_temperature(temperature: ArrayLike, name: str = "temperature") -> Array:
-    """A temperature [K] that must be finite and > 0 (ValueError eagerly, ``eqx.error_if`` under jit)."""
-    check_range(name, temperature, lower=0.0, lower_open=True, unit="K")
-    t = jnp.asarray(temperature, dtype=float)
-    return runtime_check(t, ~(t > 0) | ~jnp.isfinite(t), f"{name} must be finite and > 0 K")
+#: Highest temperature [K] of the amorphous-oxide TFT model: a-IGZO sputtered in argon crystallises from about
+#: 400 °C, films sputtered with oxygen change little up to 600 °C (Hiroe et al., SID Symp. Dig. Tech. Pap. 43, 1251
+#: (2012)); above 600 °C the film is no longer the amorphous semiconductor the band-tail model describes.
+MAX_TEMPERATURE = 873.15
 
 
 def _log_softplus(u: Array) -> Array:
     """ln(ln(1 + e^u)), accurate and finite for any u (→ u far below 0)."""
     safe = jnp.maximum(u, _LOG_SOFTPLUS_LINEAR)
     return jnp.where(u > _LOG_SOFTPLUS_LINEAR, jnp.log(jnp.logaddexp(0.0, safe)), u)
+
+
+#: Units of a TFT curve's columns (any unit of that dimension is converted; W and L are optional).
+_TFT_UNITS = {"V_GS": "V", "V_DS": "V", "I_D": "A", "W": "m", "L": "m"}
 
 
 def _tft_transfer_kind(data: Dataset, tft: IGZOTransistor, *, floor: float = 0.0, initial: str | None = None):
@@ -139,6 +142,7 @@ class IGZOTransistor(AbstractModel):
             _tft_transfer_kind,
             description="V_GS [V], V_DS [V], I_D [A]: transfer/output curves, log10|I_D| (optional W, L "
             "columns [m] are checked against the card's geometry)",
+            units=_TFT_UNITS,
         ),
     }
 
@@ -155,8 +159,9 @@ class IGZOTransistor(AbstractModel):
     off_current: Float[Array, "..."] = param(1e-12, "A/m", lower=0.0)  #: I_off per width at T_ref (1e-18 A/µm)
     off_activation_energy: Float[Array, "..."] = param(0.5, "eV", lower=0.0)  #: E_a of the off-state floor
     #: T_ref of V_T and I_off
-    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)
-    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)  #: operating temperature
+    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
+    #: operating temperature
+    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
     #: n_t = 1 + C_trap/C_ox, the share of the gate charge below threshold taken by traps: SS = n·n_t·(kT/q)·ln 10
     trap_ideality: Float[Array, "..."] = param(1.0, "1", lower=1.0)
     #: R_C·W, width-normalised series resistance of each contact (source and drain)
@@ -165,7 +170,7 @@ class IGZOTransistor(AbstractModel):
     # ------------------------------------------------------------- temperature
     def thermal_voltage(self) -> Float[Array, "..."]:
         """φ_t = kT/q [V] at the operating temperature (CODATA constants)."""
-        return thermal_voltage(_check_temperature(self.temperature, "IGZOTransistor.temperature"))
+        return thermal_voltage(check_value(self, "temperature", self.temperature))
 
     def subthreshold_swing(self) -> Float[Array, "..."]:
         """SS = n·n_t·(kT/q)·ln 10 [V/decade] (59.5 mV/dec at 300 K for n = n_t = 1)."""
@@ -179,7 +184,7 @@ class IGZOTransistor(AbstractModel):
 
     def off_current_per_width(self) -> Float[Array, "..."]:
         """Off-state floor I_off(T) [A/m] (×1e-6 for A/µm): Arrhenius with E_a from T_ref."""
-        temp = _check_temperature(self.temperature, "IGZOTransistor.temperature")
+        temp = check_value(self, "temperature", self.temperature)
         return self.off_current * jnp.exp(
             -self.off_activation_energy / K_B_EV * (1.0 / temp - 1.0 / self.reference_temperature)
         )
@@ -271,6 +276,8 @@ def _retention_kind(
     data: Dataset, cell: Cell2T0C, *, floor: float = 0.0, initial: str | None = None, v_sn0: float | None = None
 ):
     del initial  # the hold starts from the written level v_sn0
+    data.require("T")
+    check_column(data, "T", lambda temp: check_value(cell, "temperature", temp, label="T"))
     return cell, hold_retention(data, v_sn0=v_sn0, floor=floor)
 
 
@@ -292,12 +299,14 @@ class Cell2T0C(AbstractDevice):
             options=("transistor",),
             description="V_GS [V], V_DS [V], I_D [A]: TFT transfer/output curves of the write (or read) "
             "transistor, log10|I_D|",
+            units={"V_GS": "V", "V_DS": "V", "I_D": "A"},
         ),
         "retention": MeasurementKind(
             (("t", "T", "I_read"),),
             _retention_kind,
             options=("v_sn0",),
             description="t [s], T [K], I_read [A]: read current during a hold at one temperature, log10|I|",
+            units={"t": "s", "T": "K", "I_read": "A"},
         ),
     }
 
@@ -326,8 +335,9 @@ class Cell2T0C(AbstractDevice):
     #: smallest level spacing the sensing resolves
     level_resolution: Float[Array, "..."] = param(0.02, "V", lower=0.0, lower_open=True)
     #: T_ref of V_T and I_off
-    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)
-    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)  #: operating (hold) temperature
+    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
+    #: operating (hold) temperature
+    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
     levels: int = eqx.field(static=True, default=8)  #: storage levels per cell (8 = 3 bits)
     max_amplitude: float = eqx.field(static=True, default=2.0)  #: largest write bit-line level [V]
 
@@ -395,9 +405,9 @@ class Cell2T0C(AbstractDevice):
         return self._transistor(self.read_width, self.read_length, self.read_threshold_voltage)
 
     def at_temperature(self, temperature: Float[ArrayLike, "..."]) -> Cell2T0C:
-        """A copy at operating ``temperature`` [K] (> 0)."""
-        temp = _check_temperature(temperature)
-        return eqx.tree_at(lambda c: c.temperature, self, temp)
+        """A copy at operating ``temperature`` [K], checked as the constructor checks ``temperature`` (eagerly a
+        ``ValueError``, under jit/vmap the runtime error of ``eqx.error_if``)."""
+        return with_values(self, temperature=check_value(self, "temperature", temperature, label="temperature"))
 
     # ------------------------------------------------------------- hold
     def leak_current(
@@ -661,8 +671,7 @@ class Cell2T0C(AbstractDevice):
         step, the full kickback C_c/C_SN·ΔV_WWL). Energy: the charge the bit line delivers times its voltage,
         plus the word-line swing on the coupling capacitance. ``key`` is unused (no write noise)."""
         del key
-        amplitude = jnp.asarray(amplitude, dtype=float)
-        check_range("write amplitude (write bit-line level)", amplitude, lower=0.0, upper=self.max_amplitude, unit="V")
+        amplitude = jnp.asarray(amplitude, dtype=float)  # within amplitude_range(): checked by AbstractDevice
         check_range("width", width, lower=0.0, lower_open=True, unit="s")
         check_range("fall", fall, lower=0.0, unit="s")
         abrupt = is_concrete(fall) and float(np.max(fall)) == 0.0
@@ -768,6 +777,7 @@ class _Transfer(eqx.Module):
 
 def _transfer_experiment(data: Dataset, transistor: str | None, floor: float, name: str) -> Experiment:
     data.require("V_GS", "V_DS", "I_D")
+    data.check_units(_TFT_UNITS, what="a TFT transfer curve")
     return Experiment(
         _Transfer(transistor),
         (jnp.asarray(data["V_GS"]), jnp.asarray(data["V_DS"])),
@@ -786,9 +796,10 @@ def tft_curves(
     """Transfer (or output) curves of a standalone :class:`IGZOTransistor`: I_D [A] at each (V_GS, V_DS) [V]
     row, compared as log10|I_D|; |I_D| <= ``floor`` [A] (the instrument's) left out. When ``tft`` is given and
     the data have ``W``/``L`` columns, they must match its geometry (:func:`check_geometry`)."""
+    experiment = _transfer_experiment(data, None, floor, name or _name(data, "TFT transfer"))
     if tft is not None:
         check_geometry(data, tft)
-    return _transfer_experiment(data, None, floor, name or _name(data, "TFT transfer"))
+    return experiment
 
 
 def transfer_curve(
