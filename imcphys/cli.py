@@ -119,10 +119,13 @@ def _main(
 ) -> None:
     import jax
 
+    from ._compilation import enable_compilation_cache
     from .plot import headless
 
     del debug  # read by the command group, which reports errors
     jax.config.update("jax_enable_x64", True)
+    # compiled kernels persist between calls (per user; IMCPHYS_COMPILATION_CACHE=off opts out)
+    enable_compilation_cache()
     headless()
 
 
@@ -162,12 +165,34 @@ def _parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def _list_studies() -> str:
+    from .montecarlo import study_names
+    from .montecarlo._registry import describe_study
+
+    return "\n\n".join(describe_study(name) for name in study_names())
+
+
+def _resume_command(args: dict) -> str:
+    """The ``imcphys mc`` command that resumes an interrupted run (the same options, plus --resume)."""
+    import shlex
+
+    words = ["imcphys", "mc"]
+    for name, value in args.items():
+        flag = "--" + name.rstrip("_").replace("_", "-")
+        if isinstance(value, list):
+            for item in value:
+                words += [flag, str(item)]
+        elif value is not None and value is not False:
+            words += [flag] if value is True else [flag, str(value)]
+    return shlex.join([*words, "--resume"])
+
+
 @app.command()
 def mc(
-    card: Path = typer.Option(..., help="device card (TOML) with a \\[variability] table"),
-    study: str = typer.Option(..., help="registered Monte Carlo study, e.g. reram_pulse_read"),
-    cells: int = typer.Option(..., help="number of cells"),
-    out: Path = typer.Option(..., help="run directory (chunks, run.json, result.nc)"),
+    card: Path | None = typer.Option(None, help="device card (TOML) with a \\[variability] table"),
+    study: str | None = typer.Option(None, help="registered Monte Carlo study, e.g. reram_pulse_read (see --list)"),
+    cells: int | None = typer.Option(None, help="number of cells"),
+    out: Path | None = typer.Option(None, help="run directory (chunks, run.json, result.nc)"),
     resume: bool = typer.Option(False, help="continue the run in OUT (same settings)"),
     chunk_cells: int | None = typer.Option(None, help="cells per chunk (default: fit --memory-budget)"),
     memory_budget: float = typer.Option(1e9, help="bytes per chunk in flight, when --chunk-cells is not given"),
@@ -175,31 +200,72 @@ def mc(
     set_: list[str] = typer.Option([], "--set", help="study option NAME=VALUE (JSON value), repeatable"),
     cpu_devices: int | None = typer.Option(None, help="split the CPU into this many JAX devices (one core each)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar with cells/s and ETA"),
+    scheduler: str | None = typer.Option(
+        None, help="run the chunks on this Dask scheduler (tcp://host:8786); needs imcphys[cluster]"
+    ),
+    scheduler_file: Path | None = typer.Option(
+        None, help="run the chunks on the Dask scheduler of this scheduler file (dask-jobqueue, dask-mpi …)"
+    ),
+    list_: bool = typer.Option(False, "--list", help="list the studies with their options and defaults, and exit"),
 ) -> None:
-    """Monte Carlo of a registered study over CELLS cells: chunked, resumable, sharded over every JAX device."""
+    """Monte Carlo of a registered study over CELLS cells: chunked, resumable, sharded over every JAX device, or
+    run as tasks on a Dask cluster (--scheduler, --scheduler-file). --list shows the studies and their options.
+    Ctrl-C saves the chunk in flight and prints the command that resumes the run."""
     import jax
 
+    if list_:
+        typer.echo(_list_studies())
+        return
+    missing = [
+        f"--{n.replace('_', '-')}"
+        for n, v in (("card", card), ("study", study), ("cells", cells), ("out", out))
+        if v is None
+    ]
+    if missing:
+        typer.echo(f"error: missing option(s) {', '.join(missing)} (imcphys mc --list shows the studies)", err=True)
+        raise typer.Exit(2)
+    if scheduler is not None and scheduler_file is not None:
+        typer.echo("error: give --scheduler or --scheduler-file, not both", err=True)
+        raise typer.Exit(2)
     if cpu_devices is not None:
         # must precede the first use of a device; JAX otherwise runs a CPU as one device on one core
         jax.config.update("jax_num_cpu_devices", cpu_devices)
     from .montecarlo import montecarlo
 
-    result = montecarlo(
-        study,
-        card=card,
-        cells=cells,
-        out=out,
-        key=jax.random.key(seed),
-        chunk_cells=chunk_cells,
-        memory_budget=memory_budget,
-        resume=resume,
-        progress=progress,
-        **_parse_options(set_),
-    )
-    typer.echo(
-        f"{study}: {cells} cells in {result.manifest['chunks']} chunk(s) on {jax.device_count()} "
-        f"device(s); results in {out}"
-    )
+    client = scheduler if scheduler is not None else scheduler_file
+    try:
+        result = montecarlo(
+            study,
+            card=card,
+            cells=cells,
+            out=out,
+            key=jax.random.key(seed),
+            chunk_cells=chunk_cells,
+            memory_budget=memory_budget,
+            resume=resume,
+            progress=progress,
+            client=client,
+            **_parse_options(set_),
+        )
+    except KeyboardInterrupt as err:
+        args = {
+            "card": card,
+            "study": study,
+            "cells": cells,
+            "out": out,
+            "seed": seed,
+            "chunk_cells": chunk_cells,
+            "memory_budget": None if memory_budget == 1e9 else memory_budget,
+            "set_": list(set_),
+            "cpu_devices": cpu_devices,
+            "no_progress": not progress,
+            "scheduler": scheduler,
+            "scheduler_file": scheduler_file,
+        }
+        typer.echo(f"{err or 'interrupted'}; resume with:\n  {_resume_command(args)}", err=True)
+        raise typer.Exit(130) from None
+    engine = f"Dask scheduler {client}" if client is not None else f"{jax.device_count()} device(s)"
+    typer.echo(f"{study}: {cells} cells in {result.manifest['chunks']} chunk(s) on {engine}; results in {out}")
     if result.manifest["ber"] is not None:
         typer.echo(result.ber().to_series().to_string())
 

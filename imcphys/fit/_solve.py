@@ -12,6 +12,7 @@ import optax
 import optimistix as optx
 from jaxtyping import Array, PyTree
 
+from .._checks import checked_jit
 from .._experiment import _Core
 from ..device import AbstractDevice, with_values
 from ._transforms import _Transform
@@ -115,7 +116,7 @@ def _with_data(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Arra
     )
 
 
-@eqx.filter_jit
+@checked_jit
 def _least_squares_each(
     problem: _Problem,
     observed: tuple[Array, ...],
@@ -130,7 +131,7 @@ def _least_squares_each(
     )
 
 
-@eqx.filter_jit
+@checked_jit
 def _screen_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Array, ...], thetas: Array) -> Array:
     """½Σr² for every data row i and candidate j: ``thetas`` has shape (rows, candidates, n)."""
 
@@ -141,7 +142,7 @@ def _screen_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Ar
     return jax.vmap(row)(observed, masks, thetas)
 
 
-@eqx.filter_jit
+@checked_jit
 def _descend(
     problem: _Problem,
     thetas: Array,
@@ -171,12 +172,12 @@ def _descend(
     return jax.vmap(one)(thetas, opt_state, *best)
 
 
-@eqx.filter_jit
+@checked_jit
 def _screen(problem: _Problem, thetas: Array) -> Array:
     """½Σr² at each θ (forward pass only)."""
     return jax.vmap(lambda th: 0.5 * jnp.sum(problem.evaluate(th)[0] ** 2))(thetas)
 
 
-@eqx.filter_jit
+@checked_jit
 def _evaluate(problem: _Problem, thetas: Array) -> tuple[PyTree, PyTree]:
     return jax.vmap(lambda th: _linearise(problem, th))(thetas)
