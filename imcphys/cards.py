@@ -14,11 +14,15 @@ A card names its family and gives every parameter it sets as a value, a unit and
     [structure]          # static choices (integers, names), passed to the constructor as they are
     [variability]        # device-to-device spread, read by imcphys.population
     [spec]               # published specification limits of the device (for checks), kept as written
+    [fit]                # the parameters each kind of measurement fits by default (``imcphys fit`` without --free)
+    transfer = ["threshold_voltage", "trap_ideality", "sheet_current"]
 
 ``status`` says whether a value is ``published``, ``assumed`` (chosen to reach a published behaviour),
 ``fitted`` or ``default`` (the family's built-in value). A card gives every parameter of its family: one that is
 missing is an error naming it, unless the card says ``defaults = "model"`` in its ``[card]`` table — then each
 missing parameter takes the family's default, recorded in the provenance with status ``default``.
+A ``[fit]`` entry names a kind of measurement of the family (``dc``, ``transfer``, …) and lists its free parameters
+as ``imcphys fit --free`` takes them (``NAME`` or ``NAME:LO:HI``, bounds in the card's unit of that parameter).
 
 The cards in the repository's ``devices/`` folder install with the package (as package data, the folder itself:
 one source): :func:`load_card` takes a card's name (``"reram_stanford_v1"``) or a path, and a relative path
@@ -48,6 +52,7 @@ from typing import Any
 import numpy as np
 import tomli_w
 
+from ._experiment import GENERIC_KINDS
 from .device import AbstractModel, parameter_units
 from .models import FAMILIES
 from .population import specs_from_table
@@ -69,6 +74,18 @@ class Card:
     path: Path | None = None
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)  #: the ``[spec]`` table as written
     parts: dict[str, Card] = dataclasses.field(default_factory=dict)  #: the parts of a composite, by field name
+    fit: dict[str, list[str]] = dataclasses.field(default_factory=dict)  #: kind -> default free parameters
+
+    def default_free(self, kind: str) -> list[str]:
+        """The free parameters of a ``kind`` fit from the ``[fit]`` table (``NAME`` or ``NAME:LO:HI``); raises
+        ``ValueError`` naming the card when it has none for that kind."""
+        if kind not in self.fit:
+            listed = f"it lists {', '.join(sorted(self.fit))}" if self.fit else "it has no [fit] table"
+            raise ValueError(
+                f"{self.path or 'card'}: no default free parameters for a {kind!r} fit ({listed}); give them "
+                f'(--free NAME ...) or add them to the card: [fit] {kind} = ["NAME", ...]'
+            )
+        return list(self.fit[kind])
 
     def device(self) -> AbstractModel:
         """Build the device (or, for a part, the model) this card describes."""
@@ -195,12 +212,35 @@ def _parse(raw: dict[str, Any], path: Path, where: str | Path, seen: tuple[Path,
             path,
             dict(raw.get("spec", {})),
             parts,
+            _fit_table(raw.get("fit", {}), cls, units, path),
         )
         card.device()  # validates values and relations (raises naming the parameter)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{where}: {err}") from None
     card.variability_specs()  # validates the [variability] table (raises naming the card and the entry)
     return card
+
+
+def _fit_table(table: Any, cls: type[AbstractModel], units: dict[str, str], path: Path) -> dict[str, list[str]]:
+    """The ``[fit]`` table checked: kinds the family has, lists of its parameters (``NAME`` or ``NAME:LO:HI``)."""
+    kinds = getattr(cls, "measurement_kinds", GENERIC_KINDS)
+    if not isinstance(table, dict):
+        raise ValueError("[fit] must be a table: kind = [parameter names]")
+    out = {}
+    for kind, names in table.items():
+        where = f"[fit] {kind}"
+        if kind not in kinds:
+            raise ValueError(f"{where}: a {cls.__name__} has no {kind!r} measurement; its kinds: {', '.join(kinds)}")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ValueError(f'{where}: write it as a list of parameter names, e.g. {kind} = ["{next(iter(units))}"]')
+        for spec in names:
+            name, *bounds = spec.split(":")
+            if name.strip() not in units:
+                raise ValueError(f"{where}: {cls.__name__} has no parameter {name.strip()!r}; known: {sorted(units)}")
+            if bounds and len(bounds) != 2:
+                raise ValueError(f"{where}: {spec!r}: bounds are written NAME:LO:HI, NAME:LO: or NAME::HI")
+        out[kind] = list(names)
+    return out
 
 
 def load_card(card: str | Path) -> AbstractModel:
@@ -263,6 +303,8 @@ def card_dict(
         out["variability"] = template.variability
     if template and template.spec:
         out["spec"] = template.spec
+    if template and template.fit:
+        out["fit"] = template.fit
     return out
 
 

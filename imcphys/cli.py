@@ -276,10 +276,10 @@ def fit_command(
     card: Path = typer.Option(..., help="parameter card (TOML) to start from"),
     data: list[Path] = typer.Option(..., help="measured CSV with units in its headers; repeat for a joint fit"),
     free: list[str] = typer.Option(
-        ...,
+        [],
         help="parameters to fit: --free NAME [NAME ...]; NAME:LO:HI bounds one "
         "to [LO, HI] in the card's unit of that parameter (NAME:LO: or "
-        "NAME::HI for one side), e.g. --free i0 v0:0.1:0.5",
+        "NAME::HI for one side), e.g. --free i0 v0:0.1:0.5 (default: the card's [fit] entry for the kind)",
     ),
     out: Path = typer.Option(Path("fit-out"), help="output directory"),
     starts: int = typer.Option(8, help="solver starts (the card's values and the best screened candidates)"),
@@ -288,7 +288,7 @@ def fit_command(
     seed: int = typer.Option(0, help="PRNG seed of the start candidates"),
     quiet: bool = typer.Option(False, help="no progress bars"),
     kind: str | None = typer.Option(
-        None, help="dc | pulse | vth | drift | retention | pump (default: from the CSV columns)"
+        None, help="dc | pulse | vth | drift | retention | pump | transfer (default: from the CSV columns)"
     ),
     set_: list[str] = typer.Option(
         [],
@@ -302,15 +302,15 @@ def fit_command(
     The kind of measurement follows from the columns (or --kind): 't [s], V [V], I [A]' is a DC sweep,
     'amplitude [V], width [s], I [A]' a pulse response (read after each pulse), 'amplitude, width, Vth [V]'
     Flash V_th after each pulse, 't [s], G [S]' a PCM drift trace, 't [s], T [K], G [S]' a retention trace
-    under the measured temperature, 'f_clk [Hz], V_out [V]' a Dickson pump's output. A drift trace of the
-    statistical PCM model fits that device's g_prog and nu (its state): no card is written then.
+    under the measured temperature, 'f_clk [Hz], V_out [V]' a Dickson pump's output, 'V_GS [V], V_DS [V], I_D [A]'
+    TFT transfer curves. Without --free, the parameters the card's [fit] table lists for the kind are fitted. A
+    drift trace of the statistical PCM model fits that device's g_prog and nu (its state): no card is written then.
     """
     import jax
 
     from .cards import read_card
     from .data import load_csv
-    from .device import AbstractDevice
-    from .fit import fit, measurement, parse_free
+    from .fit import fit, infer_kind, measurement, parse_free
     from .plot import save
 
     stray = [a for a in ctx.args if a.startswith("-")]
@@ -319,7 +319,13 @@ def fit_command(
     names = list(free) + list(ctx.args)
     template = read_card(card)
     device = template.device()
-    built = [measurement(kind, load_csv(path), device, floor=floor, **_parse_options(set_)) for path in data]
+    loaded = [load_csv(path) for path in data]
+    if not names:
+        kinds = {kind or infer_kind(d, device) for d in loaded}
+        if len(kinds) != 1:
+            raise ValueError(f"the files are of different kinds {sorted(kinds)}: give the parameters (--free)")
+        names = template.default_free(kinds.pop())
+    built = [measurement(kind, d, device, floor=floor, **_parse_options(set_)) for d in loaded]
     fitted = built[0][0]
     if any(m is not fitted for m, _ in built[1:]):
         raise ValueError(
@@ -339,7 +345,7 @@ def fit_command(
     )
     out.mkdir(parents=True, exist_ok=True)
     paths = [result.save_report(out / "fit_report.json"), save(result.plot(), out / "fit.png")]
-    if isinstance(fitted, AbstractDevice):
+    if fitted is device:
         paths.insert(0, result.save_card(out / f"{card.stem}_fitted.toml"))
     typer.echo(str(result.summary()))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))

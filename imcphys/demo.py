@@ -17,6 +17,7 @@ DEMO = [
     "pcm_drift",
     "flash_ispp",
     "igzo_2t0c_retention",
+    "igzo_tft_measured",
     "fit_tour",
     "optimize_write_verify",
     "montecarlo_tour",

@@ -25,16 +25,7 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
 
 import pytest  # noqa: E402
 
-SHARED_DATA = Path(os.environ.get("IMCPHYS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_data(*parts: str) -> Path:
-    """Path under ../shared/data, skipping the test cleanly when it is absent."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"measured data not available: {path}")
-    return path
 
 
 def host_devices_process(tmp: Path, devices: int, body: str) -> subprocess.Popen:

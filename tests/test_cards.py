@@ -80,3 +80,36 @@ def test_every_embedded_card_gives_every_parameter():
         card = read_card(name)
         assert "defaults" not in card.meta, name
         assert set(card.provenance) == set(imcphys.parameter_units(card.device())), name
+
+
+def test_fit_table_lists_default_free_parameters_and_round_trips(tmp_path):
+    """``[fit]``: per kind of measurement of the family, its default free parameters (``--free`` syntax); checked
+    when the card is read, kept by ``save_card``."""
+    path = tmp_path / "reram.toml"
+    path.write_text(
+        '[card]\nfamily = "StanfordReRAM"\ndefaults = "model"\n'
+        '[fit]\ndc = ["i0", "gap_decay_length", "v0:0.1:0.5"]\npulse = ["v0"]\n'
+    )
+    card = read_card(path)
+    assert card.default_free("dc") == ["i0", "gap_decay_length", "v0:0.1:0.5"]
+    again = read_card(save_card(card.device(), tmp_path / "again.toml", template=card))
+    assert again.fit == card.fit
+    with pytest.raises(ValueError, match=r"reram.toml: no default free parameters for a 'retention' fit \(it lists"):
+        card.default_free("retention")
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('transfer = ["i0"]', r"a StanfordReRAM has no 'transfer' measurement; its kinds: dc, pulse"),
+        ('dc = ["no_such"]', r"\[fit\] dc: StanfordReRAM has no parameter 'no_such'"),
+        ('dc = "i0"', r"\[fit\] dc: write it as a list of parameter names"),
+        ('dc = ["i0:1"]', r"bounds are written NAME:LO:HI"),
+    ],
+)
+def test_bad_fit_tables_name_the_card_and_entry(tmp_path, table, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[card]\nfamily = "StanfordReRAM"\ndefaults = "model"\n[fit]\n{table}\n')
+    with pytest.raises(ValueError, match=message) as err:
+        read_card(path)
+    assert "bad.toml" in str(err.value)

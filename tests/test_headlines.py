@@ -122,8 +122,18 @@ def _mram(broken):
     return {"optimised_pulse": {"sde_check": check}}
 
 
+def _tft(broken):
+    return {
+        "goal_rms_decades": 0.1,
+        "max_rms_decades": 0.125 if broken == 0 else 0.09,
+        "dies_within_goal": 8,
+        "dies": 8,
+    }
+
+
 CASES = {
     "mram_wer": _mram,
+    "igzo_tft_measured": _tft,
     "igzo_2t0c_retention": _igzo,
     "flash_ispp": _flash,
     "pcm_drift": _pcm,

@@ -1,5 +1,6 @@
-"""The built wheel carries the embedded cards: built from this tree, installed into a fresh virtual environment
-outside the repository, it runs ``imcphys demo`` and loads cards by name (no source tree beside it)."""
+"""The built wheel carries the embedded cards and measured datasets: built from this tree, installed into a fresh
+virtual environment outside the repository, it runs ``imcphys demo`` and loads cards and datasets by name (no source
+tree beside it)."""
 
 from __future__ import annotations
 
@@ -55,18 +56,23 @@ def test_wheel_installs_cards_and_runs_the_demo_outside_the_repository(tmp_path)
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)])
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IMCPHYS_SHARED_DATA")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     check = (
         "import imcphys; "
         f"assert 'site-packages' in imcphys.__file__ and {str(REPO)!r} not in imcphys.__file__, imcphys.__file__; "
         "print(len(imcphys.card_names()), type(imcphys.load_card('reram_stanford_v1')).__name__, "
-        "type(imcphys.load_card('devices/flash_fg.toml')).__name__)"
+        "type(imcphys.load_card('devices/flash_fg.toml')).__name__, "
+        "len(imcphys.load_dataset('dickson_tt07')), "
+        "len(imcphys.load_dataset('igzo_tft_pytft', file='D1_10_10_1.csv')), "
+        "len(imcphys.datasets.dataset_files('igzo_tft_pytft')))"
     )
     out = _run([str(python), "-c", check], cwd=work, env=env).stdout.split()
-    assert int(out[0]) == len(list((REPO / "devices").glob("*.toml"))) and out[1:] == [
+    assert int(out[0]) == len(list((REPO / "devices").glob("*.toml"))) and out[1:3] == [
         "StanfordReRAM",
         "FloatingGateCell",
     ]
+    # the measured datasets install with the package: the TT07 pump (16 rows) and 18 TFT sweeps of 244 rows
+    assert [int(x) for x in out[3:]] == [16, 244, 18]
     demo = _run(
         [str(venv / "bin" / "imcphys"), "demo", "--out", "report", "--section", "montecarlo_tour"], cwd=work, env=env
     )

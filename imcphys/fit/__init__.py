@@ -17,13 +17,14 @@ A fit is a device, the names of its free parameters, and one or more :class:`Exp
 - :func:`measurement` — the experiment of a family's standard measurement from a CSV (its ``measurement_kinds``:
   a Flash V_th staircase, a PCM drift trace, a 2T0C retention trace, a pump's output …).
 
-The free parameters are fitted in an unconstrained coordinate θ: a positive parameter on a log scale (u = ln
-p), others linearly (u = p/|p_start|); bounds through a sigmoid (both) or a softplus (one), as in jaxley's
-``optimize.transforms``. The default solver is Levenberg–Marquardt (``optimistix``), whose Jacobian comes from
-forward-mode differentiation through diffrax (``diffrax.ForwardMode``); an ``optax`` optimiser can be passed
-instead for problems too large or too rough for it. Multi-start: random candidates around the device's values
-are screened by their cost (one vmapped forward pass), and the solver runs from the device itself and the best
-candidates, ``batch`` starts per ``vmap``-ed chunk, with a progress bar; the best optimum is kept.
+The free parameters are fitted in an unconstrained coordinate θ: a parameter declared non-negative and positive at
+the start on a log scale (u = ln p), others linearly (u = p/|p_start|); bounds through a sigmoid (both) or a
+softplus (one), as in jaxley's ``optimize.transforms``. The default solver is Levenberg–Marquardt (``optimistix``),
+whose Jacobian comes from forward-mode differentiation through diffrax (``diffrax.ForwardMode``); an ``optax``
+optimiser can be passed instead for problems too large or too rough for it. Multi-start: random candidates around
+the device's values are screened by their cost (one vmapped forward pass), and the solver runs from the device
+itself and the best candidates, ``batch`` starts per ``vmap``-ed chunk, with a progress bar; the best optimum is
+kept.
 
 Uncertainty: the covariance of θ is s²(JᵀJ)⁻¹ at the optimum, J the Jacobian of the weighted residuals and s²
 = Σr²/(m − n) the residual variance (the noise level is estimated from the fit, as

@@ -24,7 +24,8 @@ PIN_FRACTION = 1e-3
 class Free:
     """A free parameter: its ``name``, optional ``lower``/``upper`` bounds (SI, the parameter's unit) and its
     scale: ``log=True`` fits ln p (p must stay positive), ``False`` fits p linearly, ``None`` chooses log when
-    the start value (and any bound) is positive."""
+    the parameter is declared non-negative (``param(..., lower=0)`` or above) and the start value (and any bound)
+    is positive."""
 
     name: str
     lower: float | None = None
@@ -233,7 +234,10 @@ def _make_transform(device: AbstractDevice, free: Sequence[str | Free]) -> _Tran
                 f"{s.name}: the start value {p0:g} {unit} must lie strictly inside the bounds "
                 f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}] {unit}"
             )
-        log = s.log if s.log is not None else p0 > 0 and (lo is None or lo > 0) and (hi is None or hi > 0)
+        # log only for a parameter declared non-negative: a threshold voltage that starts positive may be negative
+        declared = parameter_ranges(device)[s.name]["lower"]
+        positive = declared is not None and declared >= 0
+        log = s.log if s.log is not None else positive and p0 > 0 and (lo is None or lo > 0) and (hi is None or hi > 0)
         lo, hi = _declared_bounds(device, s.name, p0, log, lo, hi)
         if log and (p0 <= 0 or (lo is not None and lo <= 0)):
             raise ValueError(

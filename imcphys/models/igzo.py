@@ -7,26 +7,51 @@ ITZO self-aligned top-gate 2T0C cell of PMC11739972 (off-current 2.33e-18 A/µm,
 mobility 17.52 cm²/(V s)).
 
 **IGZOTransistor** — an n-type oxide TFT with three terminals (gate, drain, source; no body), so its current
-depends on V_GS and V_DS only. With the thermal voltage φ_t = kT/q (CODATA), ideality n and band-tail exponent γ,
+depends on V_GS and V_DS only. With the thermal voltage φ_t = kT/q (CODATA), ideality n, trap ideality n_t and
+band-tail exponent γ,
 
 .. math::
 
-    I_D &= I_{sq}\,\frac{W}{L}\,\big[F(V_{GS} - V_T) - F(V_{GS} - V_T - n V_{DS})\big]
+    I_D &= I_{sq}\,\frac{W}{L}\,\big[F(x_t) - F(x_t - n V_{DS})\big]
           + I_{off}(T)\,W\,\tanh\frac{V_{DS}}{2\varphi_t}, \qquad V_{DS} \ge 0 \\
-    F(x) &= \Big(m\,\ln\big(1 + e^{x/m}\big)\Big/1\,\mathrm{V}\Big)^{\gamma+1},\qquad m = (\gamma+1)\,n\,\varphi_t
+    F(x) &= \Big(m\,\ln\big(1 + e^{x/m}\big)\Big/1\,\mathrm{V}\Big)^{\gamma+1},\qquad m = (\gamma+1)\,n\,\varphi_t \\
+    x_t &= \frac{x}{n_t} + \Big(1 - \frac{1}{n_t}\Big)\,s\,\ln\big(1 + e^{x/s}\big),\qquad
+          x = V_{GS} - V_T,\quad s = n_t\,m
 
-(V_DS < 0: source and drain swap, I_D(V_GS, V_DS) = −I_D(V_GS − V_DS, −V_DS)). Above threshold F(x) → x^{γ+1}:
-the band-tail-limited power law of a-IGZO, I_D ∝ μ0·C_ox·(W/L)·(V_GS − V_T)^{γ+1}, which saturates for
-n·V_DS > V_GS − V_T. Below threshold F(x) → m^{γ+1} e^{x/(nφ_t)}, so
+(V_DS < 0: source and drain swap, I_D(V_GS, V_DS) = −I_D(V_GS − V_DS, −V_DS)). Above threshold x_t → x and
+F(x) → x^{γ+1}: the band-tail-limited power law of a-IGZO, I_D ∝ μ0·C_ox·(W/L)·(V_GS − V_T)^{γ+1}, which
+saturates for n·V_DS > V_GS − V_T. Below threshold x_t → x/n_t: the gate fills trap states that take a fraction
+1 − 1/n_t of its charge (n_t = 1 + C_trap/C_ox), while the free carriers still feel the drain through their
+quasi-Fermi level, so F(x_t) → m^{γ+1} e^{x/(n n_t φ_t)} and
 
 .. math::
 
-    I_D = I_0\,\frac{W}{L}\,10^{(V_{GS}-V_T)/SS}\,\big(1 - e^{-V_{DS}/\varphi_t}\big),\qquad SS = n\,\varphi_t \ln 10
+    I_D = I_0\,\frac{W}{L}\,10^{(V_{GS}-V_T)/SS}\,\big(1 - e^{-V_{DS}/\varphi_t}\big),\qquad
+    SS = n\,n_t\,\varphi_t \ln 10
 
-with one smooth, everywhere-differentiable expression across both regimes. The parallel off-state floor
-I_off(T) [A per m of width] is the leakage that no gate voltage turns off (trap-assisted generation, back-channel
-and edge paths); it is Arrhenius-activated, I_off(T) = I_off(T_ref)·exp(−E_a/k·(1/T − 1/T_ref)). Temperature
-also enters through φ_t (SS ∝ T) and V_T(T) = V_T(T_ref) + (dV_T/dT)·(T − T_ref).
+with one smooth, everywhere-differentiable expression across both regimes. In a bulk MOSFET the body charge makes
+the slope factor of the gate and of the drain one and the same n (n_t = 1, the default); in a thin-film transistor
+there is no body, the slow sub-threshold slope comes from traps that are filled above threshold, and the drain
+saturates at V_DS ≈ V_GS − V_T (n ≈ 1) however slow the sub-threshold slope (n·n_t of 5–15 in measured a-IGZO
+TFTs on 65 nm gate insulators; a single n would saturate them at a fraction of the measured V_DS).
+
+Contacts: each of source and drain has a series resistance R = R_C·W / W (``contact_resistance`` R_C·W [Ω·m], the
+width-normalised contact resistance of a transfer-length measurement), so the channel sees V_GS − I_D·R and
+V_DS − 2·I_D·R; I_D is the root of I = I_ch(V_GS − I R, V_DS − 2 I R), found by Newton's method (every iterate a
+convex combination of the last one and the channel current at it, so it stays positive) and differentiated
+implicitly (one Newton step from the converged root carries the exact first derivatives); with R = 0 (the default)
+it returns the closed form above to rounding. The 2T0C cell's transistors skip the solve (``contacts=False``).
+
+The parallel off-state floor I_off(T) [A per m of width] is the leakage that no gate voltage turns off
+(trap-assisted generation, back-channel and edge paths); it is Arrhenius-activated, I_off(T) =
+I_off(T_ref)·exp(−E_a/k·(1/T − 1/T_ref)). Temperature also enters through φ_t (SS ∝ T) and V_T(T) =
+V_T(T_ref) + (dV_T/dT)·(T − T_ref).
+
+Measured a-IGZO TFTs (the ``igzo_tft_pytft`` dataset, card ``igzo_tft_pytft``): the trap ideality and the contact
+resistance are what these data demand beyond the 2T0C model (see ``imcphys.experiments.igzo_tft_measured``). A
+gate-voltage-dependent mobility beyond the power law did not: a mobility-reduction factor 1/(1 + θ·x) tried on these
+data fitted θ between −0.02 and +0.003 1/V and lowered no die's rms residual by more than 0.006 decade, so the
+model has none.
 
 **Cell2T0C** — write transistor (WT) + storage node (capacitance C_SN, the read transistor's gate plus
 parasitics) + read transistor (RT). State: the storage-node voltage V_SN [V].
@@ -50,7 +75,8 @@ parasitics) + read transistor (RT). State: the storage-node voltage V_SN [V].
   populations; its error against the event solve is tested).
 
 Not modelled: gate-insulator and RT gate leakage, charge trapping (bias-temperature V_T drift during hold),
-coupling from the read word/bit lines, DIBL.
+coupling from the read word/bit lines, DIBL, non-ohmic (Schottky-like) contacts, a gate-voltage-dependent contact
+resistance.
 """
 
 from __future__ import annotations
@@ -76,6 +102,9 @@ from ..device import AbstractDevice, AbstractModel, PulseResult, check_value, pa
 QUADRATURE_NODES = 16
 #: Below this x/m, ln(softplus(x/m)) = x/m to float64 precision (e^-36 < 2^-52).
 _LOG_SOFTPLUS_LINEAR = -36.0
+#: Newton iterations of the contact-resistance solve: 8 reach the rounding floor of the residual I − I_ch(V − IR)
+#: for series resistances up to a thousand times the channel's 1/g_m (tested), where 6 did not.
+CONTACT_ITERATIONS = 8
 
 
 #: Highest temperature [K] of the amorphous-oxide TFT model: a-IGZO sputtered in argon crystallises from about
@@ -90,17 +119,40 @@ def _log_softplus(u: Array) -> Array:
     return jnp.where(u > _LOG_SOFTPLUS_LINEAR, jnp.log(jnp.logaddexp(0.0, safe)), u)
 
 
+#: Units of a TFT curve's columns (any unit of that dimension is converted; W and L are optional).
+_TFT_UNITS = {"V_GS": "V", "V_DS": "V", "I_D": "A", "W": "m", "L": "m"}
+
+
+def _tft_transfer_kind(data: Dataset, tft: IGZOTransistor, *, floor: float = 0.0, initial: str | None = None):
+    del initial  # a transistor has no state
+    return tft, tft_curves(data, tft, floor=floor)
+
+
 # ------------------------------------------------------------------------------------------------ transistor
 class IGZOTransistor(AbstractModel):
-    """An a-IGZO (or other oxide) TFT: sub-threshold, band-tail power law above threshold, off-state floor, and
-    temperature (module docstring). A plain equinox module of named parameters (SI units), so it can be fitted
-    with :func:`imcphys.fit` through :meth:`drain_current` and vmapped over devices; it holds no state."""
+    """An a-IGZO (or other oxide) TFT: sub-threshold with trap states, band-tail power law above threshold, contact
+    resistance, off-state floor, and temperature (module docstring). A part, not a programmable device: a plain
+    equinox module of named parameters (SI units), fitted with :func:`imcphys.fit` through :meth:`drain_current`
+    (measurement kind ``transfer``) and vmapped over devices; it holds no state."""
+
+    #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
+    measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {
+        "transfer": MeasurementKind(
+            (("V_GS", "V_DS", "I_D"),),
+            _tft_transfer_kind,
+            description="V_GS [V], V_DS [V], I_D [A]: transfer/output curves, log10|I_D| (optional W, L "
+            "columns [m] are checked against the card's geometry)",
+            units=_TFT_UNITS,
+        ),
+    }
 
     width: Float[Array, "..."] = param(0.2e-6, "m", lower=0.0, lower_open=True)  #: W, channel width
     length: Float[Array, "..."] = param(180e-9, "m", lower=0.0, lower_open=True)  #: L, channel length
     threshold_voltage: Float[Array, "..."] = param(0.5, "V")  #: V_T at the reference temperature
     threshold_temperature_coefficient: Float[Array, "..."] = param(-2e-3, "V/K")  #: dV_T/dT
-    ideality: Float[Array, "..."] = param(1.3, "1", lower=1.0)  #: n, SS = n·(kT/q)·ln 10
+    ideality: Float[Array, "..."] = param(
+        1.3, "1", lower=1.0
+    )  #: n, slope factor of gate and drain; SS = n·n_t·(kT/q)·ln 10
     band_tail_exponent: Float[Array, "..."] = param(0.7, "1", lower=0.0)  #: γ, I_D ∝ (V_GS − V_T)^(γ+1) above V_T
     #: I_sq, current per square at V_GS − V_T = 1 V
     sheet_current: Float[Array, "..."] = param(5e-6, "A", lower=0.0, lower_open=True)
@@ -110,6 +162,10 @@ class IGZOTransistor(AbstractModel):
     reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
     #: operating temperature
     temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
+    #: n_t = 1 + C_trap/C_ox, the share of the gate charge below threshold taken by traps: SS = n·n_t·(kT/q)·ln 10
+    trap_ideality: Float[Array, "..."] = param(1.0, "1", lower=1.0)
+    #: R_C·W, width-normalised series resistance of each contact (source and drain)
+    contact_resistance: Float[Array, "..."] = param(0.0, "ohm*m", lower=0.0)
 
     # ------------------------------------------------------------- temperature
     def thermal_voltage(self) -> Float[Array, "..."]:
@@ -117,8 +173,8 @@ class IGZOTransistor(AbstractModel):
         return thermal_voltage(check_value(self, "temperature", self.temperature))
 
     def subthreshold_swing(self) -> Float[Array, "..."]:
-        """SS = n·(kT/q)·ln 10 [V/decade] (59.5 mV/dec at 300 K for n = 1)."""
-        return self.ideality * self.thermal_voltage() * math.log(10.0)
+        """SS = n·n_t·(kT/q)·ln 10 [V/decade] (59.5 mV/dec at 300 K for n = n_t = 1)."""
+        return self.ideality * self.trap_ideality * self.thermal_voltage() * math.log(10.0)
 
     def threshold_at_temperature(self) -> Float[Array, "..."]:
         """V_T(T) = V_T(T_ref) + dV_T/dT·(T − T_ref) [V]."""
@@ -141,33 +197,66 @@ class IGZOTransistor(AbstractModel):
         return p * (jnp.log(m) + _log_softplus(overdrive / m))
 
     def _forward_current(self, v_gs: Array, v_ds: Array) -> Array:
-        """Channel current for V_DS >= 0 (as a function, valid and finite for any V_DS)."""
+        """Channel current without contacts for V_DS >= 0 (as a function, valid and finite for any V_DS)."""
         phi_t = self.thermal_voltage()
         x = v_gs - self.threshold_at_temperature()
+        # below threshold the traps take a share 1 − 1/n_t of the gate swing; with n_t = 1 this is x itself
+        s = self.trap_ideality * (self.band_tail_exponent + 1.0) * self.ideality * phi_t
+        x = x / self.trap_ideality + (1.0 - 1.0 / self.trap_ideality) * s * jax.nn.softplus(x / s)
         log_s = self._log_f(x, phi_t)
         log_d = self._log_f(x - self.ideality * v_ds, phi_t)
         # F(x_s) − F(x_d) = F(x_s)·(1 − F(x_d)/F(x_s)), exact when the two are close (small V_DS)
         channel = jnp.exp(log_s) * -jnp.expm1(log_d - log_s)  # log_d <= log_s: F rises
         return self.sheet_current * (self.width / self.length) * channel
 
-    def drain_current(self, v_gs: Float[ArrayLike, "..."], v_ds: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    def _channel_current(self, v_gs: Array, v_ds: Array) -> Array:
+        """Channel current [A] for V_DS >= 0 between the outer terminals, through the contact resistances."""
+
+        def newton(tft: IGZOTransistor, v_gs: Array, v_ds: Array, i: Array) -> Array:
+            # I ← (f + s·I)/(1 + s), s = −∂f/∂I = R·(∂f/∂V_GS + 2 ∂f/∂V_DS): Newton on I − f(V_GS − IR, V_DS − 2IR)
+            r = tft.contact_resistance / tft.width
+            inner = tuple(jnp.broadcast_arrays(v_gs - i * r, v_ds - 2.0 * i * r))
+            f, df = jax.jvp(tft._forward_current, inner, (jnp.ones_like(inner[0]), 2.0 * jnp.ones_like(inner[1])))
+            s = r * df
+            return (f + s * i) / (1.0 + s)
+
+        frozen = jax.lax.stop_gradient((self, v_gs, v_ds))
+        start = jnp.zeros(jax.eval_shape(lambda: newton(*frozen, 0.0)).shape)
+        root = jax.lax.fori_loop(0, CONTACT_ITERATIONS, lambda _, i: newton(*frozen, i), start)
+        # one more Newton step from the (constant) root carries the implicit derivative: at the root f = I, and
+        # the step's derivative is ∂f/(1 + s), exactly that of I = f(V − R·I) (first order)
+        return newton(self, v_gs, v_ds, jax.lax.stop_gradient(root))
+
+    def drain_current(
+        self, v_gs: Float[ArrayLike, "..."], v_ds: Float[ArrayLike, "..."], *, contacts: bool = True
+    ) -> Float[Array, "..."]:
         """Drain current I_D [A] (drain to source) at gate–source ``v_gs`` [V] and drain–source ``v_ds`` [V]
-        (broadcasts; antisymmetric under source/drain exchange; smooth in both)."""
+        between the outer terminals (broadcasts; antisymmetric under source/drain exchange; smooth in both).
+
+        ``contacts=False``: the channel's closed form alone, as if ``contact_resistance`` were 0, without the
+        Newton solve (what the 2T0C cell's transistors use: their model lumps the contacts into I_sq)."""
         v_gs, v_ds = jnp.asarray(v_gs, dtype=float), jnp.asarray(v_ds, dtype=float)
         forward = v_ds >= 0
         a = jnp.where(forward, v_ds, -v_ds)  # |V_DS| with the forward branch's slope at exactly 0
         # V_DS < 0: the terminal called "drain" is the source, V_GS' = V_GS − V_DS; both branches stay finite
-        channel = self._forward_current(jnp.where(forward, v_gs, v_gs - v_ds), a)
+        v_gs = jnp.where(forward, v_gs, v_gs - v_ds)
+        channel = self._channel_current(v_gs, a) if contacts else self._forward_current(v_gs, a)
         floor = self.off_current_per_width() * self.width * jnp.tanh(a / (2.0 * self.thermal_voltage()))
         return jnp.where(forward, 1.0, -1.0) * (channel + floor)
 
     def terminal_current(
-        self, v_g: Float[ArrayLike, "..."], v_a: Float[ArrayLike, "..."], v_b: Float[ArrayLike, "..."]
+        self,
+        v_g: Float[ArrayLike, "..."],
+        v_a: Float[ArrayLike, "..."],
+        v_b: Float[ArrayLike, "..."],
+        *,
+        contacts: bool = True,
     ) -> Float[Array, "..."]:
         """Current [A] from terminal a to terminal b through the channel, gate at ``v_g`` (all voltages [V]
-        against one ground); whichever of a, b is lower acts as the source."""
+        against one ground); whichever of a, b is lower acts as the source (``contacts`` as in
+        :meth:`drain_current`)."""
         v_b = jnp.asarray(v_b, dtype=float)
-        return self.drain_current(jnp.asarray(v_g) - v_b, jnp.asarray(v_a) - v_b)
+        return self.drain_current(jnp.asarray(v_g) - v_b, jnp.asarray(v_a) - v_b, contacts=contacts)
 
     def leakage_per_width(self, v_gs: Float[ArrayLike, "..."], v_ds: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """|I_D|/W [A/m] at an off-state bias, as papers report leakage (×1e-6 for A/µm)."""
@@ -178,7 +267,9 @@ def _transfer_kind(
     data: Dataset, cell: Cell2T0C, *, floor: float = 0.0, initial: str | None = None, transistor: str = "write"
 ):
     del initial
-    return cell, transfer_curve(data, transistor=transistor, floor=floor)
+    experiment = transfer_curve(data, transistor=transistor, floor=floor)
+    check_geometry(data, cell.write_transistor() if transistor == "write" else cell.read_transistor())
+    return cell, experiment
 
 
 def _retention_kind(
@@ -326,7 +417,7 @@ class Cell2T0C(AbstractDevice):
         ``hold_wordline_voltage`` and bit line at ``v_wbl`` [V] (default ``hold_bitline_voltage``); negative
         when the node charges up from the bit line."""
         v_wbl = self.hold_bitline_voltage if v_wbl is None else v_wbl
-        return self.write_transistor().terminal_current(self.hold_wordline_voltage, v_sn, v_wbl)
+        return self.write_transistor().terminal_current(self.hold_wordline_voltage, v_sn, v_wbl, contacts=False)
 
     def rhs(self, t, state, drive):
         """dV_SN/dt = −I_leak(V_SN, V_WBL = drive)/C_SN [V/s] during hold."""
@@ -536,7 +627,7 @@ class Cell2T0C(AbstractDevice):
 
         def field(t, v, args):
             v_wwl = v_wwl_start + slope * t
-            i_in = wt.terminal_current(v_wwl, v_wbl, v)
+            i_in = wt.terminal_current(v_wwl, v_wbl, v, contacts=False)
             return (i_in + self.coupling_capacitance * slope) / self.storage_capacitance
 
         return field
@@ -627,7 +718,7 @@ class Cell2T0C(AbstractDevice):
         """Read-transistor current [A] with its gate at ``v_sn`` [V], source (RWL) at 0 V and drain at
         ``v_rbl`` [V] (default ``read_bitline_voltage``)."""
         v_rbl = self.read_bitline_voltage if v_rbl is None else v_rbl
-        return self.read_transistor().drain_current(v_sn, v_rbl)
+        return self.read_transistor().drain_current(v_sn, v_rbl, contacts=False)
 
     def read(self, state):
         """Read current [A] of the storage-node voltage ``state`` [V]."""
@@ -651,14 +742,64 @@ class Cell2T0C(AbstractDevice):
 
 
 # ------------------------------------------------------------------------------------- measurement kinds
+def check_geometry(data: Dataset, tft: IGZOTransistor) -> None:
+    """Raise ``ValueError`` naming the file, row and column when ``data`` has a ``W`` or ``L`` column [m] whose
+    values differ from the transistor's ``width``/``length`` (by more than 1e-6 relative): a sheet current fitted
+    to a device of another geometry would be wrong by the ratio of their W/L."""
+    for column, name in (("W", "width"), ("L", "length")):
+        if column not in data:
+            continue
+        expected = np.asarray(getattr(tft, name), dtype=float)
+        if expected.ndim:
+            continue  # a population: each device has its own geometry
+        bad = np.flatnonzero(np.abs(data[column] - expected) > 1e-6 * abs(float(expected)))
+        if bad.size:
+            k = int(bad[0])
+            raise ValueError(
+                f"{data.where(column, k)}: the data were measured at {column} = {data[column][k] * 1e6:g} µm, the "
+                f"transistor's {name} is {float(expected) * 1e6:g} µm; use a device of that geometry "
+                f"(imcphys.replace(device, {name}=...))"
+            )
+
+
 class _Transfer(eqx.Module):
-    """I_D(V_GS, V_DS) of one of the 2T0C cell's transistors."""
+    """I_D(V_GS, V_DS) of one of the 2T0C cell's transistors (``"write"``/``"read"``), or of a standalone
+    :class:`IGZOTransistor` (``None``)."""
 
-    transistor: str = eqx.field(static=True)
+    transistor: str | None = eqx.field(static=True)
 
-    def __call__(self, cell: Cell2T0C, inputs: tuple[Array, Array]) -> Array:
-        tft = cell.write_transistor() if self.transistor == "write" else cell.read_transistor()
-        return tft.drain_current(*inputs)
+    def __call__(self, device: Cell2T0C | IGZOTransistor, inputs: tuple[Array, Array]) -> Array:
+        if self.transistor is None:
+            return device.drain_current(*inputs)
+        tft = device.write_transistor() if self.transistor == "write" else device.read_transistor()
+        return tft.drain_current(*inputs, contacts=False)
+
+
+def _transfer_experiment(data: Dataset, transistor: str | None, floor: float, name: str) -> Experiment:
+    data.require("V_GS", "V_DS", "I_D")
+    data.check_units(_TFT_UNITS, what="a TFT transfer curve")
+    return Experiment(
+        _Transfer(transistor),
+        (jnp.asarray(data["V_GS"]), jnp.asarray(data["V_DS"])),
+        data["I_D"],
+        residual=LogAbs(float(floor)),
+        x=data["V_GS"],
+        x_label=data.label("V_GS"),
+        y_label=data.label("I_D"),
+        name=name,
+    )
+
+
+def tft_curves(
+    data: Dataset, tft: IGZOTransistor | None = None, *, floor: float = 0.0, name: str | None = None
+) -> Experiment:
+    """Transfer (or output) curves of a standalone :class:`IGZOTransistor`: I_D [A] at each (V_GS, V_DS) [V]
+    row, compared as log10|I_D|; |I_D| <= ``floor`` [A] (the instrument's) left out. When ``tft`` is given and
+    the data have ``W``/``L`` columns, they must match its geometry (:func:`check_geometry`)."""
+    experiment = _transfer_experiment(data, None, floor, name or _name(data, "TFT transfer"))
+    if tft is not None:
+        check_geometry(data, tft)
+    return experiment
 
 
 def transfer_curve(
@@ -669,17 +810,7 @@ def transfer_curve(
     their own V_T and geometry); compared as log10|I_D|, |I_D| <= ``floor`` [A] (the instrument's) left out."""
     if transistor not in ("write", "read"):
         raise ValueError(f"transistor must be 'write' or 'read'; got {transistor!r}")
-    data.require("V_GS", "V_DS", "I_D")
-    return Experiment(
-        _Transfer(transistor),
-        (jnp.asarray(data["V_GS"]), jnp.asarray(data["V_DS"])),
-        data["I_D"],
-        residual=LogAbs(float(floor)),
-        x=data["V_GS"],
-        x_label=data.label("V_GS"),
-        y_label=data.label("I_D"),
-        name=name or _name(data, f"{transistor} TFT"),
-    )
+    return _transfer_experiment(data, transistor, floor, name or _name(data, f"{transistor} TFT"))
 
 
 class _Hold(eqx.Module):

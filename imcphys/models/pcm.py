@@ -133,9 +133,9 @@ class PCMState(eqx.Module):
     its drift trace: ``imcphys.fit(PCMState(g0, nu0), experiment, free=["g_prog", "nu"], ...)``.
     """
 
-    #: conductance after programming [S] (drifted, when solved as an ODE)
-    g_prog: Float[Array, "..."] = eqx.field(metadata={"unit": "S"})
-    nu: Float[Array, "..."] = eqx.field(metadata={"unit": "1"})  #: drift exponent ν of the device [1]
+    #: conductance after programming [S] (drifted, when solved as an ODE); non-negative, so fitted on a log scale
+    g_prog: Float[Array, "..."] = eqx.field(metadata={"unit": "S", "lower": 0.0})
+    nu: Float[Array, "..."] = eqx.field(metadata={"unit": "1", "lower": 0.0})  #: drift exponent ν of the device [1]
 
 
 class PCMStatistical(AbstractDevice):
