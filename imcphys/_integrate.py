@@ -282,9 +282,13 @@ def _solve_pulse(device, state, amplitude, width, edges, fixed_steps, key, rtol,
         )
         y = _tmap(lambda x: x[-1], ys)
     else:
+        noise = _noise_key(device, stim, state, key)
+        plateau = device.plateau(state, stim.amplitude, stim.width, fixed_steps) if edges is None and noise is None else None
+        if plateau is not None:
+            return PulseResult(state=device.project(plateau[0]), energy=plateau[1], duration=stim.duration)
         mesh = stim.duration * (jnp.arange(fixed_steps + 1) / fixed_steps) ** GRADING
         drive = (lambda t: stim.amplitude) if edges is None else stim  # noqa: E731
-        y = _heun(sys, drive, y0, mesh, _noise_key(device, stim, state, key))
+        y = _heun(sys, drive, y0, mesh, noise)
     # project in physical units: a bound is then returned exactly, not bound/scale*scale
     state = device.project(sys.to_state(y[0]))
     return PulseResult(state=state, energy=y[1] * ENERGY_UNIT, duration=stim.duration)
