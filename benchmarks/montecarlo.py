@@ -284,8 +284,8 @@ def in_process(quick: bool) -> dict:
     }
 
 
-#: Issue 7's performance bar: 1e7 cells of one ReRAM program-and-verify (up to 20 verify iterations) on the CPU's
-#: cores with peak memory under 4 GB.
+#: The performance bar of the program-and-verify Monte Carlo: 1e7 cells of one ReRAM program-and-verify (up to 20
+#: verify iterations) on the CPU's cores with peak memory under 4 GB.
 WRITE_VERIFY = {"iterations": 20, "fixed_steps": 8}
 WRITE_VERIFY_BUDGET = 1e9  # bytes of chunks in flight
 

@@ -38,6 +38,9 @@ EXPECTED = [
     "write_verify",
     "crossbar",
     "montecarlo",
+    "ferroelectric_pulses",
+    "mram",
+    "reram_sky130",
 ]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 COLUMNS = ["Workload", "imcphys", "Baseline (same run)", "Ratio", "Fraction of fused-kernel ceiling", "Notes"]

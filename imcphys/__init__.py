@@ -6,7 +6,10 @@ The public names, by layer (bottom to top; each layer uses only those beneath it
 :class:`AbstractDevice`, :class:`AbstractModel`, :func:`param`, :class:`PulseResult`, :func:`replace`,
 :func:`parameters`, :func:`parameter_units`; the families :class:`StanfordReRAM`, :class:`PCMStatistical`
 (:class:`PCMState`), :class:`PCMCell` (:class:`PCMCellState`), :class:`IGZOTransistor`, :class:`Cell2T0C`,
-:class:`DicksonPump`, :class:`FloatingGateCell`.
+:class:`DicksonPump`, :class:`FloatingGateCell`, :class:`FeCap` and :class:`FeFET` (:class:`FerroelectricState`),
+:class:`STTMRAM` (:func:`mram_switching_time`, :func:`mram_write_error_rate`), :class:`SkyWaterReRAM`
+(:class:`SkyWaterState`); the composite :class:`OneTransistorOneResistor` (a two-terminal cell behind its access
+transistor, :class:`EKVTransistor`).
 
 **Cards and data** — parameter cards with units and provenance, measured CSV files, and the measured datasets
 shipped with the package (:mod:`imcphys.datasets`): :func:`load_card`, :func:`read_card`, :func:`save_card`,
@@ -23,6 +26,9 @@ shipped with the package (:mod:`imcphys.datasets`): :func:`load_card`, :func:`re
 :class:`ProgramReport`, :func:`optimize_scheme`, :func:`grid_search`, :func:`random_search`,
 :class:`SearchResult`), readout and calibration (:mod:`imcphys.readout`), crossbar parasitics
 (:func:`solve_crossbar`, :func:`solve_crossbar_nodes`, :class:`CrossbarSolution`).
+
+**Export** — :mod:`imcphys.export` (``imcphys export --card CARD --format verilog-a OUT``): a fitted card as the
+parameter set of the official Verilog-A model.
 
 **Fitting** — :mod:`imcphys.fit` (call it: ``imcphys.fit(device, experiments, free=[...], key=...)``),
 :func:`fit_each`, :class:`FitResult`, :class:`BatchFitResult`, :class:`Experiment`, :class:`LogAbs`,
@@ -87,16 +93,25 @@ from .fit import (
     pulse_response as pulse_response,
 )
 from .models import (
+    STTMRAM as STTMRAM,
     Cell2T0C as Cell2T0C,
     DicksonPump as DicksonPump,
+    EKVTransistor as EKVTransistor,
+    FeCap as FeCap,
+    FeFET as FeFET,
+    FerroelectricState as FerroelectricState,
     FloatingGateCell as FloatingGateCell,
     IGZOTransistor as IGZOTransistor,
+    OneTransistorOneResistor as OneTransistorOneResistor,
     PCMCell as PCMCell,
     PCMCellState as PCMCellState,
     PCMState as PCMState,
     PCMStatistical as PCMStatistical,
+    SkyWaterReRAM as SkyWaterReRAM,
+    SkyWaterState as SkyWaterState,
     StanfordReRAM as StanfordReRAM,
 )
+from .models.mram import mram_switching_time as mram_switching_time, mram_write_error_rate as mram_write_error_rate
 from .montecarlo import (
     MonteCarloResult as MonteCarloResult,
     get_study as get_study,
@@ -112,6 +127,7 @@ from .program import (
     Schedule as Schedule,
     SearchResult as SearchResult,
     Smoothing as Smoothing,
+    WordLineSchedule as WordLineSchedule,
     WriteCost as WriteCost,
     grid_search as grid_search,
     optimize_scheme as optimize_scheme,

@@ -23,6 +23,16 @@ one source): :func:`load_card` takes a card's name (``"reram_stanford_v1"``) or 
 ``devices/<name>.toml`` that does not exist where you are falls back to the embedded card of that name, so
 scripts written in a clone also run against an installed wheel. Unit conversion happens here (and in
 :mod:`imcphys.data`), nowhere else: the device receives SI values.
+
+A composite device (a cell behind its access transistor) names its parts in a ``[parts]`` table, each either the
+path of another card (relative to this card's folder) or an embedded card (a table with its own ``[card]``,
+``[parameters]``, ...)::
+
+    [parts]
+    cell = "reram_sky130.toml"
+    transistor = "nmos_sky130_5v.toml"
+
+A part's family may be any parameter model of :mod:`imcphys.models` (a transistor is not a device).
 """
 
 from __future__ import annotations
@@ -56,12 +66,14 @@ class Card:
     variability: dict[str, Any]
     path: Path | None = None
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)  #: the ``[spec]`` table as written
+    parts: dict[str, Card] = dataclasses.field(default_factory=dict)  #: the parts of a composite, by field name
 
     def device(self) -> AbstractModel:
-        """Build the device this card describes."""
+        """Build the device (or, for a part, the model) this card describes."""
         cls = family_class(self.family)
         kwargs = {k: (v.item() if v.ndim == 0 else v) for k, v in self.parameters.items()}
-        return cls(**kwargs, **self.structure)
+        parts = {name: part.device() for name, part in self.parts.items()}
+        return cls(**kwargs, **self.structure, **parts)
 
     def variability_specs(self) -> dict[str, Any]:
         """The ``[variability]`` table as population specs (widths in SI; see
@@ -108,30 +120,57 @@ def read_card(card: str | Path) -> Card:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: not valid TOML ({err})") from None
+    return _parse(raw, path, path)
+
+
+def _parse(raw: dict[str, Any], path: Path, where: str | Path, seen: tuple[Path, ...] = ()) -> Card:
+    """A card from its parsed TOML ``raw``; ``path`` is the file it came from (parts are found relative to it),
+    ``where`` what errors name, ``seen`` the card files above it (a part that includes itself is an error)."""
     head = raw.get("card", {})
     if "family" not in head:
-        raise ValueError(f'{path}: missing [card] family = "..."')
+        raise ValueError(f'{where}: missing [card] family = "..."')
     cls = family_class(head["family"])
     units = {f.name: f.metadata["unit"] for f in dataclasses.fields(cls) if "unit" in f.metadata}
     params, prov = {}, {}
     for name, entry in raw.get("parameters", {}).items():
-        where = f"{path}: parameter {name!r}"
+        here = f"{where}: parameter {name!r}"
         if name not in units:
-            raise ValueError(f"{where}: {head['family']} has no such parameter; known: {sorted(units)}")
+            raise ValueError(f"{here}: {head['family']} has no such parameter; known: {sorted(units)}")
         if not isinstance(entry, dict) or "value" not in entry or "unit" not in entry:
-            raise ValueError(f'{where}: write it as {{ value = ..., unit = "..." }}')
+            raise ValueError(f'{here}: write it as {{ value = ..., unit = "..." }}')
         status = entry.get("status", "published")
         if status not in STATUSES:
-            raise ValueError(f"{where}: status must be one of {STATUSES}; got {status!r}")
-        value = convert(entry["value"], entry["unit"], units[name], name=where)
+            raise ValueError(f"{here}: status must be one of {STATUSES}; got {status!r}")
+        value = convert(entry["value"], entry["unit"], units[name], name=here)
         if not np.all(np.isfinite(value)):
-            raise ValueError(f"{where}: value must be finite; got {entry['value']!r}")
+            raise ValueError(f"{here}: value must be finite; got {entry['value']!r}")
         params[name] = value
         prov[name] = {
             "unit": entry["unit"],
             "status": status,
             **{k: v for k, v in entry.items() if k not in ("value", "unit", "status")},
         }
+    fields = {f.name for f in dataclasses.fields(cls)}
+    parts = {}
+    for name, entry in raw.get("parts", {}).items():
+        here = f"{where}: part {name!r}"
+        if name not in fields or name in units:
+            raise ValueError(f"{here}: {head['family']} has no such part")
+        if isinstance(entry, str):
+            part_path = (path.parent / entry).resolve()
+            if part_path in seen or part_path == path.resolve():
+                raise ValueError(f"{here}: {entry!r} includes itself")
+            try:
+                part_raw = tomllib.loads(part_path.read_text())
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{here}: card not found: {part_path}") from None
+            except tomllib.TOMLDecodeError as err:
+                raise ValueError(f"{part_path}: not valid TOML ({err})") from None
+            parts[name] = _parse(part_raw, part_path, part_path, (*seen, path.resolve()))
+        elif isinstance(entry, dict):
+            parts[name] = _parse(entry, path, f"{where} [parts.{name}]", seen)
+        else:
+            raise ValueError(f'{here}: give the path of a card ("cell.toml") or an embedded card table')
     try:
         card = Card(
             head["family"],
@@ -142,17 +181,18 @@ def read_card(card: str | Path) -> Card:
             dict(raw.get("variability", {})),
             path,
             dict(raw.get("spec", {})),
+            parts,
         )
         card.device()  # validates values and relations (raises naming the parameter)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ValueError(f"{where}: {err}") from None
     card.variability_specs()  # validates the [variability] table (raises naming the card and the entry)
     return card
 
 
 def load_card(card: str | Path) -> AbstractModel:
-    """The device described by ``card`` — a path, or an embedded card's name such as ``"reram_stanford_v1"``
-    (SI units inside)."""
+    """The device (or part model) described by ``card`` — a path, or an embedded card's name such as
+    ``"reram_stanford_v1"`` (SI units inside)."""
     return read_card(card).device()
 
 
@@ -199,6 +239,13 @@ def card_dict(
     }
     if structure:
         out["structure"] = structure
+    parts = {f.name: getattr(device, f.name) for f in dataclasses.fields(device)}
+    parts = {name: part for name, part in parts.items() if isinstance(part, AbstractModel)}
+    if parts:  # a composite's parts are written embedded, each with its template's units and provenance
+        out["parts"] = {
+            name: card_dict(part, template=template.parts.get(name) if template else None)
+            for name, part in parts.items()
+        }
     if template and template.variability:
         out["variability"] = template.variability
     if template and template.spec:

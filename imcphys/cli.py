@@ -180,5 +180,23 @@ def fit_command(
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
+@app.command("export")
+def export_command(
+    out: Path = typer.Argument(..., help="file to write (e.g. cell.vams)"),
+    card: Path = typer.Option(..., help="device card (TOML) of a family with an official Verilog-A model"),
+    format_: str = typer.Option("verilog-a", "--format", help="output format: verilog-a"),
+) -> None:
+    """Write the parameter set of the official model of CARD's family (a Verilog-A paramset, the model's own
+    names and units, provenance as comments) to OUT, for a circuit simulator."""
+    from .export import export_card
+
+    try:
+        path = export_card(card, out, fmt=format_)
+    except (ValueError, FileNotFoundError) as err:  # bad card, family or format: the message says which
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     app()

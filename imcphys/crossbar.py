@@ -30,8 +30,8 @@ arrays are solved directly (dense Cholesky of the full nodal matrix, by lineax).
 
 The CG loop is written here rather than taken from ``lineax.CG``: lineax solves one right-hand side per call,
 and vmapping it over 64 input vectors made the Thomas sweeps lose their batched layout; with the same
-preconditioner and stopping rule it was 2.1× slower at 256×256 and 2.8× at 512×512 (measured 2026-12-03, 2 CPU
-cores). The loop below runs every right-hand side at once, each with its own step sizes and its own stopping
+preconditioner and stopping rule it was 2.1× slower at 256×256 and 2.8× at 512×512 on 2 CPU cores (README,
+Benchmarks). The loop below runs every right-hand side at once, each with its own step sizes and its own stopping
 test (relative residual ‖r‖₂ ≤ rtol·‖f‖₂), and agrees with lineax's CG to 1e-9.
 
 Nonlinear cells (e.g. the ReRAM sinh I–V) are solved by Newton's method; each Newton step is the same linear

@@ -20,6 +20,7 @@ cell (:func:`cell_keys`, again ``fold_in(key, i)``) and one per pulse of that ce
 from __future__ import annotations
 
 import abc
+import dataclasses
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ._checks import check_finite, check_range, is_concrete
-from .device import AbstractDevice, parameter_units, parameters
+from .device import AbstractDevice, AbstractModel, parameter_units, parameters
 from .units import convert
 
 
@@ -164,22 +165,41 @@ def _normals(key: PRNGKeyArray, cells: Array, dim: int) -> Float[Array, "n dim"]
     return jax.vmap(lambda i: jr.normal(jr.fold_in(key, i), (dim,)))(cells)
 
 
+def _parameter_leaves(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(name, value) of every parameter of ``model`` and of the models it holds (a composite's cell and transistor,
+    named ``cell.gap_min`` …), in a fixed order: what a population gives a leading cell axis."""
+    out = []
+    for f in dataclasses.fields(model):
+        value = getattr(model, f.name)
+        if "unit" in f.metadata:
+            out.append((prefix + f.name, value))
+        elif isinstance(value, AbstractModel):
+            out.extend(_parameter_leaves(value, f"{prefix}{f.name}."))
+    return out
+
+
+def _leaves(model: Any) -> list[Any]:
+    return [value for _, value in _parameter_leaves(model)]
+
+
 def sample_cells(device: AbstractDevice, specs: Spec, cells: Int[ArrayLike, " n"], *, key: PRNGKeyArray) -> Any:
     """A population of the cells with global indices ``cells``: cell i depends only on (key, i).
 
-    Works on traced ``cells`` (inside jit, vmap, shard_map); :func:`sample` is the eager front end with checks.
+    Every parameter (of a composite too: ``cell.<name>``, ``transistor.<name>``) gets a leading cell axis; those
+    without a spec keep their nominal value. Works on traced ``cells`` (inside jit, vmap, shard_map); :func:`sample`
+    is the eager front end with checks.
     """
-    units = parameter_units(device)
+    nominal = dict(_parameter_leaves(device))
     cells = jnp.asarray(cells)
     n = cells.shape[0]
     values: dict[str, Array] = {}
     for group_name, spec in specs.items():
         spreads = spec.spreads if isinstance(spec, Correlated) else {group_name: spec}
         for name in spreads:
-            if name not in units:
+            if name not in nominal:
                 raise ValueError(
                     f"variability spec for unknown parameter {name!r} of {type(device).__name__}; "
-                    f"known: {sorted(units)}"
+                    f"known: {sorted(nominal)}"
                 )
             if name in values:
                 raise ValueError(f"parameter {name!r} appears in two variability specs")
@@ -191,14 +211,13 @@ def sample_cells(device: AbstractDevice, specs: Spec, cells: Int[ArrayLike, " n"
             cols = [z[:, m] for m in range(len(spreads))]
             z = jnp.stack([sum(float(chol[j, m]) * cols[m] for m in range(j + 1)) for j in range(len(spreads))], axis=1)
         for j, (name, spread) in enumerate(spreads.items()):
-            values[name] = spread.transform(jnp.asarray(getattr(device, name)), z[:, j])
+            values[name] = spread.transform(jnp.asarray(nominal[name]), z[:, j])
 
     def leaf(name: str) -> Array:
-        nominal = jnp.asarray(getattr(device, name))
-        return values.get(name, jnp.broadcast_to(nominal, (n, *nominal.shape)))
+        x = jnp.asarray(nominal[name])
+        return values.get(name, jnp.broadcast_to(x, (n, *x.shape)))
 
-    names = list(units)
-    return eqx.tree_at(lambda d: [getattr(d, k) for k in names], device, [leaf(k) for k in names])
+    return eqx.tree_at(_leaves, device, [leaf(k) for k in nominal])
 
 
 def sample(device: AbstractDevice, specs: Spec, n: int, *, key: PRNGKeyArray, first_cell: int = 0) -> Any:
@@ -433,23 +452,16 @@ def correlation(population: AbstractDevice, names: Sequence[str]) -> np.ndarray:
 
 def population_size(population: AbstractDevice) -> int:
     """Number of cells in a population (the leading axis of its parameter fields)."""
-    name = next(iter(parameter_units(population)))
-    return int(jnp.shape(getattr(population, name))[0])
+    return int(jnp.shape(_leaves(population)[0])[0])
 
 
 def take(population: AbstractDevice, index: ArrayLike) -> Any:
-    """Cell(s) ``index`` of a population (an int gives a single device)."""
-    names = list(parameter_units(population))
-    return eqx.tree_at(
-        lambda d: [getattr(d, k) for k in names], population, [getattr(population, k)[index] for k in names]
-    )
+    """Cell(s) ``index`` of a population (an int gives a single device); a composite's parts too."""
+    return eqx.tree_at(_leaves, population, [jnp.asarray(x)[index] for x in _leaves(population)])
 
 
 def stack(devices: Sequence[AbstractDevice]) -> Any:
-    """A population from a list of single devices of one family."""
-    names = list(parameter_units(devices[0]))
+    """A population from a list of single devices of one family (a composite's parts stacked too)."""
     return eqx.tree_at(
-        lambda d: [getattr(d, k) for k in names],
-        devices[0],
-        [jnp.stack([jnp.asarray(getattr(d, k)) for d in devices]) for k in names],
+        _leaves, devices[0], [jnp.stack([jnp.asarray(x) for x in xs]) for xs in zip(*map(_leaves, devices))]
     )

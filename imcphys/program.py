@@ -29,9 +29,10 @@ reported as unconverged, never hidden.
 
 **Optimisation** (:func:`optimize_scheme`): the scheme's settings are positive magnitudes, fitted in log space
 with optax on the smooth (or straight-through) objective over a population, the temperatures annealed
-geometrically toward exact; the result is always re-run in exact mode on a fresh population. Per the measured
-pitfall in DESIGN.md, gradients help most for rich schedules (:class:`Schedule`) and for refining the best
-point of a grid search; :func:`random_search` and :func:`grid_search` are here for that comparison.
+geometrically toward exact; the result is always re-run in exact mode on a fresh population. Verify stops,
+polarity choices and clipping are step functions, so gradients help most for rich schedules (:class:`Schedule`)
+and for refining the best point of a grid search; :func:`random_search` and :func:`grid_search` are here for that
+comparison.
 
 Memory: the loop is a ``lax.scan`` whose body is checkpointed (and so is every fixed step of a pulse, in
 :mod:`imcphys.simulate`), so a gradient keeps one carry (state, weight, counters) per iteration plus one per step of
@@ -49,6 +50,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -112,13 +114,17 @@ def with_settings(scheme: AbstractScheme, **values: ArrayLike) -> Any:
 
 # ------------------------------------------------------------------------------------------------ schemes
 class PulseTable(eqx.Module):
-    """Per-iteration pulses of a scheme: magnitudes [drive unit] and widths [s], for SET and for RESET."""
+    """Per-iteration pulses of a scheme: magnitudes [drive unit] and widths [s], for SET and for RESET; and, for a
+    cell behind an access transistor, the word-line voltages [V] passed to ``device.pulse(..., word_line=...)``
+    (``None``: the device's own)."""
 
     set_amplitude: Float[Array, " k"]
     set_width: Float[Array, " k"]
     reset_amplitude: Float[Array, " k"]
     reset_width: Float[Array, " k"]
     direction: Literal["set", "reset", "both"] = eqx.field(static=True)
+    set_word_line: Float[Array, " k"] | None = None
+    reset_word_line: Float[Array, " k"] | None = None
 
 
 class AbstractScheme(eqx.Module):
@@ -291,6 +297,48 @@ class Schedule(AbstractScheme):
             verify_time=scheme.verify_time,
             direction=t.direction,
         )
+
+
+class WordLineSchedule(AbstractScheme):
+    """Programming through the gate of an access transistor (a 1T1R cell): per-iteration word-line voltages
+    ``word_line`` [V] — the compliance knob, as in the multi-level SET of SkyWater's ReRAM — with a fixed line
+    ``amplitude`` [drive unit] and ``width`` [s], one polarity. Needs a device whose ``pulse`` takes
+    ``word_line=`` (:class:`imcphys.models.OneTransistorOneResistor`). Its ``word_line`` array is a setting, so
+    :func:`optimize_scheme` fits word-line schedules (``free=["word_line"]``)."""
+
+    word_line: Float[Array, " k"] = setting("V")  #: word-line voltage of each iteration [V]
+    amplitude: Float[Array, ""] = setting("drive")  #: line pulse magnitude [drive unit]
+    width: Float[Array, ""] = setting("s")  #: pulse width [s]
+    tolerance: Float[Array, ""] = setting("error")
+    polarity: Literal["set", "reset"] = _static(default="set")
+    error_scale: ErrorScale = _static(default="log")
+    verify_time: float = _static(default=10e-9)  #: one verify read [s] (assumed)
+
+    def __check_init__(self):
+        if jnp.ndim(self.word_line) != 1 or jnp.shape(self.word_line)[0] < 1:
+            raise ValueError(
+                f"WordLineSchedule.word_line must be a 1-D array (one voltage per iteration); "
+                f"got shape {jnp.shape(self.word_line)}"
+            )
+        self._check_common()
+        check_range("WordLineSchedule.word_line", self.word_line, lower=0.0, lower_open=True, unit="V")
+        check_range("WordLineSchedule.amplitude", self.amplitude, lower=0.0, lower_open=True)
+        check_range("WordLineSchedule.width", self.width, lower=0.0, lower_open=True, unit="s")
+
+    @property
+    def iterations(self) -> int:
+        return int(jnp.shape(self.word_line)[0])
+
+    @classmethod
+    def incremental(cls, *, start: float, step: float, iterations: int, **kwargs: Any) -> WordLineSchedule:
+        """Word line ``start + k·step`` [V] at iteration k (ISPP on the word line)."""
+        _check_iterations("WordLineSchedule", iterations)
+        return cls(word_line=start + step * np.arange(iterations), **kwargs)
+
+    def table(self) -> PulseTable:
+        amp = jnp.broadcast_to(self.amplitude, self.word_line.shape)
+        width = jnp.broadcast_to(self.width, self.word_line.shape)
+        return PulseTable(amp, width, amp, width, self.polarity, self.word_line, self.word_line)
 
 
 # ------------------------------------------------------------------------------------------- smoothing
@@ -510,7 +558,7 @@ def _program_cell(
 
     def iteration(carry, xs):
         state, active, pulses, energy, time, reads = carry
-        a_set, w_set, a_reset, w_reset, k = xs
+        a_set, w_set, a_reset, w_reset, wl_set, wl_reset, k = xs
         e = _error(error_scale, dev.read(state), target)
         reads = reads + active
         active = _blend(mode, _verify(mode, direction, e, tolerance, tau_v), jnp.zeros_like(active), active)
@@ -518,11 +566,15 @@ def _program_cell(
             q = _probability(mode, -e, tau_p)  # SET raises the read
             amp = _blend(mode, q, signs[0] * a_set, signs[1] * a_reset)
             width = _blend(mode, q, w_set, w_reset)
+            wl = None if wl_set is None else _blend(mode, q, wl_set, wl_reset)
         elif direction == "set":
-            amp, width = signs[0] * a_set, w_set
+            amp, width, wl = signs[0] * a_set, w_set, wl_set
         else:
-            amp, width = signs[1] * a_reset, w_reset
-        res = dev.pulse(state, amp, width, fixed_steps=fixed_steps, key=None if key is None else jr.fold_in(key, k))
+            amp, width, wl = signs[1] * a_reset, w_reset, wl_reset
+        gate = {} if wl is None else {"word_line": wl}
+        res = dev.pulse(
+            state, amp, width, fixed_steps=fixed_steps, key=None if key is None else jr.fold_in(key, k), **gate
+        )
         state = _blend(mode, active, res.state, state)
         carry = (state, active, pulses + active, energy + active * res.energy, time + active * res.duration, reads)
         return carry, None
@@ -534,6 +586,8 @@ def _program_cell(
         table.set_width,
         table.reset_amplitude,
         table.reset_width,
+        table.set_word_line,
+        table.reset_word_line,
         jnp.arange(table.set_amplitude.shape[0]),
     )
     (state, active, pulses, energy, time, reads), _ = jax.lax.scan(jax.checkpoint(iteration), init, xs)
@@ -577,8 +631,13 @@ def _exact_loop(
     width_b = min(block, n)
     direction = table.direction
     read_all = eqx.filter_vmap(lambda d, s: d.read(s))
-    pulse_all = eqx.filter_vmap(lambda d, s, a, w, k: d.pulse(s, a, w, fixed_steps=fixed_steps, key=k))
-    pulse_nokey = eqx.filter_vmap(lambda d, s, a, w: d.pulse(s, a, w, fixed_steps=fixed_steps))
+    gated = table.set_word_line is not None
+
+    def one_pulse(d, s, a, w, g, k):
+        return d.pulse(s, a, w, fixed_steps=fixed_steps, key=k, **({"word_line": g} if gated else {}))
+
+    pulse_all = eqx.filter_vmap(one_pulse)
+    pulse_nokey = eqx.filter_vmap(lambda d, s, a, w, g: one_pulse(d, s, a, w, g, None))
     arrays, static = eqx.partition(population, eqx.is_array)
 
     def take(tree, ids):
@@ -593,14 +652,19 @@ def _exact_loop(
         e = _error(error_scale, read_all(population, state), targets)
         reads = reads + active
         active = jnp.where(_verify("exact", direction, e, tolerance, None) > 0, 0.0, active)
+        wl_set = table.set_word_line[k] if gated else jnp.zeros(())
+        wl_reset = table.reset_word_line[k] if gated else jnp.zeros(())
         if direction == "both":
             use_set = -e > 0  # SET raises the read
             amp = jnp.where(use_set, signs[0] * table.set_amplitude[k], signs[1] * table.reset_amplitude[k])
             width = jnp.where(use_set, table.set_width[k], table.reset_width[k])
+            wl = jnp.where(use_set, wl_set, wl_reset)
         elif direction == "set":
             amp, width = jnp.full(n, signs[0] * table.set_amplitude[k]), jnp.full(n, table.set_width[k])
+            wl = jnp.full(n, wl_set)
         else:
             amp, width = jnp.full(n, signs[1] * table.reset_amplitude[k]), jnp.full(n, table.reset_width[k])
+            wl = jnp.full(n, wl_reset)
         on = active > 0
         count = jnp.sum(on)
         order = jnp.nonzero(on, size=blocks * width_b, fill_value=n)[0]  # active cells first, then n (dropped)
@@ -608,7 +672,7 @@ def _exact_loop(
         def pulse_block(b, out):
             ids = jax.lax.dynamic_slice(order, (b * width_b,), (width_b,))
             dev = eqx.combine(take(arrays, ids), static)
-            args = (dev, take(state, ids), amp[ids.clip(0, n - 1)], width[ids.clip(0, n - 1)])
+            args = (dev, take(state, ids), amp[ids.clip(0, n - 1)], width[ids.clip(0, n - 1)], wl[ids.clip(0, n - 1)])
             if keys is not None:
                 args = (*args, jax.vmap(lambda kk: jr.fold_in(kk, k))(take(keys, ids)))
             # materialise the gathered block: otherwise XLA fuses the gathers into every step of the pulse
@@ -665,6 +729,8 @@ def _clipped_table(mode: str, table: PulseTable, ranges, smoothing: Smoothing | 
         _clip(mode, table.reset_amplitude, r_lo, r_hi, tau),
         table.reset_width,
         table.direction,
+        table.set_word_line,
+        table.reset_word_line,
     )
 
 
@@ -783,6 +849,11 @@ def _checked_inputs(population, scheme, targets, verify, smoothing, fixed_steps,
         raise TypeError(f"scheme must be a program-and-verify scheme (AbstractScheme); got {type(scheme).__name__}")
     if not isinstance(fixed_steps, int) or fixed_steps < 1:
         raise ValueError(f"fixed_steps must be a positive integer; got {fixed_steps!r}")
+    if scheme.table().set_word_line is not None and "word_line" not in inspect.signature(population.pulse).parameters:
+        raise ValueError(
+            f"{type(scheme).__name__} sets word-line voltages: it needs a cell behind an access transistor "
+            f"(a pulse(..., word_line=...)); {type(population).__name__} has none"
+        )
     try:
         n = population_size(population)
     except (IndexError, StopIteration):

@@ -65,7 +65,7 @@ def run_notebook(name: str, tmp_path: Path, monkeypatch, *, timeout: int = 600) 
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
 
-# ------------------------------------------------------------------ hypothesis example count (issue 8: >= 5000)
+# ------------------------------------------------------------- hypothesis example count (the bar: >= 5000 examples)
 _HYPOTHESIS_EXAMPLES = {"examples": 0, "tests": 0}
 
 

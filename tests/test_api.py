@@ -1,5 +1,5 @@
 """The public API: every public submodule imports as itself, no function shadows a module, the names of earlier
-issues' reference interfaces keep working, and the generic pulse solver is not a public way to wrong physics."""
+releases' public calls keep working, and the generic pulse solver is not a public way to wrong physics."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_top_level_is_deliberate():
     names = {n for n in dir(imcphys) if not n.startswith("_")}
     for stray in ("Path", "Output", "Study", "trace", "Free", "Optimized", "pulse", "solve_pulse"):
         assert stray not in names
-    # the reference interfaces of earlier issues
+    # the public calls users and outside checks rely on
     for name in (
         "fit",
         "fit_each",

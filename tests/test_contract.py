@@ -100,6 +100,8 @@ def test_every_parameter_is_range_checked_by_name(probe):
     assert ranges, f"{cls} declares no parameters"
     for name, r in ranges.items():
         value = getattr(dev, name)
+        if np.size(value) == 0:  # an empty array parameter (e.g. no sampled domains) has nothing to check
+            continue
         with pytest.raises(ValueError, match=rf"{cls}\.{name} must be finite"):
             imcphys.replace(dev, **{name: jnp.full_like(value, jnp.nan)})
         bad = _outside(r)
@@ -107,7 +109,8 @@ def test_every_parameter_is_range_checked_by_name(probe):
             with pytest.raises(ValueError, match=rf"{cls}\.{name} must be finite and in [\[(]"):
                 imcphys.replace(dev, **{name: jnp.full_like(value, bad)})
             with pytest.raises(ValueError, match=rf"{cls}\.{name}"):  # the constructor: the same check
-                type(dev)(**{**{k: v for k, v in parameters(dev).items()}, **probe.card.structure, name: bad})
+                parts = {k: part.device() for k, part in probe.card.parts.items()}
+                type(dev)(**{**parameters(dev), **probe.card.structure, **parts, name: bad})
 
 
 # ------------------------------------------------------------------------------------------ the reference op
@@ -119,7 +122,7 @@ def test_read_after_program_convention(probe):
     for new, old in zip(_leaves(res.state), _leaves(s0)):
         assert new.shape == old.shape and np.all(np.isfinite(new))
     for projected, new in zip(_leaves(dev.project(res.state)), _leaves(res.state)):
-        np.testing.assert_array_equal(projected, new)
+        np.testing.assert_allclose(projected, new, rtol=1e-12, atol=0)  # in range (a renormalisation may round)
     energy, duration = float(res.energy), float(res.duration)
     assert np.isfinite(energy) and energy >= 0.0
     assert duration >= probe.width
@@ -158,7 +161,9 @@ def test_vmap_equals_a_loop(probe):
 def test_gradients_match_finite_differences(probe):
     _device_only(probe)
     dev, a, w = probe.device, jnp.asarray(probe.amplitude), jnp.asarray(probe.width)
-    grads, grad_a, grad_w = eqx.filter_jit(eqx.filter_grad(lambda args: probe.read_after(*args)))((dev, a, w))
+    # forward mode (one JVP per input, vmapped): it compiles in about half the time of reverse mode through the
+    # longer pulse paths, and the reverse-mode gradient is its transpose (the families' own tests take jax.grad)
+    grads, grad_a, grad_w = eqx.filter_jit(eqx.filter_jacfwd(lambda args: probe.read_after(*args)))((dev, a, w))
     # every finite difference in one vmapped call: the device, amplitude and width at x0 − h, x0 and x0 + h for
     # the amplitude, the width and each scalar parameter (h = 1e-6·|x0|)
     cases = [("amplitude", float(a), float(grad_a)), ("width", float(w), float(grad_w))]

@@ -1,5 +1,6 @@
-"""The four family notebooks (USER_STORIES story 4) execute at their quick sizes and print what they claim: the
-physics checks they state (published values, closed forms, gradients against finite differences)."""
+"""The four family notebooks (the student's view: every number printed by code) execute at their quick sizes and
+print what they claim: the physics checks they state (published values, closed forms, gradients against finite
+differences)."""
 
 from __future__ import annotations
 

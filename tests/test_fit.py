@@ -380,8 +380,8 @@ def _pump_output(pump, f_clk):
 
 def test_dickson_pump_fits_the_measured_sky130_pump_through_the_generic_api():
     """A user-supplied model function: the averaged Dickson pump (imcphys.models.flash) against the measured
-    3-stage TT07 pump, free C_s, G_L and R_φ from the flash study's start values. Issue bar: rms ≤ 0.1 V over
-    50 kHz–20 MHz."""
+    3-stage TT07 pump, free C_s, G_L and R_φ from the flash study's start values. Bar: rms ≤ 0.1 V over 50 kHz–20
+    MHz."""
     from imcphys.experiments.flash_pump_fit import FREE, KNOWN
 
     data = imcphys.load_dataset("dickson_tt07")

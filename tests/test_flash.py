@@ -396,7 +396,7 @@ def test_tt07_pump_fit_reaches_target():
     f, v = flash_pump_fit.load_measurement()
     res = flash_pump_fit.fit(f, v)
     band = (f >= 50e3) & (f <= 20e6)
-    assert float(np.sqrt(np.mean(res["residuals"][band] ** 2))) <= 0.1  # issue target: ≤ 0.1 V rms
+    assert float(np.sqrt(np.mean(res["residuals"][band] ** 2))) <= 0.1  # the bar: ≤ 0.1 V rms
     assert np.all(res["std_log"] < 0.2)  # every fitted parameter determined to better than 20 %
     card = imcphys.load_card(imcphys.cards_dir() / "dickson_tt07.toml")
     fitted = np.exp(res["theta"]) * np.array([s for s, _, _ in flash_pump_fit.FREE.values()])

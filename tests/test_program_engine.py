@@ -1,6 +1,6 @@
-"""The fast paths behind program-and-verify (issue 9's performance bar): the compacted exact-mode loop gives the
-same outcome whatever the block size and the number of lanes (device shards), the fused Threefry normals of
-fixed-step noise are standard and independent, and the one-expm1 sinh is accurate with the right derivative.
+"""The fast paths behind program-and-verify's throughput: the compacted exact-mode loop gives the same outcome
+whatever the block size and the number of lanes (device shards), the fused Threefry normals of fixed-step noise
+are standard and independent, and the one-expm1 sinh is accurate with the right derivative.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reproducibility (issue 8) and the PCM and Flash Monte Carlo studies (issue 7): the same key and inputs give
+"""Reproducibility and the PCM and Flash Monte Carlo studies: the same key and inputs give
 bit-identical results across runs, under jit and eagerly, and whatever the chunk size; the studies' populations
 follow their specs within Monte Carlo error."""
 
@@ -74,7 +74,7 @@ def test_same_key_same_bits_across_runs_and_under_jit(name):
     _same(eager[0], compiled[0])
 
 
-# ----------------------------------------------------------------------------- Monte Carlo studies (issue 7)
+# ------------------------------------------------------------------------------------- Monte Carlo studies
 @pytest.fixture(scope="module")
 def pcm_runs(tmp_path_factory):
     """The PCM bake study through the CLI (chunks of 1000), and its first 600 cells again in chunks of 300."""
@@ -175,8 +175,8 @@ def test_flash_study_ispp_tightens_the_spread(flash_runs):
 
 
 def test_write_verify_study_counts_every_cell(tmp_path):
-    """The program-and-verify study of the 1e7-cell benchmark (issue 7's performance bar), small: every cell in
-    the pulse histogram once, unconverged cells only among those that used the whole budget."""
+    """The program-and-verify study of the 1e7-cell Monte Carlo benchmark, small: every cell in the pulse histogram
+    once, unconverged cells only among those that used the whole budget."""
     run = montecarlo(
         "reram_write_verify",
         card=RERAM_CARD,

@@ -4,6 +4,7 @@ outside the repository, it runs ``imcphys demo`` and loads cards by name (no sou
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -24,9 +25,24 @@ def _run(args, **kwargs):
 
 def test_wheel_installs_cards_and_runs_the_demo_outside_the_repository(tmp_path):
     wheels = tmp_path / "wheels"
+    # built from a copy of the tree (symlinks kept), so that the build leaves nothing behind in the repository
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "demo-*")
+    shutil.copytree(REPO, source, symlinks=True, ignore=skip)
     # no build isolation: the build backend (setuptools, wheel) comes from the test environment, so no network
     _run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)]
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+        ]
     )
     (wheel,) = wheels.glob("imcphys-*.whl")
     venv = tmp_path / "venv"

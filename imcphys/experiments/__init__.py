@@ -9,13 +9,16 @@ sections into one HTML report. Keeping the computation here means the demo and t
 
 from . import (
     crossbar_irdrop,
+    fefet_levels,
     fit_tour,
     flash_ispp,
     flash_pump_fit,
     igzo_2t0c_retention,
     montecarlo_tour,
+    mram_wer,
     optimize_write_verify,
     pcm_drift,
+    reram_sky130,
     reram_stanford,
 )
 from ._section import (
@@ -40,5 +43,8 @@ EXPERIMENTS = {
         optimize_write_verify,
         montecarlo_tour,
         crossbar_irdrop,
+        fefet_levels,
+        mram_wer,
+        reram_sky130,
     )
 }

@@ -325,8 +325,8 @@ class DicksonPump(AbstractDevice):
         # The ladder's inner modes (≈ 1/(4f)) are faster than its rise (≈ N²/(2f) + R_out·C_L), but only by ~2N²:
         # mildly stiff. The implicit Kvaerno5 stalled on the diodes' conduction kinks (max(·, 0)) once the ladder
         # settled: the TT07 card under 1 µA at 10 and 30 MHz ran out of steps over 40 µs, where Tsit5 took < 1000
-        # steps; on the 10-stage flash_fg pump Tsit5 took 2825 steps against Kvaerno5's 326 but compiled and ran in
-        # 1.2 s against 6.5 s (measured 2026-12-03).
+        # steps; on the 10-stage flash_fg pump Tsit5 took 2825 steps against Kvaerno5's 326 but compiled and ran
+        # about 5x faster.
         return diffrax.Tsit5()
 
 

@@ -5,7 +5,7 @@ factory in the family's module here and add a line to :data:`STUDIES` (users can
 time with :func:`imcphys.montecarlo.register_study`).
 """
 
-from . import flash, igzo, pcm, reram, reram_verify
+from . import ferroelectric, flash, igzo, mram, pcm, reram, reram_sky130, reram_verify
 
 #: Built-in studies by name.
 STUDIES = {
@@ -14,6 +14,11 @@ STUDIES = {
     "pcm_bake": pcm.bake,
     "igzo_retention_ber": igzo.retention_ber,
     "flash_ispp_population": flash.flash_ispp_population,
+    "fefet_write_verify": ferroelectric.write_verify,
+    "ferroelectric_domain_spread": ferroelectric.domain_spread,
+    "mram_wer": mram.write_error_rate,
+    "mram_read": mram.read,
+    "reram_1t1r_wordline_levels": reram_sky130.wordline_levels,
 }
 
 #: Old names still accepted (with a DeprecationWarning): the ISPP population study shared its old name,
