@@ -179,8 +179,7 @@ def test_fixed_step_within_one_percent_of_adaptive(dev, adaptive_pulse, fixed_pu
     g0 = dev.initial_state(start)
     ref, fast = adaptive_pulse(dev, g0, amp, 100e-9), fixed_pulse(dev, g0, amp, 100e-9)
     assert float(dev.read(fast.state)) == pytest.approx(float(dev.read(ref.state)), rel=0.01)
-    # energy: 1.4 % for the SET runaway at 32 steps (the switching instant falls between coarse late steps)
-    assert float(fast.energy) == pytest.approx(float(ref.energy), rel=0.02)
+    assert float(fast.energy) == pytest.approx(float(ref.energy), rel=0.005)
 
 
 def test_cycle_to_cycle_noise_is_a_wiener_process(dev):

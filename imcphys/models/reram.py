@@ -32,6 +32,28 @@ imcphys writes it step-independently as dg = (dg/dt) dt + σ dW with σ = δg_0�
 (1 ns, the Verilog-A bound), so that it matches the Verilog-A run at its own time step. Unlike the Verilog-A
 (which lets the gap random-walk even at 0 V) the noise acts only while the field threshold is exceeded, so a cell
 at rest keeps its state.
+
+Fixed-cost plateau (``pulse(..., fixed_steps=n)`` for a rectangular pulse without noise,
+:meth:`StanfordReRAM.plateau`). Under a constant V the gap ODE is autonomous and g moves monotonically toward one
+bound, so time and energy are integrals over the gap instead of over time:
+
+.. math::
+
+    t(g) = \int_{g_0}^{g} \frac{dg'}{|\dot g(g')|}, \qquad E(g) = \int_{g_0}^{g} \frac{V I(g')}{|\dot g(g')|}\,dg',
+
+and the gap after a pulse of width T solves t(g) = T (or is the bound, reached earlier; the cell then rests there,
+drawing V·I(bound)). Along the path the field F = γ(g)|V|/t_ox is monotonic, so the path splits into a segment where
+the gate is open (F >= F_min + w; n/3 equal Gauss–Legendre panels, three nodes each) and one inside the threshold
+ramp, where the ramp position x = (F − F_min)/w maps to g through the cubic γ(g) and the gate s(x) = x²(3 − 2x) is
+divided out exactly: dt = q(x) dx/s(x) with q = |dg/dx|/|ġ_open|, integrated in v = 1/x (max(1, n/32) geometric
+panels, then a tail with q linear in x in closed form, T(v) = q_0 v/3 + (2q_0/9 + q_1/3) ln(3v − 2); a RESET whose
+field falls toward F_min stalls there and never reaches it). The panel where the pulse ends is found from the
+cumulative times; the position in it by Newton iterations on a model of the panel (ln dt/dg quadratic through its
+three nodes), then two Newton steps on the panel's own quadrature, the last one differentiated (it carries the
+gradients). The cost is the same for every amplitude (about n + 20 rate evaluations), unlike a fixed time mesh,
+which misses a SET runaway that ends inside the pulse (measured on 4000 SET amplitudes 1.45–1.75 V from g_max,
+100 ns, 32 graded Heun steps: 4.8 % of the cells more than 1 % off the adaptive solve in read current, the worst by
+85 %; the plateau: none, worst 0.23 %).
 """
 
 from __future__ import annotations
@@ -217,9 +239,11 @@ class StanfordReRAM(AbstractDevice):
 #: unrolled, because (cells, 3) arrays under vmap ran about 4x slower on CPU than three (cells,) vectors.
 _GL = tuple(zip(*(a.tolist() for a in np.polynomial.legendre.leggauss(3))))
 _GL4 = tuple(zip(*(a.tolist() for a in np.polynomial.legendre.leggauss(4))))
-#: Newton iterations on the model of a panel (cheap), then with the device (without gradient) before the final,
-#: differentiated one.
-_MODEL_NEWTON, _NEWTON = 4, 1
+#: Newton iterations on the model of the last panel (cheap, no device evaluation), then one with the panel's own
+#: quadrature (undifferentiated), before the final, differentiated step. That final step carries the gradient of the
+#: implicit solution only up to the error of its starting point: from the model's root alone the gradients were
+#: 1e-4 to 1e-3 off central differences (the values were not visibly affected).
+_MODEL_NEWTON = 4
 
 
 def _plateau(dev: StanfordReRAM, gap: Array, v: Array, width: Array, resolution: int) -> tuple[Array, Array]:
@@ -405,8 +429,7 @@ def _plateau(dev: StanfordReRAM, gap: Array, v: Array, width: Array, resolution:
     u = jnp.clip(to_go / jnp.maximum(model_time(jnp.ones_like(to_go)), floor), 0.0, 1.0)
     for _ in range(_MODEL_NEWTON):
         u = jnp.clip(u - (model_time(u) - to_go) / jnp.maximum(model_rate(u), floor), 0.0, 1.0)
-    for _ in range(_NEWTON):
-        u = jnp.clip(sg(u + newton(u)[0]), 0.0, 1.0)
+    u = jnp.clip(sg(u + newton(u)[0]), 0.0, 1.0)
     _, dt_du, de_du = sg(newton(u))
     t_u, e_u = integrate(ramp, dev, start, u * delta)[:2]
     step = jnp.where(in_panels, (width - t_before - t_u) / dt_du, 0.0)  # elsewhere: u stays in [0, 1], finite
