@@ -35,7 +35,11 @@ parameter set of the official Verilog-A model.
 :class:`Relative`, :class:`Absolute`, :func:`dc_sweep`, :func:`pulse_response`, :func:`experiment_from`.
 
 **Monte Carlo** — :mod:`imcphys.montecarlo` (call it: ``imcphys.montecarlo(study, card=..., cells=..., out=...,
-key=...)``), :class:`MonteCarloResult`, :func:`get_study`, :func:`study_names`, :func:`register_study`.
+key=...)``; ``client=`` runs it on a Dask cluster), :class:`MonteCarloResult`, :func:`get_study`,
+:func:`study_names`, :func:`register_study`.
+
+**Compilation** — :func:`enable_compilation_cache`: compiled kernels kept on disk between processes (entry points
+call it; the library never does).
 
 Submodules hold the rest of each layer's names (``imcphys.fit.Free``, ``imcphys.montecarlo.Study``,
 ``imcphys.program.Optimized`` …). ``imcphys.fit``, ``imcphys.simulate``, ``imcphys.program`` and
@@ -56,6 +60,7 @@ from . import (
     simulate as simulate,
     stimulus as stimulus,
 )
+from ._compilation import enable_compilation_cache as enable_compilation_cache
 from ._version import __version__ as __version__
 from .cards import (
     card_names as card_names,

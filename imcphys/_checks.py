@@ -3,16 +3,25 @@
 Checks run on concrete values (when a device is built, a card or data file is loaded, or a function is called
 eagerly) and raise ``ValueError`` naming the parameter, the allowed range, its unit and the value received. Under
 ``jit``/``vmap`` values are traced; there ``runtime_check`` raises through ``eqx.error_if`` instead.
+
+Hot kernels (Monte Carlo chunks, fits, program-and-verify) are compiled through :func:`checked_jit` instead: there
+``runtime_check`` records its check with ``jax.experimental.checkify``, the kernel returns the failed check as data
+and the host raises ``ValueError``. Why: ``eqx.error_if`` is a host callback, and JAX's persistent compilation
+cache refuses every executable that holds one, so a kernel with a single ``eqx.error_if`` in it is compiled again
+by every new process.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 
 def is_concrete(x: Any) -> bool:
@@ -51,7 +60,7 @@ def check_range(
     if upper is not None:
         bad |= (arr >= upper) if upper_open else (arr > upper)
     if np.any(bad):
-        shown = arr[bad].ravel()[0] if arr.ndim else arr.item()
+        shown = float(arr[bad].ravel()[0]) if arr.ndim else arr.item()
         where = "" if arr.ndim == 0 else f" (first bad element at index {tuple(int(i) for i in np.argwhere(bad)[0])})"
         raise ValueError(f"{name} must be finite and in {allowed}; got {shown!r}{where}")
 
@@ -69,6 +78,57 @@ def check_less(name_a: str, a: Any, name_b: str, b: Any, unit: str = "") -> None
         )
 
 
+#: True while a :func:`checked_jit` kernel is traced or called. A jit-cache key (``jax.make_user_context``): a
+#: function jitted inside both kinds of kernel (``eqx.filter_jit`` of a pulse solve, say) is traced once per kind,
+#: never reusing a trace with callbacks in a checkified kernel or the reverse.
+_FUNCTIONAL = jax.make_user_context(default_value=False)
+_SUFFIX = " (`check` failed)"
+
+
+def raise_failed(error: checkify.Error) -> None:
+    """Raise ``ValueError`` with the message of the first failed check in ``error`` (from a :func:`checked_jit`
+    kernel), if any."""
+    message = error.get()
+    if message is not None:
+        raise ValueError(message.split(_SUFFIX)[0])
+
+
+def checked_jit(fn: Callable[..., Any], *, arrays_only: bool = False) -> Callable[..., Any]:
+    """``eqx.filter_jit(fn)`` whose ``runtime_check``s are returned as data and raised on the host (``ValueError``).
+
+    The compiled executable holds no host callback, so JAX's persistent compilation cache can store it. Calls
+    return ``fn``'s result and raise after it if a check failed; ``.unchecked(*args)`` returns ``(error, result)``
+    without raising (for a caller that raises later, after its own checks: :func:`raise_failed`), and
+    ``.lower(*args)`` lowers that pair. ``arrays_only=True`` compiles with ``jax.jit`` (every argument an array):
+    its ``.lower`` takes ``jax.ShapeDtypeStruct`` and gives JAX's own lowered stage (``memory_analysis`` …).
+
+    Limitation (``checkify``'s): a check inside a while loop under ``vmap`` cannot be carried out; tracing such a
+    function raises ``ValueError`` (keep ``eqx.filter_jit`` there).
+    """
+    # under fn's own name, which JAX's compilation logs and cache keys show
+    checked = functools.wraps(fn)(checkify.checkify(fn, errors=checkify.user_checks))
+    jitted = jax.jit(checked) if arrays_only else eqx.filter_jit(checked)
+
+    @functools.wraps(fn)
+    def unchecked(*args: Any, **kwargs: Any) -> tuple[checkify.Error, Any]:
+        with _FUNCTIONAL(True):
+            return jitted(*args, **kwargs)
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        error, out = unchecked(*args, **kwargs)
+        raise_failed(error)
+        return out
+
+    def lower(*args: Any, **kwargs: Any) -> Any:
+        with _FUNCTIONAL(True):
+            return jitted.lower(*args, **kwargs)
+
+    call.unchecked = unchecked  # type: ignore[attr-defined]
+    call.lower = lower  # type: ignore[attr-defined]
+    return call
+
+
 def runtime_check(x: Any, bad: Any, message: str) -> Any:
     """Return ``x``, raising ``message`` where ``bad`` is true — eagerly or under jit/vmap (``eqx.error_if``).
 
@@ -78,6 +138,10 @@ def runtime_check(x: Any, bad: Any, message: str) -> Any:
     if is_concrete(bad):
         if bool(np.any(np.asarray(bad))):
             raise ValueError(message)
+        return x
+    if _FUNCTIONAL.value:
+        # checkify formats its message with str.format: braces in ours are literal
+        checkify.check(~jnp.any(bad), message.replace("{", "{{").replace("}", "}}"))
         return x
     if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact):
         return x + eqx.error_if(jnp.zeros((), x.dtype), jnp.any(bad), message)

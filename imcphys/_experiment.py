@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import diffrax
@@ -31,9 +31,10 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PyTree
 
 from .data import Dataset
-from .device import AbstractDevice
+from .device import AbstractDevice, check_amplitude
 from .simulate import simulate
 from .stimulus import PiecewiseLinear
+from .units import convert
 
 #: Residual given to a point the model cannot predict (NaN/inf, a failed solve): large, so a step there is
 #: rejected, and finite, so the solver's arithmetic stays finite.
@@ -300,6 +301,7 @@ def trace(
     units of ``device.state_scale()``.
     """
     data.require(time, drive, observed)
+    data.check_units({time: "s"}, what="a trace")
     t, v = data[time], data[drive]
     if len(t) < 2:
         raise ValueError(f"{data.source}: a trace needs at least 2 rows; got {len(t)}")
@@ -339,7 +341,10 @@ def dc_sweep(
     name: str | None = None,
 ) -> Experiment:
     """A DC I–V sweep (columns ``t [s]``, ``V [V]``, ``I [A]`` by default): :func:`trace` with currents compared
-    as log10|I| (:class:`LogAbs`, points with |I| <= ``floor`` [A] left out), plotted against V."""
+    as log10|I| (:class:`LogAbs`, points with |I| <= ``floor`` [A] left out), plotted against V. A column of
+    another dimension (a current in volts, V and I swapped) raises a ``ValueError`` naming it."""
+    data.require(time, voltage, current)
+    data.check_units({time: "s", voltage: "V", current: "A"}, what="a DC sweep")
     return trace(
         data,
         time=time,
@@ -396,6 +401,7 @@ def pulse_response(
     adaptive solve). ``residual`` defaults to :class:`LogAbs` (read currents span decades).
     """
     data.require(amplitude, width, read)
+    data.check_units({width: "s"}, what="a pulse response")
     if not (isinstance(fixed_steps, int) and fixed_steps > 0):
         raise ValueError(f"fixed_steps must be a positive integer; got {fixed_steps!r}")
     w = data[width]
@@ -420,6 +426,26 @@ def pulse_response(
         y_label=data.label(read),
         name=name or _name(data, "pulses"),
     )
+
+
+def check_column(data: Dataset, column: str, check: Callable[[np.ndarray], Any]) -> None:
+    """Run ``check`` (raising ``ValueError``, e.g. :func:`imcphys.device.check_amplitude` for a device) on
+    ``data[column]``; on failure raise its message prefixed with the file, row and column of the first value it
+    refuses — when the experiment is built, instead of an error inside the fit's compiled solver."""
+    values = data[column]
+    try:
+        check(values)
+    except ValueError as err:
+
+        def refused(v: float) -> bool:
+            try:
+                check(np.asarray(v))
+            except ValueError:
+                return True
+            return False
+
+        k = next((k for k, v in enumerate(values) if refused(v)), 0)
+        raise ValueError(f"{data.where(column, k)}: {err}") from None
 
 
 def _name(data: Dataset, kind: str) -> str:
@@ -450,14 +476,28 @@ Builder = Callable[..., tuple[eqx.Module, Experiment]]
 class MeasurementKind:
     """A kind of measurement a family can be fitted to (its class attribute ``measurement_kinds`` maps names to
     these): the CSV ``columns`` that identify it (one or more alternative sets, names without units), how to build
-    the experiment, the ``options`` its builder accepts (``imcphys fit --set NAME=VALUE``), and a one-line
-    ``description`` for help texts. The builder returns the module whose parameters are fitted (the device
-    itself, or e.g. the state of one programmed device) and the experiment."""
+    the experiment, the ``options`` its builder accepts (``imcphys fit --set NAME=VALUE``), a one-line
+    ``description`` for help texts, and the ``units`` of its columns (name -> a unit of the dimension the column
+    must have, e.g. ``{"I": "A"}``: any unit of that dimension is accepted and converted, any other refused).
+    The builder returns the module whose parameters are fitted (the device itself, or e.g. the state of one
+    programmed device) and the experiment."""
 
     columns: tuple[tuple[str, ...], ...]
     build: Builder
     options: tuple[str, ...] = ()
     description: str = ""
+    units: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        names = {n for names in self.columns for n in names}
+        for name, unit in self.units.items():
+            convert(1.0, unit, unit, name=f"measurement kind column {name!r}")  # a unit pint knows
+        undeclared = sorted(names - set(self.units))
+        if undeclared:
+            raise ValueError(
+                f"measurement kind ({self.description or self.columns}): give the unit of column(s) {undeclared} "
+                "in units={...}, so that data in another dimension are refused"
+            )
 
     def matches(self, data: Dataset) -> bool:
         """Whether ``data`` has one of the column sets of this kind."""
@@ -471,6 +511,8 @@ def _dc(data: Dataset, device: AbstractDevice, *, floor: float = 0.0, initial: s
 def _pulses(
     data: Dataset, device: AbstractDevice, *, floor: float = 0.0, initial: str | None = None, fixed_steps: int = 32
 ):
+    data.require("amplitude")
+    check_column(data, "amplitude", lambda a: check_amplitude(device, a))
     return device, pulse_response(data, residual=LogAbs(float(floor)), initial=initial, fixed_steps=int(fixed_steps))
 
 
@@ -478,12 +520,16 @@ def _pulses(
 #: ``measurement_kinds`` starts from these, or replaces them).
 GENERIC_KINDS: dict[str, MeasurementKind] = {
     "dc": MeasurementKind(
-        (("t", "V", "I"),), _dc, description="t [s], V [V], I [A]: a DC sweep, log10|I| (adaptive solve)"
+        (("t", "V", "I"),),
+        _dc,
+        description="t [s], V [V], I [A]: a DC sweep, log10|I| (adaptive solve)",
+        units={"t": "s", "V": "V", "I": "A"},
     ),
     "pulse": MeasurementKind(
         (("amplitude", "width", "I"),),
         _pulses,
         options=("fixed_steps",),
         description="amplitude [V], width [s], I [A]: read current after each pulse, log10|I|",
+        units={"amplitude": "V", "width": "s", "I": "A"},
     ),
 }

@@ -15,8 +15,10 @@ A card names its family and gives every parameter it sets as a value, a unit and
     [variability]        # device-to-device spread, read by imcphys.population
     [spec]               # published specification limits of the device (for checks), kept as written
 
-``status`` says whether a value is ``published``, ``assumed`` (chosen to reach a published behaviour) or
-``fitted``. Parameters a card omits keep the family's defaults.
+``status`` says whether a value is ``published``, ``assumed`` (chosen to reach a published behaviour),
+``fitted`` or ``default`` (the family's built-in value). A card gives every parameter of its family: one that is
+missing is an error naming it, unless the card says ``defaults = "model"`` in its ``[card]`` table — then each
+missing parameter takes the family's default, recorded in the provenance with status ``default``.
 
 The cards in the repository's ``devices/`` folder install with the package (as package data, the folder itself:
 one source): :func:`load_card` takes a card's name (``"reram_stanford_v1"``) or a path, and a relative path
@@ -171,6 +173,17 @@ def _parse(raw: dict[str, Any], path: Path, where: str | Path, seen: tuple[Path,
             parts[name] = _parse(entry, path, f"{where} [parts.{name}]", seen)
         else:
             raise ValueError(f'{here}: give the path of a card ("cell.toml") or an embedded card table')
+    if "defaults" in head and head["defaults"] != "model":
+        raise ValueError(f'{path}: [card] defaults must be "model" (or left out); got {head["defaults"]!r}')
+    missing = [name for name in units if name not in params]
+    if missing and head.get("defaults") != "model":
+        raise ValueError(
+            f"{where}: missing parameter(s) {missing} of {head['family']}; give each as "
+            '{ value = ..., unit = "...", status = "...", source = "..." }, or write defaults = "model" in [card] '
+            "to take the family's defaults (recorded in the provenance)"
+        )
+    for name in missing:
+        prov[name] = {"unit": units[name], "status": "default", "source": f"imcphys {head['family']} default"}
     try:
         card = Card(
             head["family"],

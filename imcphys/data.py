@@ -9,7 +9,12 @@ A file looks like what a probe station writes::
     ...
 
 Each header is ``name [unit]``, the unit as pint understands it (``uS``, ``nA``, ``ms``, ``degC``; ``1`` for a
-dimensionless column). :func:`load_csv` converts every column to SI (``G [uS]`` becomes siemens) through
+dimensionless column). Cells are separated by commas, tabs or semicolons (read off the header line: what a
+spreadsheet writes as "CSV", "Text (tab delimited)" or, in locales whose decimal mark is a comma, "CSV" with
+semicolons — where a number written ``1,5`` is read as 1.5). The text is UTF-8, with or without the byte-order mark
+Excel's "CSV UTF-8" starts with, or UTF-16 with its byte-order mark (Excel's "Unicode text").
+
+:func:`load_csv` converts every column to SI (``G [uS]`` becomes siemens) through
 :func:`imcphys.units.convert` and checks what is easy to get wrong. Every error names the file, the row — the
 line number in the file as an editor or spreadsheet shows it, the header being row 1 unless comments precede
 it — and the column: a missing column, a cell that is empty, not a number, NaN or infinite, a time column that
@@ -19,6 +24,7 @@ file.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import math
@@ -36,6 +42,46 @@ SI_UNITS = ("s", "V", "A", "S", "ohm", "F", "C", "Hz", "K", "W", "J", "m", "m/s"
 _HEADER = re.compile(r"^\s*(?P<name>.*?)\s*\[(?P<unit>[^\[\]]*)\]\s*$")
 #: Column names treated as time (checked to increase strictly) unless ``time=`` says otherwise.
 TIME_NAMES = ("t", "time")
+
+
+#: Names of the dimensions of :data:`SI_UNITS`, for error messages.
+_DIMENSION_NAMES = {
+    "s": "a time",
+    "V": "a voltage",
+    "A": "a current",
+    "S": "a conductance",
+    "ohm": "a resistance",
+    "F": "a capacitance",
+    "C": "a charge",
+    "Hz": "a frequency",
+    "K": "a temperature",
+    "W": "a power",
+    "J": "an energy",
+    "m": "a length",
+    "m/s": "a velocity",
+    "V/m": "an electric field",
+    "A/m**2": "a current density",
+    "dimensionless": "dimensionless",
+}
+
+
+def dimension_name(unit: str) -> str:
+    """What ``unit`` measures, in words (``"uA"`` → ``"a current"``; pint's dimensionality otherwise)."""
+    ureg = registry()
+    dim = ureg.Quantity(1.0, unit or "dimensionless").dimensionality
+    for target, name in _DIMENSION_NAMES.items():
+        if ureg.Quantity(1.0, target).dimensionality == dim:
+            return name
+    return f"of dimension {dim}"
+
+
+def same_dimension(unit: str, expected: str) -> bool:
+    """Whether ``unit`` converts to ``expected`` (``"mA"`` and ``"A"``; ``"degC"`` and ``"K"``)."""
+    ureg = registry()
+    return (
+        ureg.Quantity(1.0, unit or "dimensionless").dimensionality
+        == ureg.Quantity(1.0, expected or "dimensionless").dimensionality
+    )
 
 
 def si_unit(unit: str) -> str:
@@ -109,6 +155,18 @@ class Dataset:
                 f"{', '.join(repr(f'{n} [unit]') for n in missing)}; columns found: {self.names}"
             )
 
+    def check_units(self, expected: Mapping[str, str], *, what: str = "this measurement") -> None:
+        """Raise a ``ValueError`` naming the file, the column, its unit and the expected one unless every column
+        of ``expected`` (name -> a unit of the dimension it needs, e.g. ``{"I": "A"}``) that the data have is of
+        that dimension: a current in parsecs, or V and I swapped, is refused instead of fitted."""
+        for name, unit in expected.items():
+            if name in self.columns and not same_dimension(self.units[name], unit):
+                raise ValueError(
+                    f"{self.source}, column '{name} [{self.units[name]}]': {what} needs {name} as "
+                    f"{dimension_name(unit)} (a unit like {unit}); got {self.units[name]!r}, "
+                    f"{dimension_name(self.units[name])}"
+                )
+
     @classmethod
     def from_arrays(
         cls, columns: Mapping[str, tuple[Sequence[float] | np.ndarray, str]], path: Path | None = None
@@ -167,6 +225,37 @@ def _parse_header(path: Path, row: int, header: list[str], overrides: Mapping[st
     return parsed
 
 
+def _decode(path: Path, raw: bytes) -> str:
+    """The text of a file: UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8 without the mark
+    (a mark left in would become part of the first column's name)."""
+    try:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return raw.decode("utf-16")
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 or UTF-16 text ({err}); save it as 'CSV UTF-8'") from None
+
+
+def _delimiter(header: str) -> str:
+    """The cell separator of a file, read off its header line: a tab or a semicolon where the header has one
+    and no comma, else a comma."""
+    for sep in ("\t", ";"):
+        if sep in header and "," not in header:
+            return sep
+    return ","
+
+
+#: A number with a decimal comma (``-1,5e-3``), as written in semicolon-separated files.
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*$|^\s*[+-]?\d+,\d*(?:[eE][+-]?\d+)?\s*$")
+
+
+def _number(cell: str, delimiter: str) -> float:
+    """``float(cell)``; in a semicolon-separated file a single decimal comma is read as the decimal mark."""
+    if delimiter == ";" and _DECIMAL_COMMA.match(cell):
+        cell = cell.replace(",", ".")
+    return float(cell)
+
+
 def load_csv(
     path: str | Path,
     *,
@@ -185,7 +274,7 @@ def load_csv(
     path = Path(path)
     overrides = dict(units or {})
     try:
-        text = path.read_text()
+        text = _decode(path, path.read_bytes())
     except FileNotFoundError:
         raise FileNotFoundError(f"data file not found: {path}") from None
     lines = [
@@ -193,7 +282,8 @@ def load_csv(
     ]
     if not lines:
         raise ValueError(f"{path}, row 1: empty file (expected a header such as 't [s],V [V],I [A]')")
-    reader = csv.reader([line for _, line in lines])
+    delimiter = _delimiter(lines[0][1])
+    reader = csv.reader([line for _, line in lines], delimiter=delimiter)
     header_row, header = lines[0][0], next(reader)
     columns = _parse_header(path, header_row, header, overrides)
     if len(lines) == 1:
@@ -208,7 +298,7 @@ def load_csv(
         for j, cell in enumerate(cells):
             where = f"{path}, row {row}, column {header[j].strip()!r}"
             try:
-                value = float(cell)
+                value = _number(cell, delimiter)
             except ValueError:
                 kind = "empty cell" if not cell.strip() else f"not a number: {cell.strip()!r}"
                 raise ValueError(f"{where}: {kind}") from None

@@ -64,7 +64,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
 from ._callable import make_callable
-from ._checks import check_range
+from ._checks import check_range, checked_jit
 from .device import AbstractDevice
 from .population import population_size
 
@@ -407,7 +407,9 @@ def _clip(mode: str, x: Array, lo: float, hi: float, tau: Array) -> Array:
     hard = jnp.clip(x, lo, hi)
     if mode == "exact":
         return hard
-    soft = lo + tau * (jax.nn.softplus((x - lo) / tau) - jax.nn.softplus((x - hi) / tau))
+    # within [lo, hi] exactly: far beyond a bound the difference of softplus terms rounds past it (by ~1e-10 V in
+    # float64 at 1e6 V, by percents in float32), and devices refuse amplitudes outside their range
+    soft = jnp.clip(lo + tau * (jax.nn.softplus((x - lo) / tau) - jax.nn.softplus((x - hi) / tau)), lo, hi)
     if mode == "smooth":
         return soft
     return hard + (soft - jax.lax.stop_gradient(soft))  # exactly `hard` forward
@@ -813,7 +815,15 @@ def _run(
     )
 
 
-_run_jit = eqx.filter_jit(_run)
+# Its checks come back as data (no host callback), so JAX's persistent compilation cache can keep it. Except over
+# several lanes (a population sharded over devices): checkify cannot carry a check out of a vmapped while loop, so
+# that kernel keeps equinox's checks (host callbacks) and is compiled again in every process.
+_run_checked = checked_jit(_run)
+_run_callbacks = eqx.filter_jit(_run)
+
+
+def _run_jit(*args: Any, lanes: int, **kwargs: Any) -> ProgramReport:
+    return (_run_checked if lanes == 1 else _run_callbacks)(*args, lanes=lanes, **kwargs)
 
 
 def _lanes(population: AbstractDevice) -> int:
@@ -1018,11 +1028,19 @@ def _build(scheme: AbstractScheme, params: dict[str, Array]) -> Any:
     return with_settings(scheme, **{k: jnp.exp(v) for k, v in params.items()})
 
 
-@eqx.filter_jit
 def _log_value_and_grad(
     params, scheme, population, targets, keys, smoothing, objective, mode, fixed_steps, initial, lanes=1
 ):
-    """Objective and its gradient with respect to the log of the settings in ``params``."""
+    """Objective and its gradient with respect to the log of the settings in ``params`` (as :func:`_run_jit`:
+    checks as data on one lane, equinox's callbacks over several)."""
+    fn = _log_value_and_grad_checked if lanes == 1 else _log_value_and_grad_callbacks
+    return fn(params, scheme, population, targets, keys, smoothing, objective, mode, fixed_steps, initial, lanes)
+
+
+def _log_value_and_grad_impl(
+    params, scheme, population, targets, keys, smoothing, objective, mode, fixed_steps, initial, lanes=1
+):
+    """What :func:`_log_value_and_grad` compiles."""
 
     def loss(p):
         return objective(
@@ -1041,6 +1059,10 @@ def _log_value_and_grad(
         )
 
     return jax.value_and_grad(loss)(params)
+
+
+_log_value_and_grad_checked = checked_jit(_log_value_and_grad_impl)
+_log_value_and_grad_callbacks = eqx.filter_jit(_log_value_and_grad_impl)
 
 
 def value_and_grad(

@@ -27,7 +27,7 @@ from ._integrate import (
     _scaled,
     _tmap,
 )
-from .device import AbstractDevice
+from .device import AbstractDevice, check_drive
 from .stimulus import AbstractStimulus
 
 
@@ -82,6 +82,9 @@ def simulate(
 ) -> Solution:
     """Solve the device under ``stimulus`` from ``ts[0]`` and return states and observables at ``ts`` [s].
 
+    A stimulus outside the family's ``drive_range()`` (e.g. a :class:`~imcphys.PCMCell` bake at or above its
+    melting temperature) raises a ``ValueError`` (the runtime error of ``eqx.error_if`` under jit/vmap).
+
     Adaptive (``device.default_solver()`` + PID, segment by segment; ``max_steps`` per segment) unless
     ``fixed_steps=n``, which takes n Heun steps per interval of ``ts``. With ``throw=False`` a solver failure (e.g.
     ``max_steps`` reached) is reported in ``Solution.result`` instead of raised; the states are then not to be trusted.
@@ -100,6 +103,8 @@ def simulate(
     for leaf in jax.tree_util.tree_leaves(state0):
         check_finite("state0", leaf)
     ts = runtime_check(ts, jnp.any(jnp.diff(ts) <= 0), "ts must be strictly increasing [s]")
+    # piecewise linear between its breakpoints, the stimulus takes its extremes there
+    ts = check_drive(device, jax.vmap(stimulus)(stimulus.breakpoints), name="stimulus", attach=ts)
     sys = _scaled(device)
     y0 = (sys.to_z(state0), jnp.zeros(()))
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+# Entry points (the CLI, notebooks, Dask workers) keep compiled kernels in a per-user cache directory: the suite
+# points them at one temporary directory for the session (set once, by the controller under pytest-xdist, and
+# inherited by its workers and every subprocess), never at the user's home.
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="imcphys-test-jax-cache-")
+    os.environ["IMCPHYS_COMPILATION_CACHE"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 import pytest  # noqa: E402
 

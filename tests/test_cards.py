@@ -43,7 +43,7 @@ def test_round_trip_keeps_values_units_and_provenance(tmp_path):
 )
 def test_bad_cards_name_file_and_parameter(tmp_path, entry, message):
     path = tmp_path / "bad.toml"
-    path.write_text(f'[card]\nfamily = "StanfordReRAM"\n[parameters]\n{entry}\n')
+    path.write_text(f'[card]\nfamily = "StanfordReRAM"\ndefaults = "model"\n[parameters]\n{entry}\n')
     with pytest.raises(ValueError, match=message) as err:
         read_card(path)
     assert "bad.toml" in str(err.value)
@@ -55,3 +55,28 @@ def test_unknown_family(tmp_path):
     with pytest.raises(ValueError, match="unknown device family"):
         read_card(path)
     assert jnp.asarray(1.0) == 1.0
+
+
+def test_card_missing_a_parameter_is_an_error_unless_it_takes_the_model_defaults(tmp_path):
+    full = (imcphys.cards_dir() / "reram_stanford_v1.toml").read_text()
+    lines = [line for line in full.splitlines() if not line.startswith(("i0 ", "v0 "))]
+    path = tmp_path / "partial.toml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"partial.toml: missing parameter\(s\) \['v0', 'i0'\] of StanfordReRAM"):
+        read_card(path)
+    path.write_text("\n".join(lines).replace("[card]", '[card]\ndefaults = "model"', 1) + "\n")
+    card = read_card(path)
+    # the defaults are the Verilog-A's (rram_v_1_0_0.va: I0 = 1 mA, V0 = 0.25 V), recorded as such
+    assert float(card.device().i0) == 1e-3 and float(card.device().v0) == 0.25
+    assert card.provenance["i0"] == {"unit": "A", "status": "default", "source": "imcphys StanfordReRAM default"}
+    assert card.provenance["gap_min"]["status"] == "published"
+    path.write_text(full.replace("[card]", '[card]\ndefaults = "yes"', 1))
+    with pytest.raises(ValueError, match='defaults must be "model"'):
+        read_card(path)
+
+
+def test_every_embedded_card_gives_every_parameter():
+    for name in imcphys.card_names():
+        card = read_card(name)
+        assert "defaults" not in card.meta, name
+        assert set(card.provenance) == set(imcphys.parameter_units(card.device())), name

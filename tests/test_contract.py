@@ -4,6 +4,7 @@ Per card: every declared parameter range is enforced with an error that names th
 through ``imcphys.replace``); and for its family's reference pulse (``device.reference_pulse()``) from
 ``initial_state()``:
 
+- amplitudes outside ``amplitude_range()`` are refused (eagerly and under jit);
 - read-after-program convention: the pulse returns a state of the initial state's structure, inside its physical
   range (``project`` leaves it unchanged), with a finite energy >= 0 and a duration >= the width, and ``read``
   after it is finite and differs from ``read`` before it;
@@ -50,6 +51,10 @@ class Probe:
             return
         self.state0 = self.device.initial_state()
         self.amplitude, self.width = (float(x) for x in self.device.reference_pulse())
+        # a reference on the edge of amplitude_range() (Flash: max_amplitude) steps inside by 1e-5, so that the
+        # finite differences of the gradient check (±1e-6) stay within the range
+        (s_lo, s_hi), (r_lo, r_hi) = (tuple(float(x) for x in r) for r in self.device.amplitude_range())
+        self.amplitude = min(max(self.amplitude, min(s_lo, r_lo) * (1 - 1e-5)), max(s_hi, r_hi) * (1 - 1e-5))
         try:
             self.device.pulse(self.state0, self.amplitude, self.width, fixed_steps=2)
             self.pulses = True
@@ -131,6 +136,24 @@ def test_read_after_program_convention(probe):
         f"{probe.name}: the reference pulse {probe.amplitude:g}, {probe.width:g} s does not program "
         f"(read {before:g} -> {after:g})"
     )
+
+
+def test_amplitudes_outside_the_range_are_refused(probe):
+    """Every family's pulse (generic or its own) refuses an amplitude beyond amplitude_range(): eagerly a
+    ValueError naming the amplitude, the range and the unit; under jit the runtime error of eqx.error_if."""
+    _device_only(probe)
+    if not probe.pulses:
+        pytest.skip(f"{probe.name}: no single pulses")
+    dev = probe.device
+    (s_lo, s_hi), (r_lo, r_hi) = (tuple(float(x) for x in r) for r in dev.amplitude_range())
+    cls, unit = type(dev).__name__, type(dev).amplitude_unit
+    beyond = [max(s_hi, r_hi) * 1.01 + 1e-30, min(s_lo, r_lo) * 1.01 - 1e-30, float("nan")]
+    for amplitude in beyond:
+        with pytest.raises(ValueError, match=rf"{cls}\.pulse: amplitude .* {unit} is outside \[.*\] {unit}"):
+            dev.pulse(probe.state0, amplitude, probe.width, fixed_steps=2)
+    jitted = eqx.filter_jit(lambda d, a: d.pulse(probe.state0, a, probe.width, fixed_steps=2).energy)
+    with pytest.raises(eqx.EquinoxRuntimeError, match=rf"{cls}\.pulse: amplitude outside"):
+        jitted(dev, jnp.asarray(beyond[0]))
 
 
 def test_jit_equals_eager_bit_for_bit(probe):

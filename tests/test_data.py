@@ -114,3 +114,24 @@ def test_experiment_columns_are_checked_where_the_data_are_used(tmp_path):
     bad = write(tmp_path, "amplitude [V],width [ns],I [A]\n1.5,50,1e-6\n1.5,0,1e-6\n", "pulses.csv")
     with pytest.raises(ValueError, match=r"pulses.csv, row 3, column 'width \[ns\]': pulse width must be > 0"):
         imcphys.pulse_response(load_csv(bad))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xef\xbb\xbft [ms],V [V],I [uA]\r\n0,0,0\r\n0.5,0.1,2.5\r\n",  # Excel "CSV UTF-8": a byte-order mark
+        b"t [ms]\tV [V]\tI [uA]\n0\t0\t0\n0.5\t0.1\t2.5\n",  # "Text (tab delimited)"
+        b"t [ms];V [V];I [uA]\n0;0;0\n0,5;0,1;2,5\n",  # "CSV" where the decimal mark is a comma
+        "t [ms]\tV [V]\tI [uA]\r\n0\t0\t0\r\n0.5\t0.1\t2.5\r\n".encode("utf-16"),  # "Unicode text": UTF-16 + BOM
+    ],
+    ids=["utf8-bom", "tab", "semicolon-decimal-comma", "utf16-tab"],
+)
+def test_spreadsheet_exports_read_like_plain_csv(tmp_path, raw):
+    path = tmp_path / "export.csv"
+    path.write_bytes(raw)
+    data = load_csv(path)
+    assert data.names == ["t", "V", "I"]  # no byte-order mark glued to 't'
+    np.testing.assert_allclose(data["t"], [0.0, 5e-4], rtol=1e-15)
+    np.testing.assert_allclose(data["V"], [0.0, 0.1], rtol=1e-15)
+    np.testing.assert_allclose(data["I"], [0.0, 2.5e-6], rtol=1e-15)
+    np.testing.assert_array_equal(data.rows, [2, 3])

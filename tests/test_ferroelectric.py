@@ -386,7 +386,7 @@ def test_bad_input_names_the_parameter_and_range(cap, fet):
         replace(cap, remanent_polarization=0.0)
     with pytest.raises(ValueError, match="distribution must be 'gb2' or 'gaussian'"):
         FeCap(distribution="weibull")
-    with pytest.raises(ValueError, match=r"FeCap\.pulse amplitude must be finite and in \[-4, 4\] V"):
+    with pytest.raises(ValueError, match=r"FeCap\.pulse: amplitude 5 V is outside \[-4, 4\] V"):
         cap.pulse(cap.initial_state(), 5.0, 1e-7)
     with pytest.raises(ValueError, match=r"FeFET\.pulse width must be finite and in \[0, inf\) s"):
         fet.pulse(fet.initial_state(), 3.0, -1e-9)

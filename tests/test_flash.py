@@ -339,16 +339,21 @@ def test_bad_input_is_reported(cell):
     assert cell.amplitude_range() == ((0.0, 22.0), (-22.0, 0.0))  # static, within the pump's reach
     with pytest.raises(ValueError, match="max_amplitude"):
         FloatingGateCell(max_amplitude=30.0)  # beyond the 25.0 V the default pump holds under its divider
+    # max_amplitude <= the pump's reach (checked above): a pulse beyond it is refused by the amplitude range
     reach = float(cell.pump.steady_state().v_out)
-    with pytest.raises(ValueError, match="reachable"):
+    with pytest.raises(ValueError, match=r"amplitude 25.5\d* V is outside \[-22, 22\] V"):
         cell.pulse(cell.initial_state(), reach + 0.5, 10e-6, fixed_steps=8)
-    with pytest.raises(ValueError, match="reachable"):
+    with pytest.raises(ValueError, match=r"amplitude -25.5\d* V is outside \[-22, 22\] V"):
         cell.pulse(cell.initial_state(), -(reach + 0.5), 10e-6, fixed_steps=8)
     heavy = DicksonPump(load_conductance=1e-5)  # 100 kΩ on the TT07-like pump: 4.7 V unloaded, far less here
     with pytest.raises(ValueError, match="reachable"):
         heavy.check_reach(4.0)
-    with pytest.raises(Exception, match="exceeds what the DicksonPump can hold"):
-        jax.jit(lambda a: cell.pulse(cell.initial_state(), a, 10e-6, fixed_steps=8).state)(reach + 0.5)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="exceeds what the DicksonPump can hold"):
+        eqx.filter_jit(lambda v: heavy.check_reach(v))(jnp.asarray(4.0))
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"FloatingGateCell.pulse: amplitude outside \[-22, 22\] V"):
+        eqx.filter_jit(lambda a: cell.pulse(cell.initial_state(), a, 10e-6, fixed_steps=8).state)(
+            jnp.asarray(reach + 0.5)
+        )
     with pytest.raises(ValueError, match="rise"):
         cell.pulse(cell.initial_state(), 18.0, 10e-6, rise=1e-7, fixed_steps=8)
     with pytest.raises(ValueError, match="pump_capacitance"):

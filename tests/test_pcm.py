@@ -9,6 +9,7 @@ and aihwkit's HermesNoiseModel (num_devices = 2). They are re-implemented indepe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import equinox as eqx
@@ -434,8 +435,11 @@ def test_cell_gradients_match_finite_differences(cell):
 
 
 def test_cell_bad_input_raises(cell):
-    with pytest.raises(ValueError, match="SET amplitude"):
+    with pytest.raises(ValueError, match=r"PCMCell.pulse: amplitude 0.00012 A is outside \[-0.00015, 9.5e-05\] A"):
         cell.pulse(cell.initial_state("reset"), 120e-6, 100e-9, fixed_steps=1)
+    wide = dataclasses.replace(cell, max_set_current=200e-6)  # a SET limit above the melting current, 100 µA
+    with pytest.raises(ValueError, match="SET amplitude"):
+        wide.pulse(cell.initial_state("reset"), 120e-6, 100e-9, fixed_steps=1)
     with pytest.raises(ValueError, match="duration"):
         cell.relax(cell.initial_state("reset"), -1.0)
     with pytest.raises(ValueError, match="full_reset_ratio"):

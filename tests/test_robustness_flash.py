@@ -180,18 +180,19 @@ def pump_fed_pulse():
     seed=seeds,
 )
 def test_pump_fed_pulse_finite_or_refused(pump_fed_pulse, dvth, amplitude, width, tox, alpha, seed):
-    """A pulse through the pump at any requested voltage to ±50 V: beyond the pump's reach it is refused with
-    a clear error (never clipped); within it, finite V_th, energy and derivatives."""
+    """A pulse through the pump at any requested voltage to ±50 V: beyond the cell's amplitude range (within the
+    pump's reach) it is refused with a clear error (never clipped); within it, finite V_th, energy and
+    derivatives."""
     cell = FloatingGateCell(tunnel_oxide_thickness=tox, coupling_ratio=alpha)
-    reach = float(cell.pump.steady_state().v_out)
+    limit = min(float(cell.pump.steady_state().v_out), cell.max_amplitude)
     diff = (cell, *(jnp.asarray(x, dtype=float) for x in (dvth, amplitude, width)))
     try:
         (vth, energy), tangent = pump_fed_pulse(diff, direction(diff, seed))
     except CLEAR_ERRORS as err:
-        assert abs(amplitude) > reach
-        assert_names(err, "requested voltage exceeds what the DicksonPump can hold")
+        assert abs(amplitude) > limit
+        assert_names(err, "amplitude outside", "requested voltage exceeds what the DicksonPump can hold")
         return
-    assert abs(amplitude) <= reach
+    assert abs(amplitude) <= limit
     assert np.isfinite(float(vth)) and np.isfinite(float(energy)) and float(energy) >= 0 and finite(tangent)
 
 

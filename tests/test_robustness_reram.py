@@ -1,6 +1,7 @@
 """Property-based robustness of the foundation (hypothesis): stimuli, the Stanford ReRAM model, apply_pulse and
 simulate under random and extreme inputs — each call raises a clear ValueError or returns finite values and finite
-gradients. Voltages to ±50 V, temperatures 1–1000 K, widths 1 ps–1e6 s, parameters across decades."""
+gradients (a pulse beyond the amplitude range is refused). Voltages to ±50 V, temperatures 1–1000 K, widths
+1 ps–1e6 s, parameters across decades."""
 
 from __future__ import annotations
 
@@ -54,6 +55,10 @@ def _finite_tree(tree) -> bool:
 def test_fixed_pulse_finite_values_and_gradients(pulse_and_grad, amp, width, temp, g0):
     value, grad, grad_inputs = pulse_and_grad
     dev = imcphys.StanfordReRAM(ambient_temperature=temp)
+    if abs(amp) > dev.max_amplitude:  # beyond the amplitude range: refused (under jit, by eqx.error_if)
+        with pytest.raises(eqx.EquinoxRuntimeError, match="StanfordReRAM.pulse: amplitude outside"):
+            value(dev, g0, amp, width)
+        return
     i = value(dev, g0, amp, width)
     assert np.isfinite(float(i))
     assert _finite_tree(grad(dev, g0, amp, width))
@@ -87,6 +92,8 @@ def test_constructor_raises_or_gives_finite_physics(pulse_and_grad, g0, v0, i0, 
     except ValueError as err:
         assert any(name in str(err) for name in ("gap_decay_length", "v0", "i0", "oxide_thickness", "gap_max"))
         return
+    if abs(amp) > dev.max_amplitude:
+        return  # refused (test_fixed_pulse_finite_values_and_gradients)
     assert np.isfinite(float(value(dev, dev.gap_min, amp, width)))
     assert _finite_tree(grad(dev, dev.gap_min, amp, width))
 

@@ -45,7 +45,9 @@ def measurement(
 ) -> tuple[eqx.Module, Experiment]:
     """(module to fit, experiment) for ``data`` measured on a device like ``device``.
 
-    ``kind``: a name in the family's ``measurement_kinds`` (None: read off the columns). ``floor`` [A or S]:
+    ``kind``: a name in the family's ``measurement_kinds`` (None: read off the columns); a column whose unit is
+    not of the dimension the kind declares (``MeasurementKind.units``) raises a ``ValueError`` naming the column,
+    its unit and the expected one. ``floor`` [A or S]:
     currents or conductances at or below it take no part (log residuals). ``options`` go to the kind's builder
     (e.g. ``initial``: a state name, default the family's; ``fixed_steps``; ``source`` for Flash V_th).
     """
@@ -61,6 +63,7 @@ def measurement(
     if unknown:
         allowed = ", ".join(("initial", *spec.options))
         raise ValueError(f"unknown option(s) {sorted(unknown)} for a {kind!r} measurement; allowed: {allowed}")
+    data.check_units(spec.units, what=f"a {kind!r} measurement of a {family}")
     options.setdefault("initial", _default_initial(device))
     return spec.build(data, device, floor=floor, **options)
 

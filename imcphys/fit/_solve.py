@@ -12,8 +12,9 @@ import optax
 import optimistix as optx
 from jaxtyping import Array, PyTree
 
+from .._checks import checked_jit
 from .._experiment import _Core
-from ..device import AbstractDevice, replace
+from ..device import AbstractDevice, with_values
 from ._transforms import _Transform
 
 
@@ -24,8 +25,9 @@ class _Problem(eqx.Module):
     transform: _Transform
 
     def device_at(self, theta: Array) -> AbstractDevice:
+        # the transforms keep every free parameter inside its declared range: no runtime checks in the solver
         values = self.transform.params(theta)
-        return replace(self.device, **{n: values[i] for i, n in enumerate(self.transform.names)})
+        return with_values(self.device, **{n: values[i] for i, n in enumerate(self.transform.names)})
 
     def evaluate(self, theta: Array) -> tuple[Array, tuple[Array, ...]]:
         """All weighted residuals (one vector) and each experiment's predictions, at θ."""
@@ -114,7 +116,7 @@ def _with_data(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Arra
     )
 
 
-@eqx.filter_jit
+@checked_jit
 def _least_squares_each(
     problem: _Problem,
     observed: tuple[Array, ...],
@@ -129,7 +131,7 @@ def _least_squares_each(
     )
 
 
-@eqx.filter_jit
+@checked_jit
 def _screen_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Array, ...], thetas: Array) -> Array:
     """½Σr² for every data row i and candidate j: ``thetas`` has shape (rows, candidates, n)."""
 
@@ -140,7 +142,7 @@ def _screen_each(problem: _Problem, observed: tuple[Array, ...], masks: tuple[Ar
     return jax.vmap(row)(observed, masks, thetas)
 
 
-@eqx.filter_jit
+@checked_jit
 def _descend(
     problem: _Problem,
     thetas: Array,
@@ -170,12 +172,12 @@ def _descend(
     return jax.vmap(one)(thetas, opt_state, *best)
 
 
-@eqx.filter_jit
+@checked_jit
 def _screen(problem: _Problem, thetas: Array) -> Array:
     """½Σr² at each θ (forward pass only)."""
     return jax.vmap(lambda th: 0.5 * jnp.sum(problem.evaluate(th)[0] ** 2))(thetas)
 
 
-@eqx.filter_jit
+@checked_jit
 def _evaluate(problem: _Problem, thetas: Array) -> tuple[PyTree, PyTree]:
     return jax.vmap(lambda th: _linearise(problem, th))(thetas)

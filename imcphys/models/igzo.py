@@ -66,11 +66,11 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_range, is_concrete, runtime_check
-from .._experiment import Experiment, LogAbs, MeasurementKind, _name
+from .._checks import check_range, is_concrete
+from .._experiment import Experiment, LogAbs, MeasurementKind, _name, check_column
 from ..constants import K_B_EV, thermal_voltage
 from ..data import Dataset
-from ..device import AbstractDevice, AbstractModel, PulseResult, param
+from ..device import AbstractDevice, AbstractModel, PulseResult, check_value, param, with_values
 
 #: Gauss–Legendre nodes of the fast retention path (tested against the event solve).
 QUADRATURE_NODES = 16
@@ -78,11 +78,10 @@ QUADRATURE_NODES = 16
 _LOG_SOFTPLUS_LINEAR = -36.0
 
 
-def _check_temperature(temperature: ArrayLike, name: str = "temperature") -> Array:
-    """A temperature [K] that must be finite and > 0 (ValueError eagerly, ``eqx.error_if`` under jit)."""
-    check_range(name, temperature, lower=0.0, lower_open=True, unit="K")
-    t = jnp.asarray(temperature, dtype=float)
-    return runtime_check(t, ~(t > 0) | ~jnp.isfinite(t), f"{name} must be finite and > 0 K")
+#: Highest temperature [K] of the amorphous-oxide TFT model: a-IGZO sputtered in argon crystallises from about
+#: 400 °C, films sputtered with oxygen change little up to 600 °C (Hiroe et al., SID Symp. Dig. Tech. Pap. 43, 1251
+#: (2012)); above 600 °C the film is no longer the amorphous semiconductor the band-tail model describes.
+MAX_TEMPERATURE = 873.15
 
 
 def _log_softplus(u: Array) -> Array:
@@ -108,13 +107,14 @@ class IGZOTransistor(AbstractModel):
     off_current: Float[Array, "..."] = param(1e-12, "A/m", lower=0.0)  #: I_off per width at T_ref (1e-18 A/µm)
     off_activation_energy: Float[Array, "..."] = param(0.5, "eV", lower=0.0)  #: E_a of the off-state floor
     #: T_ref of V_T and I_off
-    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)
-    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)  #: operating temperature
+    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
+    #: operating temperature
+    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
 
     # ------------------------------------------------------------- temperature
     def thermal_voltage(self) -> Float[Array, "..."]:
         """φ_t = kT/q [V] at the operating temperature (CODATA constants)."""
-        return thermal_voltage(_check_temperature(self.temperature, "IGZOTransistor.temperature"))
+        return thermal_voltage(check_value(self, "temperature", self.temperature))
 
     def subthreshold_swing(self) -> Float[Array, "..."]:
         """SS = n·(kT/q)·ln 10 [V/decade] (59.5 mV/dec at 300 K for n = 1)."""
@@ -128,7 +128,7 @@ class IGZOTransistor(AbstractModel):
 
     def off_current_per_width(self) -> Float[Array, "..."]:
         """Off-state floor I_off(T) [A/m] (×1e-6 for A/µm): Arrhenius with E_a from T_ref."""
-        temp = _check_temperature(self.temperature, "IGZOTransistor.temperature")
+        temp = check_value(self, "temperature", self.temperature)
         return self.off_current * jnp.exp(
             -self.off_activation_energy / K_B_EV * (1.0 / temp - 1.0 / self.reference_temperature)
         )
@@ -185,6 +185,8 @@ def _retention_kind(
     data: Dataset, cell: Cell2T0C, *, floor: float = 0.0, initial: str | None = None, v_sn0: float | None = None
 ):
     del initial  # the hold starts from the written level v_sn0
+    data.require("T")
+    check_column(data, "T", lambda temp: check_value(cell, "temperature", temp, label="T"))
     return cell, hold_retention(data, v_sn0=v_sn0, floor=floor)
 
 
@@ -206,12 +208,14 @@ class Cell2T0C(AbstractDevice):
             options=("transistor",),
             description="V_GS [V], V_DS [V], I_D [A]: TFT transfer/output curves of the write (or read) "
             "transistor, log10|I_D|",
+            units={"V_GS": "V", "V_DS": "V", "I_D": "A"},
         ),
         "retention": MeasurementKind(
             (("t", "T", "I_read"),),
             _retention_kind,
             options=("v_sn0",),
             description="t [s], T [K], I_read [A]: read current during a hold at one temperature, log10|I|",
+            units={"t": "s", "T": "K", "I_read": "A"},
         ),
     }
 
@@ -240,8 +244,9 @@ class Cell2T0C(AbstractDevice):
     #: smallest level spacing the sensing resolves
     level_resolution: Float[Array, "..."] = param(0.02, "V", lower=0.0, lower_open=True)
     #: T_ref of V_T and I_off
-    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)
-    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True)  #: operating (hold) temperature
+    reference_temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
+    #: operating (hold) temperature
+    temperature: Float[Array, "..."] = param(298.15, "K", lower=0.0, lower_open=True, upper=MAX_TEMPERATURE)
     levels: int = eqx.field(static=True, default=8)  #: storage levels per cell (8 = 3 bits)
     max_amplitude: float = eqx.field(static=True, default=2.0)  #: largest write bit-line level [V]
 
@@ -309,9 +314,9 @@ class Cell2T0C(AbstractDevice):
         return self._transistor(self.read_width, self.read_length, self.read_threshold_voltage)
 
     def at_temperature(self, temperature: Float[ArrayLike, "..."]) -> Cell2T0C:
-        """A copy at operating ``temperature`` [K] (> 0)."""
-        temp = _check_temperature(temperature)
-        return eqx.tree_at(lambda c: c.temperature, self, temp)
+        """A copy at operating ``temperature`` [K], checked as the constructor checks ``temperature`` (eagerly a
+        ``ValueError``, under jit/vmap the runtime error of ``eqx.error_if``)."""
+        return with_values(self, temperature=check_value(self, "temperature", temperature, label="temperature"))
 
     # ------------------------------------------------------------- hold
     def leak_current(
@@ -575,8 +580,7 @@ class Cell2T0C(AbstractDevice):
         step, the full kickback C_c/C_SN·ΔV_WWL). Energy: the charge the bit line delivers times its voltage,
         plus the word-line swing on the coupling capacitance. ``key`` is unused (no write noise)."""
         del key
-        amplitude = jnp.asarray(amplitude, dtype=float)
-        check_range("write amplitude (write bit-line level)", amplitude, lower=0.0, upper=self.max_amplitude, unit="V")
+        amplitude = jnp.asarray(amplitude, dtype=float)  # within amplitude_range(): checked by AbstractDevice
         check_range("width", width, lower=0.0, lower_open=True, unit="s")
         check_range("fall", fall, lower=0.0, unit="s")
         abrupt = is_concrete(fall) and float(np.max(fall)) == 0.0

@@ -77,12 +77,12 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import _random
 from .._checks import check_less, check_range, is_concrete, runtime_check
-from .._experiment import Experiment, LogAbs, MeasurementKind, _name, trace
+from .._experiment import Experiment, LogAbs, MeasurementKind, _name, check_column, trace
 from .._integrate import solve_pulse
 from .._math import safe_exp
 from ..constants import K_B_EV
 from ..data import Dataset
-from ..device import AbstractDevice, PulseResult, param
+from ..device import AbstractDevice, PulseResult, check_drive, param
 
 Calibration = Literal["joshi2020", "hermes"]
 _ZERO_CLIP = 1e-7  # aihwkit's floor of g/g_max inside the logarithms
@@ -104,6 +104,8 @@ def _drift_kind(data: Dataset, device: PCMCell | PCMStatistical, *, floor: float
 
 
 def _bake_kind(data: Dataset, cell: PCMCell, *, floor: float = 0.0, initial: str | None = None):
+    data.require("T")
+    check_column(data, "T", lambda temp: check_drive(cell, temp, name="T"))  # below the melting point
     experiment = trace(
         data,
         time="t",
@@ -120,6 +122,7 @@ _DRIFT = MeasurementKind(
     (("t", "G"),),
     _drift_kind,
     description="t [s], G [S]: conductance vs time since programming at constant temperature, log10 G",
+    units={"t": "s", "G": "S"},
 )
 
 
@@ -143,6 +146,9 @@ class PCMStatistical(AbstractDevice):
     calibration. Every method broadcasts over arrays of targets/times and works under ``jit``, ``vmap`` and
     ``grad`` (the noise scales, g_max, t0 and t_read are differentiable parameters).
     """
+
+    amplitude_unit: ClassVar[str] = "S"  #: the targets of :meth:`program`; there are no single pulses
+    drive_unit: ClassVar[str] = "1"  #: unused: the statistical model has no drive
 
     #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
     measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {"drift": _DRIFT}
@@ -335,6 +341,9 @@ class PCMCell(AbstractDevice):
     the conductance [S] at ``ambient_temperature``.
     """
 
+    amplitude_unit: ClassVar[str] = "A"  #: pulses are cell currents
+    drive_unit: ClassVar[str] = "K"  #: the drive of :meth:`rhs` is the ambient temperature
+
     #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
     measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {
         "drift": _DRIFT,
@@ -342,6 +351,7 @@ class PCMCell(AbstractDevice):
             (("t", "T", "G"),),
             _bake_kind,
             description="t [s], T [K], G [S]: conductance during a bake at the measured temperature, log10 G",
+            units={"t": "s", "T": "K", "G": "S"},
         ),
     }
 
@@ -387,6 +397,24 @@ class PCMCell(AbstractDevice):
         if not (0 < self.max_set_current and 0 < self.max_reset_current):
             raise ValueError("PCMCell.max_set_current and max_reset_current must be > 0 A")
 
+    def check_temperature(self, temperature: Float[ArrayLike, "..."], name: str = "temperature") -> Array:
+        """``temperature`` [K] (an array) if it lies in (0, ``melting_temperature``) — the range of
+        ``ambient_temperature`` — else a ``ValueError`` naming ``name`` (concrete values) or the runtime error of
+        ``eqx.error_if`` (under jit/vmap): above the melting point there is no amorphous state to age."""
+        t = jnp.asarray(temperature, dtype=float)
+        if is_concrete((t, self.melting_temperature)):
+            melt = float(np.min(self.melting_temperature))
+            check_range(
+                name, t, lower=0.0, upper=melt, lower_open=True, upper_open=True, unit="K (melting_temperature)"
+            )
+            return t
+        bad = ~((t > 0) & (t < self.melting_temperature))
+        return runtime_check(t, bad, f"{name} must be finite and in (0, melting_temperature) K")
+
+    def drive_range(self) -> tuple[ArrayLike, ArrayLike]:
+        """Ambient temperatures [K] above 0 and below ``melting_temperature``."""
+        return 0.0, self.melting_temperature
+
     # ----------------------------------------------------------------- physics
     def barrier(self, defects: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Relaxation barrier E_b = E_b0 + E_s(1 − Σ) [eV]."""
@@ -405,8 +433,12 @@ class PCMCell(AbstractDevice):
     def conductance(
         self, state: PCMCellState, temperature: Float[ArrayLike, "..."] | None = None
     ) -> Float[Array, "..."]:
-        """Cell conductance G = G_c^(1−a) G_a(Σ, T)^a [S] at ``temperature`` [K] (default: ambient)."""
-        temp = self.ambient_temperature if temperature is None else jnp.asarray(temperature)
+        """Cell conductance G = G_c^(1−a) G_a(Σ, T)^a [S] at ``temperature`` [K] (default: ambient; checked by
+        :meth:`check_temperature`)."""
+        temp = self.ambient_temperature if temperature is None else self.check_temperature(temperature)
+        return self._conductance(state, temp)
+
+    def _conductance(self, state: PCMCellState, temp: Array) -> Array:
         kt = K_B_EV * temp
         ln_ga = (
             jnp.log(self.g_amorphous)
@@ -446,9 +478,12 @@ class PCMCell(AbstractDevice):
         self, state: PCMCellState, duration: Float[ArrayLike, "..."], temperature: Float[ArrayLike, "..."] | None = None
     ) -> PCMCellState:
         """State after ``duration`` [s] at constant ``temperature`` [K] without current (the closed form of
-        :meth:`rhs`)."""
+        :meth:`rhs`; ``temperature`` default ambient, checked by :meth:`check_temperature`)."""
         duration = _check_time(duration, "duration")
-        temp = self.ambient_temperature if temperature is None else jnp.asarray(temperature)
+        temp = self.ambient_temperature if temperature is None else self.check_temperature(temperature)
+        return self._relax(state, duration, temp)
+
+    def _relax(self, state: PCMCellState, duration: Array, temp: Array) -> PCMCellState:
         grown = self.growth_velocity_at(temp) * duration / self.plug_thickness
         return PCMCellState(
             amorphous=jnp.clip(state.amorphous - grown, 0.0, 1.0), defects=self._age(state.defects, temp, duration)
@@ -468,8 +503,9 @@ class PCMCell(AbstractDevice):
         return self.conductance(state)
 
     def observe(self, state: PCMCellState, drive) -> Float[Array, "..."]:
-        """Conductance [S] at the ambient temperature ``drive`` [K] of a bake."""
-        return self.conductance(state, drive)
+        """Conductance [S] at the ambient temperature ``drive`` [K] of a bake (checked by :func:`imcphys.simulate`
+        against :meth:`drive_range`)."""
+        return self._conductance(state, drive)
 
     def project(self, state: PCMCellState) -> PCMCellState:
         """Both fractions in [0, 1]."""
@@ -565,7 +601,7 @@ class PCMCell(AbstractDevice):
         would), then a_m melts and quenches to fresh glass."""
         width = jnp.asarray(width, dtype=float)
         temp = jnp.minimum(self.ambient_temperature + self.heating(current), self.melting_temperature)
-        heated = self.relax(state, width, temp)
+        heated = self._relax(state, _check_time(width, "width"), temp)
         a_m = self.melt_fraction(current)
         a_new = jnp.maximum(heated.amorphous, a_m)
         old = heated.amorphous - jnp.minimum(heated.amorphous, a_m)  # glass outside the melt keeps its age

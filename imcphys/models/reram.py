@@ -96,8 +96,9 @@ class StanfordReRAM(AbstractDevice):
     min_field: Float[Array, "..."] = param(1.4e9, "V/m", lower=0.0)  #: F_min, field threshold for gap motion
     gap_min: Float[Array, "..."] = param(0.2e-9, "m", lower=0.0, lower_open=True)  #: smallest gap (fully SET)
     gap_max: Float[Array, "..."] = param(1.7e-9, "m", lower=0.0, lower_open=True)  #: largest gap (fully RESET)
-    #: T_0 (Verilog-A T_ini = 273 + 25)
-    ambient_temperature: Float[Array, "..."] = param(298.0, "K", lower=0.0, lower_open=True)
+    #: T_0 (Verilog-A T_ini = 273 + 25); below the melting point of HfO2, 3031 K (2758 °C, CRC Handbook of
+    #: Chemistry and Physics), the oxide the filament lives in
+    ambient_temperature: Float[Array, "..."] = param(298.0, "K", lower=0.0, lower_open=True, upper=3031.0)
     thermal_resistance: Float[Array, "..."] = param(2.1e3, "K/W", lower=0.0)  #: R_th
     gap_noise: Float[Array, "..."] = param(0.02, "m/s", lower=0.0)  #: δg_0 (deltaGap0), cycle-to-cycle noise amplitude
     #: τ, step at which δg_0 was defined

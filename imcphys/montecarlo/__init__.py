@@ -28,17 +28,31 @@ built-in studies are listed by name in :data:`imcphys.montecarlo.studies.STUDIES
 :func:`register_study`, so the CLI can run them from a card:
 ``imcphys mc --card CARD.toml --study NAME --cells N --out DIR [--resume]``.
 
-Multi-host: call ``jax.distributed.initialize()`` in every process, then the same ``montecarlo(...)`` call in each,
-with ``out`` on a file system all processes share. Process p computes chunks c ≡ p (mod process count) on its
-own devices (no traffic between hosts: chunks are independent); all meet at a barrier and process 0 writes
-``result.nc``. (This path is not exercised by the test suite, which has one host.)
+Beyond one process (the same chunks, files and bits; a run started one way resumes another way):
+
+- Dask (``pip install imcphys[cluster]``): ``montecarlo(..., client=distributed.Client(...))``, an address or a
+  scheduler file; ``imcphys mc ... --scheduler ADDR | --scheduler-file PATH``. Each chunk is a task; a worker checks
+  its code against the run's before touching ``out``, reuses a valid chunk file, or computes the chunk and writes
+  it, returning only the counts (:mod:`._dask`).
+- ``jax.distributed``: call ``jax.distributed.initialize()`` in every process, then the same ``montecarlo(...)``
+  call in each, with ``out`` on a file system all processes share. Process 0 decides the run and writes
+  ``run.json`` before any other process reads it (the others take the chunk size from it and check that they would
+  compute the same run); process p computes chunks c ≡ p (mod process count) on its own devices (no traffic between
+  hosts: chunks are independent); an error in any process is raised in all of them; process 0 writes
+  ``result.nc``. Tested with two processes on 127.0.0.1.
+
+A first Ctrl-C lets the chunk in flight finish and be saved before the run stops (``imcphys mc`` then prints the
+command that resumes it). The chunk kernel returns its runtime checks as data (no host callback), so JAX's
+persistent compilation cache (:func:`imcphys.enable_compilation_cache`) keeps it between processes.
 
 Module layout: ``_study`` (:class:`Study`, :class:`Output`, keys), ``_registry`` (studies by name), ``_runner``
-(:func:`montecarlo`, chunk files), ``_result`` (:class:`MonteCarloResult`), ``studies/`` (the built-in studies,
+(:func:`montecarlo`: in this process and under ``jax.distributed``), ``_dask`` (chunks as Dask tasks), ``_files``
+(chunk files), ``_result`` (:class:`MonteCarloResult`), ``studies/`` (the built-in studies,
 one module per family).
 """
 
 from .._callable import make_callable
+from ._dask import VersionMismatch as VersionMismatch
 from ._files import ChunkRecomputed as ChunkRecomputed
 from ._registry import get_study as get_study, register_study as register_study, study_names as study_names
 from ._result import MonteCarloResult as MonteCarloResult

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import textwrap
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -51,3 +53,23 @@ def get_study(name: str, *, card: Card | str | Path, **options: Any) -> Study:
         return factories[name](card, **options)
     except TypeError as err:
         raise ValueError(f"study {name!r}: bad options {sorted(options)} ({err})") from None
+
+
+def describe_study(name: str) -> str:
+    """``name``, its description (the factory's docstring) and its options with their defaults (the factory's
+    keyword arguments): what ``imcphys mc --list`` prints."""
+    factories = {**STUDIES, **_REGISTERED}
+    if name not in factories:
+        raise ValueError(f"unknown Monte Carlo study {name!r}; known: {study_names()}")
+    factory = factories[name]
+    lines = [name]
+    doc = inspect.getdoc(factory) or ""
+    lines += [textwrap.indent(textwrap.fill(" ".join(p.split()), 100), "    ") for p in doc.split("\n\n") if p.strip()]
+    options = [p for p in inspect.signature(factory).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    if options:
+        lines.append("    options (--set NAME=VALUE, JSON values):")
+    for p in options:
+        annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        default = "required" if p.default is p.empty else f"default {p.default!r}"
+        lines.append(f"      {p.name}: {annotation} ({default})")
+    return "\n".join(lines)

@@ -38,11 +38,11 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ..._checks import is_concrete
-from ..._experiment import Absolute, Experiment, MeasurementKind, _name, pulse_response
+from ..._experiment import Absolute, Experiment, MeasurementKind, _name, check_column, pulse_response
 from ..._math import safe_exp
 from ...constants import EPS_0, M_E, H, Q, thermal_voltage
 from ...data import Dataset
-from ...device import AbstractDevice, PulseResult, param
+from ...device import AbstractDevice, PulseResult, check_amplitude, param
 from .programming import program_wordline
 from .pump import PUMP_PARAMS, DicksonPump
 
@@ -124,6 +124,9 @@ def _vth_kind(
     fixed_steps: int = 32,
 ):
     del floor  # V_th is compared in volts
+    if source == "pump":  # through FloatingGateCell.pulse: within the cell's amplitude range
+        data.require("amplitude")
+        check_column(data, "amplitude", lambda a: check_amplitude(cell, a))
     return cell, vth_pulses(data, source=source, initial=initial, fixed_steps=int(fixed_steps))
 
 
@@ -151,6 +154,7 @@ class FloatingGateCell(AbstractDevice):
             options=("source", "fixed_steps"),
             description="amplitude [V], width [s], Vth [V]: V_th after each control-gate pulse, in V "
             "(source=pump: through the cell's pump; source=ideal: a pulse generator)",
+            units={"amplitude": "V", "width": "s", "Vth": "V"},
         ),
     }
 
@@ -170,7 +174,8 @@ class FloatingGateCell(AbstractDevice):
     specific_current: Float[Array, "..."] = param(0.5e-6, "A", lower=0.0, lower_open=True)
     #: V_th is read where I_D = read_current
     read_current: Float[Array, "..."] = param(0.1e-6, "A", lower=0.0, lower_open=True)
-    temperature: Float[Array, "..."] = param(300.0, "K", lower=0.0, lower_open=True)  #: of the read
+    #: of the read; below the melting point of silicon, 1687 K (1414 °C, CRC Handbook of Chemistry and Physics)
+    temperature: Float[Array, "..."] = param(300.0, "K", lower=0.0, lower_open=True, upper=1687.0)
     erased_threshold_shift: Float[Array, "..."] = param(-3.0, "V")  #: ΔV_th of ``initial_state("erased")``
     #: R_wl, pump output to the control gates
     wordline_resistance: Float[Array, "..."] = param(10e3, "ohm", lower=0.0, lower_open=True)

@@ -48,7 +48,7 @@ from ..._checks import is_concrete, runtime_check
 from ..._experiment import Absolute, Experiment, MeasurementKind, _name
 from ..._math import relu, safe_div
 from ...data import Dataset
-from ...device import AbstractDevice, param, parameter_units, replace
+from ...device import AbstractDevice, param, parameter_units, with_values
 
 
 def _coth(x: Array) -> Array:
@@ -91,10 +91,16 @@ class DicksonPump(AbstractDevice):
     averaged ODE, ``power`` the supply power [W], ``read`` the output voltage [V].
     """
 
+    amplitude_unit: ClassVar[str] = "A"  #: the drive is a load current
+    drive_unit: ClassVar[str] = "A"
+
     #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
     measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {
         "pump": MeasurementKind(
-            (("f_clk", "V_out"),), _pump_kind, description="f_clk [Hz], V_out [V]: cycle-mean output in steady state"
+            (("f_clk", "V_out"),),
+            _pump_kind,
+            description="f_clk [Hz], V_out [V]: cycle-mean output in steady state",
+            units={"f_clk": "Hz", "V_out": "V"},
         ),
     }
 
@@ -317,8 +323,8 @@ class DicksonPump(AbstractDevice):
 
     def amplitude_range(self):
         """The pump is not programmed; its drive is a load current [A]: from 0 to the short-circuit current
-        V_oc/R_out drawn, and the same magnitude pushed back."""
-        i_sc = float(np.min(np.asarray(self.open_circuit_voltage() / self.output_resistance())))
+        V_oc/R_out drawn, and the same magnitude pushed back (the smallest over a population; arrays, traceable)."""
+        i_sc = jnp.min(self.open_circuit_voltage() / self.output_resistance())
         return (0.0, i_sc), (-i_sc, 0.0)
 
     def default_solver(self):
@@ -339,7 +345,9 @@ class _PumpOutput(eqx.Module):
     """Cycle-mean output of the pump in periodic steady state at each clock frequency."""
 
     def __call__(self, pump: DicksonPump, f_clk: Array) -> Array:
-        return replace(pump, clock_frequency=f_clk).steady_state().v_out
+        # f_clk > 0 was checked when the experiment was built; the fitted parameters stay in range by the fit's
+        # transforms: no runtime checks inside the fit's solver
+        return with_values(pump, clock_frequency=f_clk).steady_state().v_out
 
 
 def pump_output(
@@ -349,6 +357,9 @@ def pump_output(
     rows with f_clk = 0 (the pump stopped) are not operating points and are left out."""
     data.require(frequency, output)
     f, v = data[frequency], data[output]
+    if np.any(f < 0):
+        k = int(np.flatnonzero(f < 0)[0])
+        raise ValueError(f"{data.where(frequency, k)}: clock frequency must be >= 0 Hz; got {f[k]!r} Hz")
     on = f > 0
     if not on.any():
         raise ValueError(f"{data.source}: no row with a clock frequency > 0 Hz")

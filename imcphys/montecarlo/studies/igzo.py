@@ -12,6 +12,7 @@ import numpy as np
 
 from ..._checks import check_range
 from ...cards import Card
+from ...device import check_value
 from ...models import Cell2T0C
 from .._study import Output, Study
 
@@ -46,7 +47,7 @@ def retention_ber(
     for name, arr in (("temperatures", temps), ("hold_times", times)):
         if arr.ndim != 1 or arr.size < 1:
             raise ValueError(f"{name} must be a non-empty list; got {arr.tolist()!r}")
-    check_range("temperatures", temps, lower=0.0, lower_open=True, unit="K")
+    check_value(device, "temperature", temps, label="temperatures")  # as the card's (operating) temperature
     check_range("hold_times", times, lower=0.0, lower_open=True, unit="s")
     m = device.levels if levels is None else levels
     device.level_voltages(m)  # raises when the level count does not fit the window

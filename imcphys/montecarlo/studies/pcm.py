@@ -54,7 +54,8 @@ def bake(
     for name, arr, unit in (("temperatures", temps, "K"), ("times", ts, "s")):
         if arr.ndim != 1 or arr.size < 1:
             raise ValueError(f"{name} must be a non-empty list [{unit}]; got {arr!r}")
-        check_range(name, arr, lower=0.0, lower_open=True, unit=unit)
+    device.check_temperature(temps, "temperatures")  # bakes below the melting point
+    check_range("times", ts, lower=0.0, lower_open=True, unit="s")
     if ts.size < 2 or not np.all(np.diff(ts) > 0):
         raise ValueError(f"times must hold at least two increasing bake times [s]; got {times!r}")
     check_range("t_first", t_first, lower=0.0, lower_open=True, unit="s")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..._checks import check_range
 from ...cards import Card
-from ...device import replace
+from ...device import check_value, replace
 from ...models import StanfordReRAM
 from ...population import pulse_keys
 from ...simulate import apply_pulse
@@ -48,7 +48,7 @@ def pulse_read(
     temps = np.asarray(temperatures, dtype=float)
     if temps.ndim != 1 or temps.size < 1:
         raise ValueError(f"temperatures must be a non-empty list of ambient temperatures [K]; got {temperatures!r}")
-    check_range("temperatures", temps, lower=0.0, lower_open=True, unit="K")
+    check_value(device, "ambient_temperature", temps, label="temperatures")  # as the card's ambient_temperature
     check_range("set_amplitude", set_amplitude, lower=0.0, upper=device.max_amplitude, lower_open=True, unit="V")
     check_range("reset_amplitude", reset_amplitude, lower=-device.max_amplitude, upper=0.0, upper_open=True, unit="V")
     check_range("width", width, lower=0.0, lower_open=True, unit="s")
