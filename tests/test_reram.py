@@ -160,7 +160,8 @@ def test_set_time_about_a_decade_per_0p2_volt(dev):
 
 def test_gradients_match_finite_differences(dev, fixed_pulse, adaptive_pulse):
     def final_current(d, a, w, pulse):
-        return d.read(pulse(d, d.gap_min, a, w).state)
+        # arrays, not Python floats: filter_jit would compile once per float value
+        return d.read(pulse(d, d.gap_min, jnp.asarray(a), jnp.asarray(w)).state)
 
     # amplitude and width, adaptive and fixed-step paths
     for pulse, rel in ((fixed_pulse, 1e-5), (adaptive_pulse, 1e-4)):

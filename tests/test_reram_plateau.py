@@ -121,6 +121,7 @@ CASES = [  # (start, amplitude [V])
 ]
 
 
+@pytest.mark.slow
 def test_gradients_match_finite_differences(dev):
     """d read / d (amplitude, width, E_a) for every case at once: one vmapped gradient, one vmapped value call."""
 
@@ -150,6 +151,7 @@ def test_gradients_match_finite_differences(dev):
     np.testing.assert_allclose(autodiff * x0 / scale, fd * x0 / scale, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_vmap_equals_a_loop_and_jit_equals_eager(dev):
     gaps = jnp.asarray([float(getattr(dev, start)) for start, _ in CASES])
     amps = jnp.asarray([amp for _, amp in CASES])
