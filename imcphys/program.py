@@ -51,7 +51,9 @@ import abc
 import dataclasses
 import functools
 import inspect
+import logging
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -62,11 +64,14 @@ import jax.random as jr
 import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+from tqdm import tqdm
 
 from ._callable import make_callable
 from ._checks import check_range, checked_jit
 from .device import AbstractDevice
 from .population import population_size
+
+_log = logging.getLogger(__name__)
 
 VerifyMode = Literal["exact", "smooth", "straight_through"]
 VERIFY_MODES = ("exact", "smooth", "straight_through")
@@ -916,23 +921,52 @@ def program(
 
 # ------------------------------------------------------------------------------------------- objectives
 class WriteCost(eqx.Module):
-    """mean(error²) + pulse_weight·mean(pulses) + energy_weight·mean(energy [J]) + time_weight·mean(time [s])."""
+    r"""Cost of a write, averaged over the cells:
+
+    .. math::
+
+        C = \overline{e^2} + w_p\,\overline{n_p} + w_E\,\overline{E} + w_t\,\overline{t}
+            + w_m\,\overline{\sigma\big((|e| - m)/\tau_m\big)}
+
+    with e the final error (scheme's error scale), n_p the pulses, E the energy [J], t the time [s] and σ the
+    logistic function. The last term counts, smoothly, the cells whose error exceeds the read margin m (half the
+    spacing of adjacent levels in the error scale: beyond it a cell reads as another level); with
+    ``miss_weight`` = 0 (the default) it is absent. The squared error alone weighs a few cells far off more than
+    many cells just outside their level, so a scheme optimised on it can trade level errors for pulses; the
+    miss term makes the objective count what the bit-error rate counts.
+    """
 
     pulse_weight: float
     energy_weight: float  #: per joule
     time_weight: float = 0.0  #: per second
+    miss_weight: float = 0.0  #: w_m, per cell read as another level
+    miss_margin: float = 1.0  #: m, read margin [error unit] (ln units for the "log" scale)
+    miss_width: float = 0.05  #: τ_m, width of the smooth count [error unit]
+    #: c: the squared error is counted as c² tanh(e²/c²), so one cell far off costs at most c² (None: e²)
+    error_cap: float | None = None
 
     def __check_init__(self):
-        for name in ("pulse_weight", "energy_weight", "time_weight"):
+        for name in ("pulse_weight", "energy_weight", "time_weight", "miss_weight"):
             check_range(f"WriteCost.{name}", getattr(self, name), lower=0.0)
+        for name in ("miss_margin", "miss_width"):
+            check_range(f"WriteCost.{name}", getattr(self, name), lower=0.0, lower_open=True)
+        if self.error_cap is not None:
+            check_range("WriteCost.error_cap", self.error_cap, lower=0.0, lower_open=True)
 
     def __call__(self, report: ProgramReport) -> Float[Array, ""]:
-        return (
-            jnp.mean(report.error**2)
+        squared = report.error**2
+        if self.error_cap is not None:
+            squared = self.error_cap**2 * jnp.tanh(squared / self.error_cap**2)
+        cost = (
+            jnp.mean(squared)
             + self.pulse_weight * jnp.mean(report.pulses)
             + self.energy_weight * jnp.mean(report.energy)
             + self.time_weight * jnp.mean(report.time)
         )
+        if self.miss_weight:
+            misses = jax.nn.sigmoid((jnp.abs(report.error) - self.miss_margin) / self.miss_width)
+            cost = cost + self.miss_weight * jnp.mean(misses)
+        return cost
 
 
 Objective = Callable[[ProgramReport], Float[Array, ""]]
@@ -956,6 +990,13 @@ class Optimized(eqx.Module):
     checks: np.ndarray  #: (step, exact objective on the selection population) of every selection check
     evaluations: int
     settings_count: int  #: number of scalar settings optimised
+    #: the result beats the start on the validation population (``objective < objective_start``)
+    improved: bool
+    start_kept: bool  #: no checked step beat the start on the selection population: ``scheme`` is the start
+
+
+class NotImprovedWarning(UserWarning):
+    """:func:`optimize_scheme` returned a scheme no better than its start on the validation population."""
 
 
 def _log_params(scheme: AbstractScheme, free: Sequence[str]) -> dict[str, Array]:
@@ -1108,6 +1149,7 @@ def optimize_scheme(
     optimizer: optax.GradientTransformation | None = None,
     initial: str | None = None,
     fixed_steps: int = 16,
+    progress: bool = True,
 ) -> Optimized:
     """Fit the settings ``free`` (default: all) of ``scheme`` by Adam in log space on ``objective`` over
     ``population``, then re-run the result in exact mode on the fresh ``validation`` population.
@@ -1122,6 +1164,19 @@ def optimize_scheme(
     training draw: refining an already good scheme, the gains are of the order of that overfitting.
     ``validation`` must be a population drawn independently of ``population``. ``optimizer`` replaces the
     default, Adam at ``learning_rate`` with a cosine decay to 10 % over the steps.
+
+    Every step is reported: a progress bar (``progress``) shows the training objective, the temperature factor
+    and the best exact check so far, and the logger ``imcphys.program`` logs each step and check at INFO level.
+    If the result is no better than the start on the validation population — in particular when no checked
+    step beat the start and the start itself is returned — a :class:`NotImprovedWarning` says so, and the
+    result's ``improved`` is False (``start_kept`` True when the start was returned).
+
+    Recipe for multi-level writes judged by their bit-error rate: optimise a scheme whose every setting acts on
+    every iteration (a ramp, e.g. :class:`Bidirectional`'s start and step per polarity) rather than a
+    per-iteration :class:`Schedule`, whose late iterations see few active cells and so get weak, noisy gradients
+    (its optimum leaves more cells unconverged); use a :class:`WriteCost` that counts level misses and caps the
+    squared error (plain mean e² ranks a few cells far off above many cells just outside their level); check
+    in exact mode on a held-out ``selection`` population, since late, colder steps can move away from the best.
     """
     if validation is population:
         raise ValueError("validation must be a fresh population, not the training population")
@@ -1154,13 +1209,21 @@ def optimize_scheme(
         )[0]
 
     checked = population if selection is None else selection
+    start_params = params
     history, checks = [], []
     best = (np.inf, params)
+    bar = tqdm(total=steps, desc="optimize_scheme", unit="step", disable=not progress, leave=False, dynamic_ncols=True)
+
+    def check(i):
+        nonlocal best
+        value = exact_on(checked, params, k_check)
+        checks.append((i, value))
+        best = min(best, (value, params), key=lambda b: b[0])
+        _log.info("optimize_scheme step %d/%d: exact objective %.6g on the selection population", i, steps, value)
+
     for i in range(steps):
         if check_every and i % check_every == 0:
-            value = exact_on(checked, params, k_check)
-            checks.append((i, value))
-            best = min(best, (value, params), key=lambda b: b[0])
+            check(i)
         factor = anneal ** (i / max(steps - 1, 1))
         keys = jr.split(jr.fold_in(k_train, i), n)
         value, grads = _log_value_and_grad(
@@ -1179,14 +1242,28 @@ def optimize_scheme(
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         history.append(float(value))
+        _log.info(
+            "optimize_scheme step %d/%d: %s objective %.6g (temperature factor %.3g)", i, steps, verify, value, factor
+        )
+        bar.update(1)
+        bar.set_postfix(
+            {
+                verify: f"{history[-1]:.4g}",
+                "tau": f"{factor:.3g}",
+                **({"best_exact": f"{best[0]:.4g}"} if checks else {}),
+            }
+        )
         if not np.isfinite(history[-1]):
+            bar.close()
             raise FloatingPointError(f"optimize_scheme: the {verify} objective became {history[-1]} at step {i}")
+    bar.close()
+    start_kept = False
     if check_every:
-        value = exact_on(checked, params, k_check)
-        checks.append((steps, value))
-        best = min(best, (value, params), key=lambda b: b[0])
+        check(steps)
+        start_kept = best[1] is start_params
         params = best[1]
-    chosen = _build(scheme, params)
+    # the start itself, not exp(log(settings)), which differs in the last bits
+    chosen = scheme if start_kept else _build(scheme, params)
     report = program(
         validation, chosen, targets=targets, key=k_valid, verify="exact", initial=initial, fixed_steps=fixed_steps
     )
@@ -1199,15 +1276,31 @@ def optimize_scheme(
         initial=initial,
         fixed_steps=fixed_steps,
     )[0]
+    final = float(objective(report))
+    improved = final < start and not start_kept
+    if not improved:
+        why = (
+            "no checked step beat the start on the selection population, so the start is returned"
+            if start_kept
+            else f"the {'best checked' if check_every else 'last'} iterate is no better than the start"
+        )
+        warnings.warn(
+            f"optimize_scheme did not improve on the starting scheme: {why} (exact objective on the validation "
+            f"population {final:.6g}, start {start:.6g})",
+            NotImprovedWarning,
+            stacklevel=2,
+        )
     return Optimized(
         scheme=chosen,
         report=report,
-        objective=float(objective(report)),
+        objective=final,
         objective_start=start,
         history=np.asarray(history),
         checks=np.asarray(checks).reshape(-1, 2),
         evaluations=steps + len(checks),
         settings_count=sum(int(np.size(v)) for v in params.values()),
+        improved=improved,
+        start_kept=start_kept,
     )
 
 

@@ -44,7 +44,8 @@ def write_report(
     headlines: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write ``out/index.html`` and ``out/summary.json`` for ``sections`` (and a table of ``headlines``:
-    dicts with ``claim``, ``value`` and ``met``); return the HTML path."""
+    dicts with ``claim``, ``value``, ``comparison``, ``threshold``, ``unit``, ``detail`` and ``met``, see
+    :meth:`imcphys.experiments.Headline.row`); return the HTML path."""
     env = {
         "imcphys": __version__,
         "jax": jax.__version__,
@@ -74,12 +75,14 @@ def write_report(
     parts += [f"<li><a href='#{s.name}'>{html.escape(s.title)}</a> ({s.seconds:.0f} s)</li>" for s in sections]
     parts.append("</ul>")
     if headlines:
+        head = "<tr><th></th><th>claim</th><th>value</th><th>test</th><th>unit</th><th>details</th></tr>"
         rows = "".join(
-            f"<tr><td>{'✔' if h['met'] else '✘'}</td><td>{html.escape(h['claim'])}</td>"
-            f"<td>{html.escape(h['value'])}</td></tr>"
+            f"<tr><td>{'✔ met' if h['met'] else '✘ not met'}</td><td>{html.escape(h['claim'])}</td>"
+            f"<td>{h['value']:.4g}</td><td>{html.escape(h['comparison'])} {h['threshold']:.4g}</td>"
+            f"<td>{html.escape(h['unit'])}</td><td>{html.escape(h['detail'])}</td></tr>"
             for h in headlines
         )
-        parts.append(f"<h2 id='headlines'>Headline figures</h2><table>{rows}</table>")
+        parts.append(f"<h2 id='headlines'>Headline claims</h2><table>{head}{rows}</table>")
     for s in sections:
         parts.append(f"<h2 id='{s.name}'>{html.escape(s.title)}</h2><p>{html.escape(s.text)}</p>")
         for fig in s.figures:

@@ -23,6 +23,7 @@ from . import (
 )
 from ._section import (
     Figure as Figure,
+    Headline as Headline,
     Section as Section,
     jsonable as jsonable,
     run_study as run_study,

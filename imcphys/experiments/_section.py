@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import operator
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -18,9 +20,45 @@ class Figure:
     caption: str
 
 
+Comparison = Literal["<", "<=", ">", ">="]
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclasses.dataclass(frozen=True)
+class Headline:
+    """A claim tested by an experiment: it is met when ``value`` ``comparison`` ``threshold`` holds (both in
+    ``unit``). The threshold comes from the claim, never from the result; a value that is not finite (a
+    computation that failed) never meets the claim. ``detail`` gives the context a reader needs (other
+    conditions, the same figure at another temperature …)."""
+
+    claim: str
+    value: float
+    comparison: Comparison
+    threshold: float
+    unit: str  #: unit of value and threshold ("1" for a plain ratio or rate)
+    detail: str = ""
+
+    def __post_init__(self):
+        if self.comparison not in _COMPARE:
+            raise ValueError(f"Headline.comparison must be one of {sorted(_COMPARE)}; got {self.comparison!r}")
+        if not math.isfinite(float(self.threshold)):
+            raise ValueError(f"Headline.threshold must be finite; got {self.threshold!r} ({self.claim})")
+        object.__setattr__(self, "value", float(self.value))
+        object.__setattr__(self, "threshold", float(self.threshold))
+
+    @property
+    def met(self) -> bool:
+        return math.isfinite(self.value) and bool(_COMPARE[self.comparison](self.value, self.threshold))
+
+    def row(self) -> dict[str, Any]:
+        """The headline as a JSON-ready dict (``met`` included)."""
+        return {**dataclasses.asdict(self), "met": self.met}
+
+
 @dataclasses.dataclass
 class Section:
-    """What a study produced: a title, a paragraph, its numbers (JSON-ready) and its figures."""
+    """What a study produced: a title, a paragraph, its numbers (JSON-ready), its figures and the claims it tests
+    (:class:`Headline`, gathered into the demo's headline table)."""
 
     name: str
     title: str
@@ -28,6 +66,7 @@ class Section:
     numbers: dict[str, Any]
     figures: list[Figure] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    headlines: list[Headline] = dataclasses.field(default_factory=list)
 
 
 def jsonable(x: Any) -> Any:

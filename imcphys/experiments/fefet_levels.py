@@ -17,6 +17,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -38,7 +39,7 @@ from ..program import (
     program,
     random_search,
 )
-from ._section import Figure, Section
+from ._section import Figure, Headline, Section
 
 #: Cost of one pulse in the objective [V²]: (5 mV)².
 PULSE_WEIGHT = 2.5e-5
@@ -355,5 +356,35 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
         "domain, so the exact-mode landscape is jagged and the smooth relaxation a rough guide to it."
     )
     return Section(
-        "fefet_levels", "Ferroelectric HfO2 — NLS switching, variation and 8-level writes", text, numbers, figures
+        "fefet_levels",
+        "Ferroelectric HfO2 — NLS switching, variation and 8-level writes",
+        text,
+        numbers,
+        figures,
+        headlines=headlines(numbers),
     )
+
+
+def headlines(numbers: dict[str, Any]) -> list[Headline]:
+    """8 V_T levels (3 bits per FeFET) by program-and-verify: at most 1 % of the devices left outside their
+    verify band, and an rms V_T error of at most 25 mV (a fifth of the 129 mV level spacing)."""
+    lv = numbers["levels_8"]
+    which = f"8 V_T levels on {lv['devices']} fresh 20-domain FeFETs ({lv['method']} schedule)"
+    return [
+        Headline(
+            f"FeFET: {which}, at most 1 % of the devices unconverged",
+            100 * lv["unconverged_fraction"],
+            "<=",
+            1.0,
+            "%",
+            f"{lv['mean_pulses']:.1f} pulses on average",
+        ),
+        Headline(
+            f"FeFET: {which}, rms V_T error at most 25 mV",
+            1e3 * lv["rms_error_V"],
+            "<=",
+            25.0,
+            "mV",
+            f"level spacing {1e3 * (LEVELS[0] - LEVELS[1]):.0f} mV, verify band ±{1e3 * TOLERANCE:.0f} mV",
+        ),
+    ]

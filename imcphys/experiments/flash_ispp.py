@@ -5,6 +5,7 @@ window against its published spec limits (the E-test limits in the ``sonos_sky13
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ from .. import plot
 from ..cards import load_card, read_card
 from ..models.flash import FloatingGateCell, ispp, program_wordline, program_wordline_switched
 from ..population import Normal, sample
-from ._section import Figure, Section
+from ._section import Figure, Headline, Section
 
 #: Device-to-device spread of the demo population (assumed magnitudes): tunnel oxide ±3 % (1σ), α_G ±0.02.
 SPREAD = {"tunnel_oxide_thickness": Normal(std=0.03, relative=True), "coupling_ratio": Normal(std=0.02)}
@@ -216,4 +217,30 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
         f"{w05.get('std_V', float('nan')) * 1e3:.0f} mV (0.5 V) rms. The SKY130 SONOS card lands at "
         f"{vt_p:.2f} V / {vt_e:.2f} V (spec nominal 1.44 V / −2.30 V)."
     )
-    return Section("flash_ispp", "Flash — programmed through a charge pump (ISPP)", text, numbers, figures)
+    return Section(
+        "flash_ispp",
+        "Flash — programmed through a charge pump (ISPP)",
+        text,
+        numbers,
+        figures,
+        headlines=headlines(numbers),
+    )
+
+
+def headlines(numbers: dict[str, Any]) -> list[Headline]:
+    """The word line reaches each target (6–20 V) through the pump within 0.5 V by the end of the pulse."""
+    reached = numbers["pulse_from_rest"]["targets_V"]
+    shortfall = max(float(v) - r["v_wordline_end_V"] for v, r in reached.items())
+    return [
+        Headline(
+            "Flash: programming pulses of 6–20 V produced by the on-chip charge pump (each target reached within "
+            "0.5 V)",
+            shortfall,
+            "<=",
+            0.5,
+            "V",
+            f"largest shortfall of the word line below its target ({', '.join(reached)} V) at the end of a "
+            f"{numbers['pulse_from_rest']['width_s'] * 1e6:g} µs pulse from a {numbers['pump']['stages']}-stage "
+            f"Dickson pump at rest (open circuit {numbers['pump']['open_circuit_voltage_V']:.1f} V)",
+        )
+    ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -27,7 +28,7 @@ from ..models.mram import (
 )
 from ..population import LogNormal, Normal, TruncatedNormal, sample
 from ..program import FixedAmplitude, program
-from ._section import Figure, Section
+from ._section import Figure, Headline, Section
 
 #: Write currents of the WER table, in units of the nominal I_c0.
 RATIOS = (1.5, 2.0, 3.0, 4.0)
@@ -376,4 +377,39 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
         f"{n_check:.0e} SDE junctions. Write-verify (4 pulses at WER 1e-2 each) leaves {rep.unconverged} of "
         f"{n_wv} cells unwritten."
     )
-    return Section("mram_wer", "STT-MRAM — write-error rate, read margin and the write pulse", text, numbers, figures)
+    return Section(
+        "mram_wer",
+        "STT-MRAM — write-error rate, read margin and the write pulse",
+        text,
+        numbers,
+        figures,
+        headlines=headlines(numbers),
+    )
+
+
+def headlines(numbers: dict[str, Any]) -> list[Headline]:
+    """The least-energy write pulse found by gradient for a closed-form WER target holds that target on the
+    thermal SDE (within a factor 2: the SDE's WER is a count of a few errors in 1e5 junctions), at a write
+    energy of at most 1 pJ."""
+    c = numbers["optimised_pulse"]["sde_check"]
+    pulse = f"{c['current_over_Ic0']:.2f}·I_c0 for {c['width_s'] * 1e9:.2f} ns"
+    return [
+        Headline(
+            f"STT-MRAM: the gradient-optimised write pulse for WER {c['wer_target']:g} holds WER ≤ "
+            f"{2 * c['wer_target']:g} on {c['sde_junctions']:.0e} SDE junctions",
+            c["sde_wer"],
+            "<=",
+            2 * c["wer_target"],
+            "1",
+            f"pulse {pulse}",
+        ),
+        Headline(
+            "STT-MRAM: that write pulse costs at most 1 pJ",
+            c["sde_mean_energy_J"] * 1e12,
+            "<=",
+            1.0,
+            "pJ",
+            f"mean over {c['sde_energy_junctions']} SDE junctions; closed form "
+            f"{c['closed_form_energy_J'] * 1e12:.3f} pJ",
+        ),
+    ]

@@ -5,6 +5,7 @@ exported for a Verilog-A simulator."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -20,7 +21,7 @@ from ..population import sample
 from ..program import WordLineSchedule, program
 from ..simulate import simulate
 from ..stimulus import hold
-from ._section import Figure, Section
+from ._section import Figure, Headline, Section
 
 #: Target conductances of the program-and-verify demonstration [S] (a 2-bit cell).
 LEVELS = (4e-6, 1e-5, 2.5e-5, 6e-5)
@@ -161,4 +162,46 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
         f"{op['pinch_off_at_wl_2v5_V']:.2f} V, below what the model needs in 1 µs. The word line sets the "
         "compliance, which stalls the SET runaway: the multi-level knob."
     )
-    return Section("reram_sky130", "SkyWater SKY130 ReRAM in its 1T1R circuit", text, numbers, figures)
+    return Section(
+        "reram_sky130",
+        "SkyWater SKY130 ReRAM in its 1T1R circuit",
+        text,
+        numbers,
+        figures,
+        headlines=headlines(numbers),
+    )
+
+
+def headlines(numbers: dict[str, Any]) -> list[Headline]:
+    """The PDK's SET operating point (WL 1.7 V, BL 2.4 V, 1 µs) sets a fresh cell, with the access transistor as
+    the current compliance and the filament well below a thermal runaway."""
+    op, tr = numbers["operating_points"], numbers["set_trace"]
+    point = "the PDK's SET point (WL 1.7 V, BL 2.4 V, 1 µs)"
+    return [
+        Headline(
+            f"SKY130 ReRAM 1T1R: {point} sets a fresh cell above the midpoint of its conductance window",
+            op["g_after_set_S"] * 1e6,
+            ">",
+            op["g_midpoint_S"] * 1e6,
+            "µS",
+            f"fresh {op['g_fresh_S'] * 1e6:.3g} µS; midpoint = geometric mean of the fresh and fully set cell",
+        ),
+        Headline(
+            f"SKY130 ReRAM 1T1R: during {point} the transistor limits the cell current to its saturation current",
+            tr["peak_current_1t1r_A"] / tr["saturation_current_A"],
+            "<=",
+            1.0,
+            "1",
+            f"peak current {tr['peak_current_1t1r_A'] * 1e3:.4g} mA over I_sat(WL 1.7 V) = "
+            f"{tr['saturation_current_A'] * 1e3:.4g} mA; the bare cell at 2.4 V peaks at "
+            f"{tr['peak_current_bare_A'] * 1e3:.3g} mA",
+        ),
+        Headline(
+            f"SKY130 ReRAM 1T1R: {point} keeps the filament below 800 K",
+            tr["peak_temperature_1t1r_K"],
+            "<",
+            800.0,
+            "K",
+            f"peak filament temperature; the bare cell at 2.4 V runs away to {tr['peak_temperature_bare_K']:.0f} K",
+        ),
+    ]
