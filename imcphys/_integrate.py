@@ -13,7 +13,10 @@ Two paths, one physics:
   stall behind the stiffest cell), which is what Monte Carlo needs; its error against the adaptive solve is
   tested. Cycle-to-cycle noise (``key=...``) is added on this path by Euler–Maruyama; the normals of a pulse
   come from its key's two words by a fused Threefry counter (:func:`imcphys._random.normals_at`; not
-  ``jax.random.normal``'s stream, same distribution).
+  ``jax.random.normal``'s stream, same distribution). A rectangular pulse without noise is a constant drive: a
+  family whose ODE then has a better fixed-cost solution than time steps returns it from
+  :meth:`AbstractDevice.plateau <imcphys.device.AbstractDevice.plateau>` (the ReRAM gap: time as a quadrature over
+  the gap), and that replaces the Heun steps.
 
 How the adaptive path keeps states in range without a stiff wall in the vector field: stimuli are piecewise linear
 between their ``breakpoints``, and the solve is split into segments at every breakpoint, every zero crossing of the
@@ -282,9 +285,15 @@ def _solve_pulse(device, state, amplitude, width, edges, fixed_steps, key, rtol,
         )
         y = _tmap(lambda x: x[-1], ys)
     else:
+        noise = _noise_key(device, stim, state, key)
+        plateau = (
+            device.plateau(state, stim.amplitude, stim.width, fixed_steps) if edges is None and noise is None else None
+        )
+        if plateau is not None:
+            return PulseResult(state=device.project(plateau[0]), energy=plateau[1], duration=stim.duration)
         mesh = stim.duration * (jnp.arange(fixed_steps + 1) / fixed_steps) ** GRADING
         drive = (lambda t: stim.amplitude) if edges is None else stim  # noqa: E731
-        y = _heun(sys, drive, y0, mesh, _noise_key(device, stim, state, key))
+        y = _heun(sys, drive, y0, mesh, noise)
     # project in physical units: a bound is then returned exactly, not bound/scale*scale
     state = device.project(sys.to_state(y[0]))
     return PulseResult(state=state, energy=y[1] * ENERGY_UNIT, duration=stim.duration)

@@ -348,3 +348,16 @@ class AbstractDevice(AbstractModel):
         """
         amplitude = check_amplitude(self, amplitude)
         return _solve_pulse(self, state, amplitude, width, rise=rise, fall=fall, fixed_steps=fixed_steps, key=key)
+
+    def plateau(
+        self, state: PyTree, drive: Float[ArrayLike, ""], duration: Float[ArrayLike, ""], resolution: int
+    ) -> tuple[PyTree, Float[Array, ""]] | None:
+        """The state after holding the constant ``drive`` for ``duration`` [s] and the energy drawn [J], at a cost
+        set by ``resolution`` alone — or ``None`` (the default) to let the fixed-step path take Heun steps.
+
+        The fixed-step path of the generic :meth:`pulse` uses it for rectangular pulses without noise: a family
+        whose ODE under a constant drive has a better fixed-cost solution than time steps (the ReRAM gap, whose
+        SET runaway defeats any fixed time mesh, as a quadrature over the state) returns it here.
+        """
+        del state, drive, duration, resolution
+        return None

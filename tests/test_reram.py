@@ -160,7 +160,8 @@ def test_set_time_about_a_decade_per_0p2_volt(dev):
 
 def test_gradients_match_finite_differences(dev, fixed_pulse, adaptive_pulse):
     def final_current(d, a, w, pulse):
-        return d.read(pulse(d, d.gap_min, a, w).state)
+        # arrays, not Python floats: filter_jit would compile once per float value
+        return d.read(pulse(d, d.gap_min, jnp.asarray(a), jnp.asarray(w)).state)
 
     # amplitude and width, adaptive and fixed-step paths
     for pulse, rel in ((fixed_pulse, 1e-5), (adaptive_pulse, 1e-4)):
@@ -179,8 +180,7 @@ def test_fixed_step_within_one_percent_of_adaptive(dev, adaptive_pulse, fixed_pu
     g0 = dev.initial_state(start)
     ref, fast = adaptive_pulse(dev, g0, amp, 100e-9), fixed_pulse(dev, g0, amp, 100e-9)
     assert float(dev.read(fast.state)) == pytest.approx(float(dev.read(ref.state)), rel=0.01)
-    # energy: 1.4 % for the SET runaway at 32 steps (the switching instant falls between coarse late steps)
-    assert float(fast.energy) == pytest.approx(float(ref.energy), rel=0.02)
+    assert float(fast.energy) == pytest.approx(float(ref.energy), rel=0.005)
 
 
 def test_cycle_to_cycle_noise_is_a_wiener_process(dev):
