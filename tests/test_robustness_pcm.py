@@ -251,9 +251,15 @@ def cell_rates():
     seed=seeds,
 )
 def test_cell_rates_never_overflow(cell_rates, a, d, temp, duration, ambient, seed):
-    """Arrhenius rates exp(−E/kT) from 0.01 K to 1e5 K and anneals of 0 to 1e9 s: finite values and gradients."""
+    """Arrhenius rates exp(−E/kT) from 0.01 K to 1e5 K and anneals of 0 to 1e9 s: finite values and gradients
+    below melting, a clear error naming the temperature at or above it."""
     diff = (PCMCell(ambient_temperature=ambient), *(jnp.asarray(x, dtype=float) for x in (a, d, temp, duration)))
-    out, tangent = cell_rates(diff, direction(diff, seed))
+    try:
+        out, tangent = cell_rates(diff, direction(diff, seed))
+    except CLEAR_ERRORS as err:
+        assert temp >= float(diff[0].melting_temperature)
+        assert_names(err, "temperature")
+        return
     assert finite(out) and finite(tangent)
     # an anneal only crystallises and relaxes (to rounding)
     assert 0.0 <= float(out[3]) <= a + 1e-12 and 0.0 <= float(out[4]) <= d + 1e-12
@@ -284,8 +290,14 @@ def bake():
 @examples(150)
 @given(temp=temperatures, duration=widths, seed=seeds)
 def test_cell_bake_through_simulate(bake, temp, duration, seed):
-    """A bake as a stimulus (the ambient temperature is the drive) on the fixed-step path: finite and in range."""
+    """A bake as a stimulus (the ambient temperature is the drive) on the fixed-step path: finite and in range
+    below melting, refused at or above it."""
     diff = (PCMCell(), jnp.asarray(temp), jnp.asarray(duration))
-    (g, states), tangent = bake(diff, direction(diff, seed))
+    try:
+        (g, states), tangent = bake(diff, direction(diff, seed))
+    except CLEAR_ERRORS as err:  # a bake at or above melting is refused (drive_range())
+        assert temp >= float(diff[0].melting_temperature)
+        assert_names(err, "drive_range")
+        return
     assert np.isfinite(float(g)) and float(g) >= 0 and finite(states) and finite(tangent)
     assert np.all((np.asarray(states.amorphous) >= 0) & (np.asarray(states.amorphous) <= 1))

@@ -245,13 +245,16 @@ _GL4 = tuple(zip(*(a.tolist() for a in np.polynomial.legendre.leggauss(4))))
 #: implicit solution only up to the error of its starting point: from the model's root alone the gradients were
 #: 1e-4 to 1e-3 off central differences (the values were not visibly affected).
 _MODEL_NEWTON = 4
+#: The stand-in of a cell that does not move: the nominal cell (its array parameters) and its SET amplitude [V].
+_NOMINAL_LEAVES = tuple(jax.tree.leaves(StanfordReRAM()))
+_NOMINAL_SET = 3.0
 
 
 def _plateau(dev: StanfordReRAM, gap: Array, v: Array, width: Array, resolution: int) -> tuple[Array, Array]:
     """The gap after the constant voltage ``v`` held for ``width``, and its energy (module docstring)."""
     sg = jax.lax.stop_gradient
     n_main, n_ramp = max(1, resolution // 3), max(1, resolution // 32)
-    lo, hi = dev.gap_min, dev.gap_max
+    lo, hi = lo_in, hi_in = dev.gap_min, dev.gap_max
     floor = jnp.sqrt(jnp.finfo(v.dtype).tiny)  # slowest speed kept [m/s]: 1/speed stays finite
     g_in = jnp.clip(gap, lo, hi)
     rate_in, power_in = dev._ungated_rate_power(g_in, v)
@@ -260,9 +263,13 @@ def _plateau(dev: StanfordReRAM, gap: Array, v: Array, width: Array, resolution:
         & (g_in != jnp.where(v > 0, lo, hi))
         & (jnp.abs(rate_in) > floor)
     )
-    # a cell that does not move keeps its gap and draws P·width; the computation below then runs on a stand-in (a
-    # full SET pulse from g_max), so that none of its intermediates is inf or NaN: one would poison the gradients
-    v = jnp.where(moving, v, dev.max_amplitude)
+    # a cell that does not move keeps its gap and draws P·width; the computation below then runs on a stand-in (the
+    # nominal cell's full SET pulse from its g_max, parameters swapped in leaf by leaf: the cell's own parameters
+    # may stall any pulse), so that none of its intermediates is inf or NaN: one would poison the gradients
+    leaves, treedef = jax.tree.flatten(dev)
+    dev = jax.tree.unflatten(treedef, [jnp.where(moving, a, b) for a, b in zip(leaves, _NOMINAL_LEAVES, strict=True)])
+    lo, hi = dev.gap_min, dev.gap_max
+    v = jnp.where(moving, v, _NOMINAL_SET)
     g0 = jnp.where(moving, g_in, hi)
     setting = v > 0
     g_end = jnp.where(setting, lo, hi)  # the bound the gap moves toward
@@ -468,4 +475,4 @@ def _plateau(dev: StanfordReRAM, gap: Array, v: Array, width: Array, resolution:
     e_rest = e_tail + e_panels + power_rest * (width - t_tail - t_panels)
     g_out = jnp.where(in_tail, g_tail, jnp.where(in_panels, g_panel, g_rest))
     e_out = jnp.where(in_tail, e_tail_end, jnp.where(in_panels, e_panel, e_rest))
-    return jnp.clip(jnp.where(moving, g_out, g_in), lo, hi), jnp.where(moving, e_out, power_in * width)
+    return jnp.clip(jnp.where(moving, g_out, g_in), lo_in, hi_in), jnp.where(moving, e_out, power_in * width)
