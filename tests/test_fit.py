@@ -125,6 +125,18 @@ def test_declared_ranges_bound_a_fit(truth):
     assert np.all(np.asarray(tr.params(jnp.full(3, -40.0))) > 0)
 
 
+def test_a_start_on_a_closed_declared_bound_keeps_the_bound():
+    # IGZOTransistor declares trap_ideality in [1, inf): started at 1 (its default), a fit may not go below it
+    from imcphys.models import IGZOTransistor
+
+    tft = IGZOTransistor()
+    tr = _make_transform(tft, ["trap_ideality"])
+    theta = tr.theta(np.array([float(tft.trap_ideality)]))
+    assert np.all(np.isfinite(theta))
+    assert float(tr.params(jnp.asarray(theta))[0]) == pytest.approx(1.0, rel=1e-8)
+    assert float(tr.params(jnp.full(1, -40.0))[0]) >= 1.0
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [

@@ -94,16 +94,18 @@ def _declared_bounds(
 ) -> tuple[float | None, float | None]:
     """The bounds a fit keeps ``name`` within: those given, else the parameter's declared range (``param(...,
     lower=, upper=)``) where it says more than the scale does (a log scale is already positive) and the start
-    value lies strictly inside it."""
+    value lies inside it (a start on a closed bound starts a hair inside it: :meth:`_Transform.theta`)."""
     r = parameter_ranges(device)[name]
-    if lo is None and r["lower"] is not None and p0 > r["lower"] and not (log and r["lower"] <= 0):
+    if lo is None and r["lower"] is not None and p0 >= r["lower"] and not (log and r["lower"] <= 0):
         lo = float(r["lower"])
-    if hi is None and r["upper"] is not None and p0 < r["upper"]:
+    if hi is None and r["upper"] is not None and p0 <= r["upper"]:
         hi = float(r["upper"])
     return lo, hi
 
 
 _NONE, _LOWER, _UPPER, _BOTH = 0, 1, 2, 3
+#: How far inside a closed bound a start value on it begins (relative).
+_HAIR = 1e-9
 
 
 class _Transform(eqx.Module):
@@ -148,12 +150,12 @@ class _Transform(eqx.Module):
         for i, kind in enumerate(self.kind):
             if kind == _NONE:
                 out[i] = u[i] - c[i]
-            elif kind == _LOWER:
-                out[i] = _softplus_inv(u[i] - lo[i])
+            elif kind == _LOWER:  # a value on its (declared, closed) bound maps a hair inside it
+                out[i] = _softplus_inv(max(u[i] - lo[i], _HAIR * max(abs(lo[i]), abs(u[i]), 1e-300)))
             elif kind == _UPPER:
-                out[i] = -_softplus_inv(hi[i] - u[i])
+                out[i] = -_softplus_inv(max(hi[i] - u[i], _HAIR * max(abs(hi[i]), abs(u[i]), 1e-300)))
             else:
-                f = (u[i] - lo[i]) / (hi[i] - lo[i])
+                f = min(max((u[i] - lo[i]) / (hi[i] - lo[i]), _HAIR), 1.0 - _HAIR)
                 out[i] = np.log(f) - np.log1p(-f)
         return out
 
