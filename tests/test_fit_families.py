@@ -60,8 +60,9 @@ def round_trip(start, experiment, observed, free, truth_values, *, seed: int):
     initial = perturbed(truth_values, rng, seeds)
     for j, name in enumerate(free):  # a start outside a parameter's physical range (e.g. ideality < 1) is refused
         r = parameter_ranges(start)[name]
-        lower = -np.inf if r["lower"] is None else r["lower"] + 1e-3 * abs(truth_values[j])
-        upper = np.inf if r["upper"] is None else r["upper"] - 1e-3 * abs(truth_values[j])
+        margin = 1e-3 * np.abs(np.asarray(truth_values)[..., j])  # one truth, or one per device
+        lower = -np.inf if r["lower"] is None else r["lower"] + margin
+        upper = np.inf if r["upper"] is None else r["upper"] - margin
         initial[:, j] = np.clip(initial[:, j], lower, upper)
     return imcphys.fit_each(
         start,

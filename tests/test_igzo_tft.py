@@ -146,22 +146,14 @@ def test_transfer_length_method_recovers_the_contact_resistance():
 
 def test_headline_fails_when_a_die_misses_the_goal():
     """The demo's headline for the measured TFT: met only when the worst die is within the goal [decades]."""
-    from imcphys.demo import headlines
-    from imcphys.experiments import Section
+    from imcphys.experiments.igzo_tft_measured import headlines
 
-    def row(worst: float) -> dict:
-        numbers = {
-            "max_rms_decades": worst,
-            "goal_rms_decades": GOAL,
-            "dies_within_goal": 7,
-            "dies": 8,
-            "contact_resistance": {"value_ohm_m": 0.1365},
-        }
-        (out,) = headlines([Section("igzo_tft_measured", "t", "", numbers)])
+    def row(worst: float):
+        (out,) = headlines({"max_rms_decades": worst, "goal_rms_decades": GOAL, "dies_within_goal": 7, "dies": 8})
         return out
 
-    assert row(0.099)["met"] and not row(0.125)["met"]
-    assert "rms ≤ 0.1 decade" in row(0.125)["claim"] and "worst 0.125 decades" in row(0.125)["value"]
+    assert row(0.099).met and not row(0.125).met
+    assert "rms ≤ 0.1 decade" in row(0.125).claim and row(0.125).value == 0.125 and row(0.125).unit == "decade"
 
 
 # -------------------------------------------------------------------------------------------- the dataset
