@@ -18,6 +18,7 @@ from ...cards import Card
 from ...models.ferroelectric import AbstractFerroelectric, FeFET
 from ...program import Bidirectional, _run
 from .._study import Output, Study
+from ._verify import verify_counts, verify_outputs
 
 # Purposes of a cell's key: its domains, its target level, its switching thresholds (independent streams: a key
 # reused for two purposes would correlate them).
@@ -118,14 +119,7 @@ def write_verify(
         noise = jax.vmap(lambda k: jr.fold_in(k, _NOISE))(keys)
         rep = _run(cells, scheme, level_values[which], None, noise, None, mode="exact", fixed_steps=1, initial="down")
         decoded = lv.size - 1 - jnp.searchsorted(edges, rep.read)  # levels are listed from the highest V_T down
-        hist = jax.nn.one_hot(rep.pulses.astype(int), iterations + 1, dtype=jnp.int32)
-        return {
-            "vt": rep.read,
-            "level": which,
-            "pulse_histogram": hist,
-            "unconverged": ~rep.converged,
-            "level_errors": decoded != which,
-        }
+        return {"vt": rep.read, "level": which, **verify_counts(rep, decoded, which, iterations)}
 
     settings = {
         "levels_V": lv.tolist(),
@@ -142,9 +136,7 @@ def write_verify(
     outputs = {
         "vt": Output((), "V", "threshold voltage after write-verify"),
         "level": Output((), "1", "index of the target level (0: the highest V_T)"),
-        "pulse_histogram": Output(("pulses",), "1", "cells that used this many pulses", per_cell=False),
-        "unconverged": Output((), "1", "cells outside their verify band after the pulse budget", per_cell=False),
-        "level_errors": Output((), "1", "cells read nearest to another level than their target", per_cell=False),
+        **verify_outputs("pulses"),
     }
     return Study(
         "fefet_write_verify",

@@ -15,6 +15,7 @@ from ...cards import Card
 from ...models import OneTransistorOneResistor
 from ...program import WordLineSchedule, _run
 from .._study import Output, Study
+from ._verify import verify_counts, verify_outputs
 
 #: Default levels [S]: four conductances a 1T1R SKY130 cell reaches by its word line (about 0.95–1.4 V).
 LEVELS = (4e-6, 1e-5, 2.5e-5, 6e-5)
@@ -71,14 +72,7 @@ def wordline_levels(
             cells, scheme, level_values[which], None, None, None, mode="exact", fixed_steps=fixed_steps, initial=None
         )
         decoded = jnp.searchsorted(edges, jnp.log(jnp.maximum(rep.read, 1e-300)))
-        hist = jax.nn.one_hot(rep.pulses.astype(int), iterations + 1, dtype=jnp.int32)
-        return {
-            "g_final": rep.read,
-            "energy": rep.energy,
-            "pulse_histogram": hist,
-            "unconverged": ~rep.converged,
-            "level_errors": decoded != which,
-        }
+        return {"g_final": rep.read, "energy": rep.energy, **verify_counts(rep, decoded, which, iterations)}
 
     settings = {
         "levels_S": lv.tolist(),
@@ -93,9 +87,7 @@ def wordline_levels(
     outputs = {
         "g_final": Output((), "S", "read conductance after programming"),
         "energy": Output((), "J", "programming energy drawn from the lines"),
-        "pulse_histogram": Output(("pulses",), "1", "cells that used this many programming pulses", per_cell=False),
-        "unconverged": Output((), "1", "cells outside their verify band after the pulse budget", per_cell=False),
-        "level_errors": Output((), "1", "cells read nearest to another level than their target", per_cell=False),
+        **verify_outputs(),
     }
     return Study(
         "reram_1t1r_wordline_levels",

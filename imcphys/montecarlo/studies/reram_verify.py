@@ -14,7 +14,8 @@ from ..._checks import check_range
 from ...cards import Card
 from ...models import StanfordReRAM
 from ...program import Bidirectional, _run
-from .._study import Output, Study
+from .._study import Study
+from ._verify import verify_counts, verify_outputs
 
 
 def write_verify(
@@ -79,8 +80,7 @@ def write_verify(
             initial="set",
         )
         decoded = jnp.searchsorted(edges, jnp.log(jnp.maximum(rep.read, 1e-300)))
-        hist = jax.nn.one_hot(rep.pulses.astype(int), iterations + 1, dtype=jnp.int32)
-        return {"pulse_histogram": hist, "unconverged": ~rep.converged, "level_errors": decoded != which}
+        return verify_counts(rep, decoded, which, iterations)
 
     settings = {
         "iterations": iterations,
@@ -93,11 +93,7 @@ def write_verify(
         "width_s": width,
         "fixed_steps": fixed_steps,
     }
-    outputs = {
-        "pulse_histogram": Output(("pulses",), "1", "cells that used this many programming pulses", per_cell=False),
-        "unconverged": Output((), "1", "cells outside their verify band after the pulse budget", per_cell=False),
-        "level_errors": Output((), "1", "cells read nearest to another level than their target", per_cell=False),
-    }
+    outputs = verify_outputs()
     return Study(
         "reram_write_verify",
         device,
