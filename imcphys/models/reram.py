@@ -250,6 +250,13 @@ _NOMINAL_LEAVES = tuple(jax.tree.leaves(StanfordReRAM()))
 _NOMINAL_SET = 3.0
 
 
+def _cbrt(y: Array) -> Array:
+    """y^(1/3) for y > 0: exp(ln(y)/3) and one Newton step, to a few ulp (XLA's cbrt is a scalar library call on CPU,
+    which keeps the fused loops of a population from vectorising)."""
+    r = jnp.exp(jnp.log(y) / 3.0)
+    return (2.0 * r + y / (r * r)) / 3.0
+
+
 def _plateau(dev: StanfordReRAM, gap: Array, v: Array, width: Array, resolution: int) -> tuple[Array, Array]:
     """The gap after the constant voltage ``v`` held for ``width``, and its energy (module docstring)."""
     sg = jax.lax.stop_gradient
@@ -286,7 +293,7 @@ def _plateau(dev: StanfordReRAM, gap: Array, v: Array, width: Array, resolution:
         gamma0 = jnp.where(v < 0, device.gamma0_reset, device.gamma0)
         field = device.min_field + x * device.field_threshold_width
         cube = (gamma0 - field * device.oxide_thickness / absv) / beta
-        return jnp.clip(_NM * jnp.cbrt(jnp.maximum(cube, 1e-30)), device.gap_min, device.gap_max)
+        return jnp.clip(_NM * _cbrt(jnp.maximum(cube, 1e-30)), device.gap_min, device.gap_max)
 
     x0, xe = (dev._ramp_position(dev._gamma(g, v), v) for g in (g0, g_end))
     full0 = x0 >= 1
