@@ -11,13 +11,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-#: XLA flags of every process the suite starts (workers, notebook kernels, CLI and Dask subprocesses): compilation
-#: dominates the suite, and LLVM's cheapest optimisation level compiles about 15 % faster. The code compiled is the
-#: same and XLA never enables unsafe floating-point rewrites at any level; benchmarks run with the defaults.
-SUITE_XLA_FLAGS = "--xla_backend_optimization_level=0"
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_XLA_FLAGS}".strip()
-
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
@@ -41,7 +35,7 @@ def host_devices_process(tmp: Path, devices: int, body: str) -> subprocess.Popen
     script.write_text(
         textwrap.dedent(f"""
         import os
-        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count={devices} {SUITE_XLA_FLAGS}"
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count={devices}"
         import jax
         jax.config.update("jax_enable_x64", True)
         assert jax.device_count() == {devices}
