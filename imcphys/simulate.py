@@ -105,17 +105,58 @@ def simulate(
     ts = runtime_check(ts, jnp.any(jnp.diff(ts) <= 0), "ts must be strictly increasing [s]")
     # piecewise linear between its breakpoints, the stimulus takes its extremes there
     ts = check_drive(device, jax.vmap(stimulus)(stimulus.breakpoints), name="stimulus", attach=ts)
+    if fixed_steps is None:
+        _no_noise_on_adaptive(key)
+    else:
+        key = _noise_key(device, stimulus, state0, key)
+    return _solve(
+        device,
+        state0,
+        stimulus,
+        ts,
+        fixed_steps=fixed_steps,
+        key=key,
+        solver=solver or device.default_solver() if fixed_steps is None else None,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        throw=throw,
+        adjoint=adjoint,
+        controller=controller,
+        first_step=first_step,
+    )
+
+
+@eqx.filter_jit
+def _solve(
+    device: AbstractDevice,
+    state0: PyTree,
+    stimulus: AbstractStimulus,
+    ts: Array,
+    *,
+    fixed_steps: int | None,
+    key: PRNGKeyArray | None,
+    solver: diffrax.AbstractSolver | None,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+    throw: bool,
+    adjoint: diffrax.AbstractAdjoint | None,
+    controller: diffrax.AbstractStepSizeController | None,
+    first_step: float | None,
+) -> Solution:
+    """:func:`simulate` after its checks, as one compiled function (called eagerly, the solve and the observables
+    around it would otherwise compile operation by operation)."""
     sys = _scaled(device)
     y0 = (sys.to_z(state0), jnp.zeros(()))
 
     if fixed_steps is None:
-        _no_noise_on_adaptive(key)
         ys, result, num_steps = _adaptive(
             sys,
             stimulus,
             y0,
             ts,
-            solver=solver or device.default_solver(),
+            solver=solver,
             rtol=rtol,
             atol=atol,
             max_steps=max_steps,
@@ -125,7 +166,6 @@ def simulate(
             first_step=first_step,
         )
     else:
-        key = _noise_key(device, stimulus, state0, key)
         frac = jnp.arange(fixed_steps + 1) / fixed_steps
         meshes = ts[:-1, None] + (ts[1:] - ts[:-1])[:, None] * frac
         keys = jr.split(key, ts.shape[0] - 1) if key is not None else None
