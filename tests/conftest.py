@@ -67,6 +67,23 @@ def run_notebook(name: str, tmp_path: Path, monkeypatch, *, timeout: int = 600) 
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
 
+# ------------------------------------------------------------- longest files first
+#: The test files by measured duration, longest first (the rest follow in their usual order). pytest-xdist hands whole
+#: files (``--dist loadfile``) to its workers in collection order: started first, the long ones no longer leave one
+#: worker running alone at the end.
+_LONGEST_FIRST = (
+    "test_family_notebooks.py test_contract.py test_one_t_one_r.py test_fit.py test_fit_families.py test_mram.py "
+    "test_reram.py test_flash.py test_igzo_tft.py test_program.py test_igzo.py test_mram_notebook.py "
+    "test_ferroelectric.py test_reram_plateau.py test_montecarlo.py test_reram_sky130_notebook.py "
+    "test_montecarlo_scale.py test_montecarlo_dask.py test_program_engine.py test_robustness_reram.py"
+).split()
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
+
+
 # ------------------------------------------------------------- hypothesis example count (the bar: >= 5000 examples)
 _HYPOTHESIS_EXAMPLES = {"examples": 0, "tests": 0}
 
