@@ -287,7 +287,7 @@ def test_thermal_state_is_boltzmann_and_the_sde_keeps_it(dev, small):
     keys = jax.random.split(jax.random.key(5), N)
     for d in (dev, small):
         delta = float(d.thermal_stability())
-        cos = np.asarray(-jax.vmap(lambda k: d.thermal_state("ap", key=k))(keys)[:, 2])
+        cos = np.asarray(-eqx.filter_jit(jax.vmap(lambda k: d.thermal_state("ap", key=k)))(keys)[:, 2])
         cdf = lambda c: (
             np.exp(delta * (c**2 - 1)) * special.dawsn(math.sqrt(delta) * c) / special.dawsn(math.sqrt(delta))
         )  # noqa: E731
@@ -297,8 +297,9 @@ def test_thermal_state_is_boltzmann_and_the_sde_keeps_it(dev, small):
     grid = np.linspace(0, 1, 200_001)
     w = np.exp(delta * (grid**2 - 1))
     expected = integrate.trapezoid((1 - grid) * w, grid) / integrate.trapezoid(w, grid)  # ≈ 1/(2Δ)
-    relax = eqx.filter_vmap(
-        lambda k: dev.pulse(dev.initial_state("ap"), 0.0, 10 * float(dev.dynamic_time()), fixed_steps=500, key=k).state,
+    ten_t_d = 10 * float(dev.dynamic_time())
+    relax = eqx.filter_jit(
+        eqx.filter_vmap(lambda k: dev.pulse(dev.initial_state("ap"), 0.0, ten_t_d, fixed_steps=500, key=k).state)
     )(keys)
     one_minus = 1 + np.asarray(relax[:, 2])
     assert abs(np.mean(one_minus) - expected) < 4 * np.std(one_minus) / math.sqrt(N)
@@ -397,7 +398,9 @@ def test_write_verify_through_program_and_verify(dev):
     settled = STTMRAM(settle_time=settle)
     n, width, amp = 512, WRITE_WIDTH, 2.5 * ic0
     pop = sample(settled, {}, n, key=jax.random.key(40))  # identical junctions: attempts are i.i.d.
-    starts = eqx.filter_vmap(lambda d, k: d.thermal_state("ap", key=k))(pop, jax.random.split(jax.random.key(41), n))
+    starts = eqx.filter_jit(eqx.filter_vmap(lambda d, k: d.thermal_state("ap", key=k)))(
+        pop, jax.random.split(jax.random.key(41), n)
+    )
     target = float(dev.read(jnp.array([0.0, 0.0, 1.0])))  # nominal P read current
     scheme = FixedAmplitude(iterations=3, amplitude=amp, width=width, tolerance=0.6, polarity="set")
     rep = program(
@@ -490,8 +493,10 @@ def test_montecarlo_study_counts_equal_the_direct_computation(tmp_path, dev):
     pop = sample(study.device, study.specs, 64, key=population_key(jax.random.key(60)))
     keys = pulse_keys(cell_keys(noise_key(jax.random.key(60)), jnp.arange(64)), 1)
     steps, dt = study.settings["steps"], study.settings["dt_s"]
-    times = eqx.filter_vmap(
-        lambda d, k: first_switching_time(d, study.settings["currents_A"][0], key=k[0], steps=steps, dt=dt)
+    times = eqx.filter_jit(
+        eqx.filter_vmap(
+            lambda d, k: first_switching_time(d, study.settings["currents_A"][0], key=k[0], steps=steps, dt=dt)
+        )
     )(pop, keys)
     expected = np.sum(np.asarray(times)[:, None] > np.array(widths)[None, :], axis=0)
     np.testing.assert_array_equal(res.counts["write_errors"].values[0], expected)
