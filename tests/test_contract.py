@@ -176,9 +176,13 @@ def test_vmap_equals_a_loop(probe):
         else imcphys.population.stack([dev] * 3)
     )
     amplitudes = jnp.asarray(probe.amplitude) * jnp.asarray([0.8, 0.9, 1.0])  # the reference may be the largest
+
     # both compiled (jit = eager is its own test): eagerly, each of their operations would compile on its own
-    one = eqx.filter_jit(lambda d, a: probe.read_after(d, a, probe.width))
-    vmapped = eqx.filter_jit(eqx.filter_vmap(lambda d, a: probe.read_after(d, a, probe.width)))(cells, amplitudes)
+    def read_after(d, a):
+        return probe.read_after(d, a, probe.width)
+
+    vmapped = eqx.filter_jit(eqx.filter_vmap(read_after))(cells, amplitudes)
+    one = eqx.filter_jit(read_after)
     looped = [one(imcphys.population.take(cells, i), amplitudes[i]) for i in range(3)]
     np.testing.assert_allclose(np.asarray(vmapped), np.asarray(looped), rtol=1e-12, atol=0)
 

@@ -21,6 +21,7 @@ import pytest
 from conftest import central_difference
 
 import imcphys
+from imcphys.experiments.optimize_write_verify import hand_tuned_ramp
 from imcphys.experiments.reram_stanford import DEMO_SPREAD
 from imcphys.population import Normal, sample, take
 from imcphys.program import (
@@ -73,17 +74,7 @@ def levels(dev):
 
 @pytest.fixture(scope="module")
 def schedule():
-    ramp = Bidirectional(
-        iterations=K,
-        set_start=1.15,
-        set_step=0.01,
-        reset_start=1.05,
-        reset_step=0.03,
-        set_width=20e-9,
-        reset_width=20e-9,
-        tolerance=0.2,
-    )
-    return Schedule.from_scheme(ramp)
+    return hand_tuned_ramp(K)
 
 
 def fresh_objectives(schemes, fresh, levels):

@@ -20,9 +20,10 @@ import imcphys
 from imcphys._math import safe_sinh
 from imcphys._random import key_words, normals_at
 from imcphys.device import replace
+from imcphys.experiments.optimize_write_verify import hand_tuned_ramp
 from imcphys.experiments.reram_stanford import DEMO_SPREAD
 from imcphys.population import sample
-from imcphys.program import Bidirectional, IncrementalAmplitude, Schedule
+from imcphys.program import IncrementalAmplitude
 
 prog = importlib.import_module("imcphys.program")  # the module (imcphys.program is also the function)
 N = 96
@@ -40,18 +41,7 @@ def setup():
 @pytest.mark.parametrize(
     "scheme",
     [
-        Schedule.from_scheme(
-            Bidirectional(
-                iterations=8,
-                set_start=1.15,
-                set_step=0.01,
-                reset_start=1.05,
-                reset_step=0.03,
-                set_width=20e-9,
-                reset_width=20e-9,
-                tolerance=0.2,
-            )
-        ),
+        hand_tuned_ramp(8),
         IncrementalAmplitude(iterations=8, start=1.0, step=0.06, width=20e-9, tolerance=0.2, polarity="reset"),
     ],
     ids=["bidirectional", "ispp_reset"],

@@ -187,9 +187,9 @@ def contact_fit(tft: IGZOTransistor, files: Sequence[str]) -> dict[str, Any]:
     theta0 = jnp.asarray(start + [float(tft.threshold_voltage)] * len(files))
     sol = optx.least_squares(residual, optx.LevenbergMarquardt(rtol=1e-8, atol=1e-10), theta0, max_steps=200)
     theta = sol.value
-    # jitted: eagerly, every operation of the contact solve compiles on its own, once per sweep length
-    r = np.asarray(jax.jit(residual)(theta, None))
-    jac = np.asarray(jax.jit(jax.jacfwd(residual))(theta, None))
+    # residual and Jacobian at the solution in one compiled call (eagerly, every operation of the contact solve
+    # compiles on its own, once per sweep length)
+    r, jac = (np.asarray(x) for x in jax.jit(lambda t: (residual(t, None), jax.jacfwd(residual)(t, None)))(theta))
     s2 = float(np.sum(r**2) / (len(r) - len(theta)))
     std = np.sqrt(np.diag(s2 * np.linalg.inv(jac.T @ jac)))
     i = shared.index("contact_resistance")
