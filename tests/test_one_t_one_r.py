@@ -3,8 +3,9 @@
 transistor, program-and-verify and Monte Carlo on 1T1R populations.
 
 Independent references: the EKV equations (Enz, Krummenacher, Vittoz, Analog Integr. Circuits Signal Process. 8,
-83 (1995)) re-implemented in numpy with the node found by scipy's brentq; the SkyWater e-test table of the
-nfet_g5v0d10v5 (google/skywater-pdk, device details, TT); the PDK's 1T1R operating points
+83 (1995)) re-implemented in numpy with the node found by scipy's brentq; measured SKY130 silicon of the access
+device (dataset sky130_nfet_g5v0d10v5: nfet_g5v0d10v5, W/L = 7/0.50 µm, google/skywater-pdk-sky130-raw-data); the
+PDK's BSIM4 model of the same device (tests/data, simulated with ngspice); the PDK's 1T1R operating points
 (google/skywater-pdk-libs-sky130_fd_pr_reram, docs/technology_specifications.rst).
 """
 
@@ -21,6 +22,8 @@ from conftest import REPO, central_difference
 from scipy.optimize import brentq
 
 import imcphys
+from imcphys.datasets import load_dataset
+from imcphys.experiments.reram_sky130 import ACCESS_FLOOR, access_iv, fit_access_transistor
 from imcphys.models import EKVTransistor, OneTransistorOneResistor, PCMCell, SkyWaterReRAM, SkyWaterState, StanfordReRAM
 from imcphys.models.one_t_one_r import LineDrive, line_drive
 from imcphys.population import sample
@@ -28,6 +31,8 @@ from imcphys.program import Smoothing, WordLineSchedule, WriteCost, optimize_sch
 
 KB, Q = 1.380649e-23, 1.602176634e-19
 CARD = REPO / "devices" / "reram_sky130_1t1r.toml"
+#: The PDK's BSIM4 model of the access device as a source follower, simulated with ngspice (provenance in the file)
+BSIM = REPO / "tests" / "data" / "sky130_nfet_g5v0d10v5_bsim4_source_follower.csv"
 
 
 def np_ekv(t: EKVTransistor, vg: float, vd: float, vs: float) -> float:
@@ -83,7 +88,7 @@ def _batch(state, n):
 
 
 # --------------------------------------------------------------------------------------------- transistor
-def test_ekv_transistor_against_equations_and_etest():
+def test_ekv_transistor_against_equations():
     t = EKVTransistor()
     ut = KB * 300.0 / Q
     assert float(t.pinch_off_voltage(t.threshold_voltage)) == pytest.approx(0.0, abs=1e-14)  # V_P(V_T0) = 0
@@ -101,11 +106,47 @@ def test_ekv_transistor_against_equations_and_etest():
     slope = float(jax.grad(lambda g: jnp.log(t.drain_current(g, 1.0, 0.0)))(vg))
     n0 = 1 + float(t.body_factor) / (2 * math.sqrt(float(t.surface_potential) + float(t.pinch_off_voltage(vg))))
     assert slope == pytest.approx(1 / (n0 * ut), rel=1e-2)
-    # the card's K_P gives the foundry's e-test IDSNS50H = 12.1 mA at W/L = 7/0.50 (V_GS = V_DS = 5 V assumed)
+
+
+def _measured_rms_decades(t: EKVTransistor) -> tuple[float, int]:
+    """rms of log10|I_D| of ``t`` against the measured SKY130 device inside the 1T1R bias region."""
+    data = access_iv()
+    keep = np.abs(data["I_D"]) > ACCESS_FLOOR
+    vg, vd, vs, vb = (data[n][keep] for n in ("V_G", "V_D", "V_S", "V_B"))
+    pred = np.asarray(t.drain_current(vg - vb, vd - vb, vs - vb))
+    return float(np.sqrt(np.mean(np.log10(np.abs(pred) / np.abs(data["I_D"][keep])) ** 2))), int(keep.sum())
+
+
+def test_transistor_card_fits_measured_silicon():
+    # SKY130 test-tile silicon, nfet_g5v0d10v5 W/L = 7/0.50 µm (dataset sky130_nfet_g5v0d10v5): the card's
+    # V_T0, K_P and γ_b are the fit inside the 1T1R bias region (V_SB <= 2.5 V, V_DS <= 3.3 V, V_GS <= 3.5 V)
     card = imcphys.load_card(REPO / "devices" / "nmos_sky130_5v.toml")
-    etest = eqx.tree_at(lambda m: m.width, card, jnp.asarray(7e-6))
-    assert float(etest.drain_current(5.0, 5.0, 0.0)) == pytest.approx(12.1e-3, rel=1e-3)
-    assert float(card.threshold_voltage) == 0.822  # VTXNS50H, TT
+    rms, points = _measured_rms_decades(card)
+    assert points > 400 and rms < 0.12  # 0.109 decades over 452 points
+    # the values the card had before (e-test V_T, K_P from the e-test 12.1 mA at an assumed 5 V bias, assumed γ_b)
+    # miss the same curves by more than a factor of three
+    old = eqx.tree_at(
+        lambda m: (m.threshold_voltage, m.transconductance, m.body_factor, m.surface_potential),
+        card,
+        tuple(jnp.asarray(v) for v in (0.822, 1.2525e-4, 0.6, 0.8)),
+    )
+    assert _measured_rms_decades(old)[0] > 0.5
+    # the device carries 4.43 mA at V_G = V_D = 5 V, not the e-test's 12.1 mA (PROVENANCE.md)
+    d = load_dataset("sky130_nfet_g5v0d10v5", file="w7_l0p5_idvd.csv")
+    at5 = (d["V_G"] == 5.0) & (d["V_D"] == 5.0) & (d["V_B"] == 0.0)
+    assert float(d["I_D"][at5][0]) == pytest.approx(4.43e-3, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_transistor_fit_reproduces_the_card():
+    # the card's fitted values come back from the measured curves, started from the old assumed values
+    card = imcphys.load_card(REPO / "devices" / "nmos_sky130_5v.toml")
+    start = imcphys.replace(card, threshold_voltage=0.822, transconductance=1.2525e-4, body_factor=0.6)
+    free = ("threshold_voltage", "transconductance", "body_factor")
+    res = fit_access_transistor(start, free, key=jax.random.key(0))
+    assert res.rms[0] < 0.11
+    for name, value, error in zip(res.names, res.values, res.std_errors, strict=True):
+        assert value == pytest.approx(float(getattr(card, name)), abs=0.1 * error), name
 
 
 # --------------------------------------------------------------------------------------------- node solve
@@ -187,23 +228,71 @@ def test_pdk_set_point_and_high_yield_reset(sky, g_mid, fixed_pulse):
 
 
 def test_pdk_reset_point_is_limited_by_the_source_follower(sky, g_mid, fixed_pulse):
-    # RESET at WL 2.5 V / SL 2.6 V (1T1R #5, yield 90.8 %): the node is the transistor's source, so |V_cell| can
-    # never exceed the pinch-off voltage V_P(2.5 V); the bare cell needs more than that for 1 µs, so the compact
-    # model cannot reset there (the PDK's wider search, WL up to 3 V, is what resets it: the test above)
-    v_p = float(sky.transistor.pinch_off_voltage(2.5))
+    # RESET at WL 2.5 V / SL 2.6 V (1T1R #5, yield 90.8 % in silicon): the node is the transistor's source, and a SET
+    # cell draws so much current that the follower passes it only with the node near 1.0 V; the compact cell does
+    # not reset at 1.0 V in 1 µs, so the PDK point leaves it SET. 0.2 V more on the word line resets it.
     set_ = sky.initial_state("set")
-    v_cells = eqx.filter_jit(jax.vmap(lambda v: sky.cell_voltage(set_, line_drive(2.5, v))))(
-        jnp.linspace(-3.3, -0.1, 17)
-    )
-    assert float(jnp.max(jnp.abs(v_cells))) < v_p
-    bare = sky.cell.pulse(set_, -v_p, 1e-6, fixed_steps=64).state
-    assert float(sky.cell.read(bare)) > g_mid
-    after = fixed_pulse(sky, _batch(set_, 1), jnp.array([-2.6]), jnp.array([2.5])).state
-    assert float(sky.read(after)[0]) > g_mid
+    v_cell = float(sky.cell_voltage(set_, line_drive(2.5, -2.6)))
+    assert -1.1 < v_cell < -0.95
+    assert abs(v_cell) < float(sky.transistor.pinch_off_voltage(2.5))
+    bare = sky.cell.pulse(set_, v_cell, 1e-6, fixed_steps=64).state
+    assert float(sky.cell.read(bare)) > 10 * g_mid
+    after = fixed_pulse(sky, _batch(set_, 2), jnp.array([-2.6, -2.7]), jnp.array([2.5, 2.7])).state
+    g = np.asarray(sky.read(after))
+    assert g[0] > 10 * g_mid  # the PDK point: still SET
+    assert g[1] < g_mid / 3  # WL 2.7 V, SL 2.7 V: RESET
+
+
+def _bsim_source_follower() -> dict[tuple[float, float], np.ndarray]:
+    """(WL, SL) -> rows (V_S [V], I_D [A]) of the PDK's BSIM4 model of the access device (tests/data, ngspice)."""
+    lines = [ln for ln in BSIM.read_text().splitlines() if ln and not ln.startswith("#")][1:]
+    a = np.array([[float(x) for x in ln.split(",")] for ln in lines])
+    return {(g, d): a[(a[:, 0] == g) & (a[:, 1] == d)][:, 2:] for g, d in sorted({(r[0], r[1]) for r in a})}
+
+
+def _np_reset_behind_table(v_s: np.ndarray, i_d: np.ndarray, *, dt: float = 1e-10, width: float = 1e-6) -> float:
+    """Read conductance [S] of the PDK cell (numpy, its equations and defaults: PHYSICS.md) after a RESET pulse of
+    ``width`` from T_f,max behind a transistor given as a table I_D(V_S) (bit line 0 V): the node from brentq at
+    every step, explicit Euler for T_f, the PDK's implicit first-order step for T."""
+    tox, tf_ref, ik1, vref, v_k1, a0 = 5e-9, 4.7249e-9, 6.14e-5, 0.43, 150.0, 0.25e-9
+    log_i = np.log(np.maximum(i_d, 1e-30))
+
+    def cell(v, tf):
+        return ik1 * math.exp(-(tox - tf) / (tox - tf_ref)) * math.sinh(v / vref)
+
+    tf, temp = 4.9e-9, 300.0
+    for _ in range(int(round(width / dt))):
+        node = brentq(lambda v: math.exp(np.interp(v, v_s, log_i)) - cell(v, tf), 0.0, float(v_s[-1]))
+        phi = KB * temp / Q
+        gamma = 16.5 - 1.25 * ((tox - tf) / 1e-9) ** 3
+        field = gamma * a0 / tox * (-node) / phi
+        rate = v_k1 * (math.exp(-1.501 / phi + field) - math.exp(-1.5 / phi - field))
+        power = abs(node * cell(node, tf))
+        tf = min(max(tf + rate * dt, 3.3e-9), 4.9e-9)
+        temp = (temp + dt * (power / 3.1825e-16 + 300.0 / 0.23e-9)) / (1 + dt / 0.23e-9)
+    return cell(0.1, tf) / 0.1
+
+
+@pytest.mark.slow
+def test_pdk_bsim4_transistor_gives_the_same_reset_verdicts(sky, g_mid):
+    # The PDK's own BSIM4 model of the access device (W/L = 7/0.50 µm, TT; tests/data) as the RESET source follower:
+    # the card's node voltage at the currents of a RESET agrees with it, and the PDK's cell model behind the BSIM4
+    # transistor (an independent numpy integration) gives the same verdicts: not reset at WL 2.5 V / SL 2.6 V,
+    # reset at WL 2.8 V / SL 2.8 V. So the PDK point is short for the PDK's own models, not only for the EKV card.
+    table = _bsim_source_follower()
+    for (wl, sl), rows in table.items():
+        v_s = np.linspace(0.0, 2.5, 2501)
+        i_card = np.asarray(sky.transistor.drain_current(wl, sl, v_s))
+        for current in (3e-4, 1e-4):
+            v_bsim = np.interp(-math.log(current), -np.log(np.maximum(rows[:, 1], 1e-30)), rows[:, 0])
+            v_card = np.interp(-math.log(current), -np.log(np.maximum(i_card, 1e-30)), v_s)
+            assert abs(v_card - v_bsim) < 0.07, (wl, sl, current, v_card, v_bsim)
+    assert _np_reset_behind_table(*table[(2.5, 2.6)].T) > 10 * g_mid
+    assert _np_reset_behind_table(*table[(2.8, 2.8)].T) < g_mid / 3
 
 
 def test_set_conductance_rises_with_word_line_and_current_is_limited(sky, fixed_pulse):
-    wls = jnp.linspace(0.95, 1.5, BATCH)
+    wls = jnp.linspace(0.8, 1.3, BATCH)
     res = fixed_pulse(sky, _batch(sky.initial_state("reset"), BATCH), jnp.full(BATCH, 2.4), wls)
     g = np.asarray(sky.read(res.state))
     assert np.all(np.diff(g) > 0)
@@ -236,9 +325,9 @@ def test_fixed_step_matches_adaptive_and_limits_peak_current_and_temperature(sky
     ts = jnp.concatenate([jnp.zeros(1), jnp.geomspace(1e-11, 1e-6, 81)])
     trace = imcphys.simulate(sky, sky.initial_state("reset"), LineDrive(imcphys.hold(2.4, 1e-6), 1.7), ts)
     assert float(jnp.max(trace.observed)) <= float(sky.saturation_current(1.7))
-    assert float(jnp.max(trace.states.temperature)) < 800.0
     bare_peak = float(sky.cell.steady_temperature(sky.cell.filament_max, 2.4))
-    assert bare_peak > 10 * float(jnp.max(trace.states.temperature))
+    ambient = float(sky.cell.ambient_temperature)
+    assert float(jnp.max(trace.states.temperature)) - ambient < 0.1 * (bare_peak - ambient)
 
 
 @pytest.mark.slow
@@ -265,18 +354,18 @@ def test_pcm_behind_a_transistor_gets_the_kcl_current(sky):
     pcm = PCMCell()
     d = OneTransistorOneResistor(pcm, sky.transistor)
     s0 = pcm.initial_state("reset")
-    # SET: BL 1.5 V at WL 1.2 V; the plateau current through R_on and the transistor is handed to PCMCell.pulse
-    drive = line_drive(1.2, 1.5)
+    # SET: BL 1.5 V at WL 1.0 V; the plateau current through R_on and the transistor is handed to PCMCell.pulse
+    drive = line_drive(1.0, 1.5)
     i_set = float(d.observe(s0, drive))
     assert 0 < i_set < float(pcm.melting_current())
-    res = d.pulse(s0, 1.5, 1e-6, word_line=1.2, fixed_steps=16)
+    res = d.pulse(s0, 1.5, 1e-6, word_line=1.0, fixed_steps=16)
     ref = pcm.pulse(s0, i_set, 1e-6, fixed_steps=16)
     np.testing.assert_allclose(res.state.amorphous, ref.state.amorphous, rtol=1e-12)
     assert float(res.energy) == pytest.approx(float(ref.energy) * 1.5 / float(d.cell_voltage(s0, drive)), rel=1e-12)
     assert float(d.read(res.state)) > 10 * float(d.read(s0))  # crystallised
-    # RESET: SL 2.0 V at WL 1.8 V melts and quenches the plug again; the transistor holds the current (~130 uA)
-    # between the melting current and the cell's RESET limit (150 uA; at WL 3 V it would pass 370 uA, refused)
-    reset = d.pulse(res.state, -2.0, 50e-9, word_line=1.8)
+    # RESET: SL 2.0 V at WL 1.6 V melts and quenches the plug again; the transistor holds the current (~126 uA)
+    # between the melting current and the cell's RESET limit (150 uA; at WL 3 V it would pass far more, refused)
+    reset = d.pulse(res.state, -2.0, 50e-9, word_line=1.6)
     assert float(reset.state.amorphous) == pytest.approx(1.0)
 
 
@@ -302,7 +391,7 @@ def test_program_and_verify_by_word_line_and_its_gradient(sky):
     pop = sky.populate(cells)
     levels = jnp.array([5e-6, 1.5e-5, 4e-5])
     scheme = WordLineSchedule.incremental(
-        start=0.9, step=0.02, iterations=32, amplitude=2.4, width=1e-6, tolerance=0.15
+        start=0.7, step=0.02, iterations=32, amplitude=2.4, width=1e-6, tolerance=0.15
     )
     rep = program(pop, scheme, targets=levels, key=None, verify="exact", fixed_steps=32)
     assert rep.unconverged <= 2
@@ -311,7 +400,7 @@ def test_program_and_verify_by_word_line_and_its_gradient(sky):
     # the smooth objective's gradient with respect to the word-line schedule, against a finite difference
     smooth = Smoothing(verify=0.05, polarity=0.1, clip=0.05, device=0.0)
     cost = WriteCost(pulse_weight=0.0, energy_weight=0.0)
-    short = WordLineSchedule.incremental(start=0.95, step=0.05, iterations=8, amplitude=2.4, width=1e-6, tolerance=0.2)
+    short = WordLineSchedule.incremental(start=0.8, step=0.05, iterations=8, amplitude=2.4, width=1e-6, tolerance=0.2)
     kw = dict(targets=levels, objective=cost, key=None, verify="smooth", smoothing=smooth, fixed_steps=16)
     _, grads = value_and_grad(short, pop, free=["word_line"], **kw)
 
@@ -319,7 +408,7 @@ def test_program_and_verify_by_word_line_and_its_gradient(sky):
         wl = short.word_line.at[0].set(first)
         return value_and_grad(eqx.tree_at(lambda s: s.word_line, short, wl), pop, free=["word_line"], **kw)[0]
 
-    assert float(grads["word_line"][0]) == pytest.approx(central_difference(at, 0.95, rel=1e-5), rel=1e-3)
+    assert float(grads["word_line"][0]) == pytest.approx(central_difference(at, 0.8, rel=1e-5), rel=1e-3)
     # and optimize_scheme fits the word-line schedule (two Adam steps), re-run exactly on a fresh population
     fresh = sky.populate(sample(sky.cell, card.parts["cell"].variability_specs(), 16, key=jax.random.key(2)))
     opt = optimize_scheme(

@@ -29,11 +29,16 @@ pulse of ns–µs is quasi-static for the transistor).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from .._experiment import Experiment, LogAbs, MeasurementKind, _name
 from ..constants import K_B, Q
+from ..data import Dataset
 from ..device import AbstractModel, param
 
 #: Beyond |V_DS|/2U_T = this, the forward and reverse terms are subtracted directly (no cancellation left).
@@ -44,24 +49,46 @@ def _softplus(x: Array) -> Array:
     return jax.nn.softplus(x)
 
 
+#: Units of a MOSFET I–V table's columns (terminal voltages against ground, drain current).
+_IV_UNITS = {"V_G": "V", "V_D": "V", "V_S": "V", "V_B": "V", "I_D": "A"}
+
+
+def _iv_kind(data: Dataset, transistor: EKVTransistor, *, floor: float = 0.0, initial: str | None = None):
+    del initial  # a transistor has no state
+    return transistor, iv_curves(data, floor=floor)
+
+
 class EKVTransistor(AbstractModel):
     """An n-channel MOSFET, long-channel EKV model (module docstring). Bulk at 0 V; SI units.
 
-    The defaults are the SkyWater SKY130 5 V NMOS (``sky130_fd_pr__nfet_g5v0d10v5``) as described in
-    ``devices/nmos_sky130_5v.toml``: the threshold voltage is the foundry's e-test value, K_P is fitted to its
-    e-test saturation current, the body-effect parameters and the size of the access device are assumed.
+    The defaults are the SkyWater SKY130 5 V NMOS (``sky130_fd_pr__nfet_g5v0d10v5``) of
+    ``devices/nmos_sky130_5v.toml``: V_T0, K_P and γ_b fitted to the measured I–V curves of a W/L = 7/0.50 µm
+    device (dataset ``sky130_nfet_g5v0d10v5``) over the bias region of a 1T1R access device; Ψ_0 from the PDK's
+    BSIM4 doping; the width of the access device assumed.
     """
 
-    #: W, channel width (assumed: see devices/nmos_sky130_5v.toml)
-    width: Float[Array, "..."] = param(6.0e-6, "m", lower=0.0, lower_open=True)
-    #: L, channel length (the 0.50 µm e-test structures of the SKY130 5 V NMOS)
+    #: The measurements this family is fitted to (:func:`imcphys.fit.measurement`).
+    measurement_kinds: ClassVar[dict[str, MeasurementKind]] = {
+        "iv": MeasurementKind(
+            (("V_G", "V_D", "V_S", "V_B", "I_D"),),
+            _iv_kind,
+            description="V_G, V_D, V_S, V_B [V] (terminal voltages against ground), I_D [A] (into the drain): "
+            "transfer and output curves at any body bias, log10|I_D|",
+            units=_IV_UNITS,
+        ),
+    }
+
+    #: W, channel width (assumed: the measured 7 µm device; see devices/nmos_sky130_5v.toml)
+    width: Float[Array, "..."] = param(7.0e-6, "m", lower=0.0, lower_open=True)
+    #: L, channel length (0.50 µm: the measured device, the PDK's minimum-length bin)
     length: Float[Array, "..."] = param(0.5e-6, "m", lower=0.0, lower_open=True)
-    #: V_T0, threshold at zero source-bulk bias (SKY130 e-test VTXNS50H, W/L = 7/0.50, TT: 0.822 V)
-    threshold_voltage: Float[Array, "..."] = param(0.822, "V")
-    #: K_P = μ C_ox (fitted: 12.1 mA e-test IDSNS50H at W/L = 7/0.50, V_GS = V_DS = 5 V)
-    transconductance: Float[Array, "..."] = param(1.2525e-4, "A/V^2", lower=0.0, lower_open=True)
-    body_factor: Float[Array, "..."] = param(0.6, "V^0.5", lower=0.0)  #: γ_b, body-effect coefficient (assumed)
-    surface_potential: Float[Array, "..."] = param(0.8, "V", lower=0.0, lower_open=True)  #: Ψ_0 = 2Φ_F (assumed)
+    #: V_T0, threshold at zero source-bulk bias (fitted to the measured 7/0.50 µm device)
+    threshold_voltage: Float[Array, "..."] = param(0.6538, "V")
+    #: K_P = μ C_ox (fitted to the measured 7/0.50 µm device)
+    transconductance: Float[Array, "..."] = param(8.446e-5, "A/V^2", lower=0.0, lower_open=True)
+    body_factor: Float[Array, "..."] = param(0.3644, "V^0.5", lower=0.0)  #: γ_b, body-effect coefficient (fitted)
+    #: Ψ_0 = 2Φ_F (NDEP = 1.7e17 cm⁻³ of the PDK's BSIM4 card)
+    surface_potential: Float[Array, "..."] = param(0.86, "V", lower=0.0, lower_open=True)
     temperature: Float[Array, "..."] = param(300.0, "K", lower=0.0, lower_open=True)  #: T of U_T = kT/q
 
     def thermal_voltage(self) -> Float[Array, "..."]:
@@ -125,3 +152,30 @@ class EKVTransistor(AbstractModel):
         ut = self.thermal_voltage()
         half = (self.pinch_off_voltage(v_g) - jnp.asarray(v_s)) / (2.0 * ut)
         return self.specific_current(v_g) * _softplus(half) ** 2
+
+
+class _BulkReferred(eqx.Module):
+    """I_D of an :class:`EKVTransistor` at terminal voltages measured against ground (bulk at V_B)."""
+
+    def __call__(self, transistor: EKVTransistor, inputs: tuple[Array, Array, Array, Array]) -> Array:
+        v_g, v_d, v_s, v_b = inputs
+        return transistor.drain_current(v_g - v_b, v_d - v_b, v_s - v_b)
+
+
+def iv_curves(data: Dataset, *, floor: float = 0.0, name: str | None = None) -> Experiment:
+    """Measured I–V curves of a MOSFET as a fit experiment: I_D [A] at each row's terminal voltages V_G, V_D, V_S
+    and V_B [V] (against ground; the model refers them to the bulk), compared as log10|I_D| [decades];
+    |I_D| <= ``floor`` [A] (the instrument's noise floor) left out."""
+    data.require(*_IV_UNITS)
+    data.check_units(_IV_UNITS, what="a MOSFET I-V curve")
+    inputs = tuple(jnp.asarray(data[n]) for n in ("V_G", "V_D", "V_S", "V_B"))
+    return Experiment(
+        _BulkReferred(),
+        inputs,
+        data["I_D"],
+        residual=LogAbs(float(floor)),
+        x=data["V_G"],
+        x_label=data.label("V_G"),
+        y_label=data.label("I_D"),
+        name=name or _name(data, "MOSFET I-V"),
+    )

@@ -17,7 +17,7 @@ from ...program import WordLineSchedule, _run
 from .._study import Output, Study
 from ._verify import verify_counts, verify_outputs
 
-#: Default levels [S]: four conductances a 1T1R SKY130 cell reaches by its word line (about 0.95–1.4 V).
+#: Default levels [S]: four conductances a 1T1R SKY130 cell reaches by its word line (about 0.8–1.3 V).
 LEVELS = (4e-6, 1e-5, 2.5e-5, 6e-5)
 
 
@@ -26,7 +26,7 @@ def wordline_levels(
     *,
     levels: Sequence[float] = LEVELS,
     iterations: int = 24,
-    word_line_start: float = 0.9,
+    word_line_start: float = 0.7,
     word_line_step: float = 0.025,
     amplitude: float = 2.4,
     width: float = 1e-6,
