@@ -101,9 +101,14 @@ def _sky130(broken):
         "set_trace": {
             "saturation_current_A": 4.35e-4,
             "peak_current_1t1r_A": 4.4e-4 if broken == 1 else 4.35e-4,
-            "peak_temperature_1t1r_K": 900.0 if broken == 2 else 700.0,
+            "peak_temperature_1t1r_K": 1500.0 if broken == 2 else 850.0,
             "peak_current_bare_A": 5.7e-3,
             "peak_temperature_bare_K": 1e4,
+        },
+        "access_transistor": {
+            "dataset": "sky130_nfet_g5v0d10v5",
+            "points": 452,
+            "rms_decades": 0.2 if broken == 3 else 0.11,
         },
     }
 

@@ -354,11 +354,11 @@ def test_pcm_behind_a_transistor_gets_the_kcl_current(sky):
     pcm = PCMCell()
     d = OneTransistorOneResistor(pcm, sky.transistor)
     s0 = pcm.initial_state("reset")
-    # SET: BL 1.5 V at WL 1.0 V; the plateau current through R_on and the transistor is handed to PCMCell.pulse
-    drive = line_drive(1.0, 1.5)
+    # SET: BL 1.5 V at WL 1.06 V (81 uA); the plateau current through R_on and the transistor is handed to PCMCell.pulse
+    drive = line_drive(1.06, 1.5)
     i_set = float(d.observe(s0, drive))
     assert 0 < i_set < float(pcm.melting_current())
-    res = d.pulse(s0, 1.5, 1e-6, word_line=1.0, fixed_steps=16)
+    res = d.pulse(s0, 1.5, 1e-6, word_line=1.06, fixed_steps=16)
     ref = pcm.pulse(s0, i_set, 1e-6, fixed_steps=16)
     np.testing.assert_allclose(res.state.amorphous, ref.state.amorphous, rtol=1e-12)
     assert float(res.energy) == pytest.approx(float(ref.energy) * 1.5 / float(d.cell_voltage(s0, drive)), rel=1e-12)

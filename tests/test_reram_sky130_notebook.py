@@ -1,6 +1,7 @@
 """The SKY130 ReRAM notebook executes at its quick sizes and prints the checks it states: the PDK reference
-values, the access transistor against measured silicon, the PDK operating points, KCL at the node, and its comparisons (thermal ODE
-against the exact exponential, fixed-step against adaptive, jax.grad against a finite difference)."""
+values, the access transistor against measured silicon, the PDK operating points, KCL at the node, and its
+comparisons (thermal ODE against the exact exponential, fixed-step against adaptive, jax.grad against a finite
+difference)."""
 
 from __future__ import annotations
 
