@@ -25,6 +25,7 @@ import imcphys
 from imcphys.datasets import load_dataset
 from imcphys.experiments.reram_sky130 import ACCESS_FLOOR, access_iv, fit_access_transistor
 from imcphys.models import EKVTransistor, OneTransistorOneResistor, PCMCell, SkyWaterReRAM, SkyWaterState, StanfordReRAM
+from imcphys.models.mosfet import iv_curves
 from imcphys.models.one_t_one_r import LineDrive, line_drive
 from imcphys.population import sample
 from imcphys.program import Smoothing, WordLineSchedule, WriteCost, optimize_scheme, program, value_and_grad
@@ -135,6 +136,11 @@ def test_transistor_card_fits_measured_silicon():
     d = load_dataset("sky130_nfet_g5v0d10v5", file="w7_l0p5_idvd.csv")
     at5 = (d["V_G"] == 5.0) & (d["V_D"] == 5.0) & (d["V_B"] == 0.0)
     assert float(d["I_D"][at5][0]) == pytest.approx(4.43e-3, rel=1e-3)
+    # as a fit experiment: rows at V_D = V_S (no channel current; the instrument's offset reads up to 2.6 µA) and
+    # below the floor take no part
+    exp = iv_curves(d, floor=ACCESS_FLOOR)
+    assert exp.points == int(np.sum((d["V_D"] != d["V_S"]) & (np.abs(d["I_D"]) > ACCESS_FLOOR)))
+    assert np.max(np.abs(d["I_D"][d["V_D"] == d["V_S"]])) > ACCESS_FLOOR
 
 
 @pytest.mark.slow

@@ -165,16 +165,18 @@ class _BulkReferred(eqx.Module):
 def iv_curves(data: Dataset, *, floor: float = 0.0, name: str | None = None) -> Experiment:
     """Measured I–V curves of a MOSFET as a fit experiment: I_D [A] at each row's terminal voltages V_G, V_D, V_S
     and V_B [V] (against ground; the model refers them to the bulk), compared as log10|I_D| [decades];
-    |I_D| <= ``floor`` [A] (the instrument's noise floor) left out."""
+    |I_D| <= ``floor`` [A] (the instrument's noise floor) left out, and so are rows with V_D = V_S, where the
+    channel carries no current and the instrument reads only its offset and leakage."""
     data.require(*_IV_UNITS)
     data.check_units(_IV_UNITS, what="a MOSFET I-V curve")
-    inputs = tuple(jnp.asarray(data[n]) for n in ("V_G", "V_D", "V_S", "V_B"))
+    channel = data["V_D"] != data["V_S"]
+    inputs = tuple(jnp.asarray(data[n][channel]) for n in ("V_G", "V_D", "V_S", "V_B"))
     return Experiment(
         _BulkReferred(),
         inputs,
-        data["I_D"],
+        data["I_D"][channel],
         residual=LogAbs(float(floor)),
-        x=data["V_G"],
+        x=data["V_G"][channel],
         x_label=data.label("V_G"),
         y_label=data.label("I_D"),
         name=name or _name(data, "MOSFET I-V"),
