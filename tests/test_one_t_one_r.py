@@ -23,7 +23,7 @@ from scipy.optimize import brentq
 
 import imcphys
 from imcphys.datasets import load_dataset
-from imcphys.experiments.reram_sky130 import ACCESS_FLOOR, access_iv, fit_access_transistor
+from imcphys.experiments.reram_sky130 import ACCESS_FLOOR, access_rms_decades, fit_access_transistor
 from imcphys.models import EKVTransistor, OneTransistorOneResistor, PCMCell, SkyWaterReRAM, SkyWaterState, StanfordReRAM
 from imcphys.models.mosfet import iv_curves
 from imcphys.models.one_t_one_r import LineDrive, line_drive
@@ -109,20 +109,11 @@ def test_ekv_transistor_against_equations():
     assert slope == pytest.approx(1 / (n0 * ut), rel=1e-2)
 
 
-def _measured_rms_decades(t: EKVTransistor) -> tuple[float, int]:
-    """rms of log10|I_D| of ``t`` against the measured SKY130 device inside the 1T1R bias region."""
-    data = access_iv()
-    keep = np.abs(data["I_D"]) > ACCESS_FLOOR
-    vg, vd, vs, vb = (data[n][keep] for n in ("V_G", "V_D", "V_S", "V_B"))
-    pred = np.asarray(t.drain_current(vg - vb, vd - vb, vs - vb))
-    return float(np.sqrt(np.mean(np.log10(np.abs(pred) / np.abs(data["I_D"][keep])) ** 2))), int(keep.sum())
-
-
 def test_transistor_card_fits_measured_silicon():
     # SKY130 test-tile silicon, nfet_g5v0d10v5 W/L = 7/0.50 µm (dataset sky130_nfet_g5v0d10v5): the card's
     # V_T0, K_P and γ_b are the fit inside the 1T1R bias region (V_SB <= 2.5 V, V_DS <= 3.3 V, V_GS <= 3.5 V)
     card = imcphys.load_card(REPO / "devices" / "nmos_sky130_5v.toml")
-    rms, points = _measured_rms_decades(card)
+    rms, points = access_rms_decades(card)
     assert points > 400 and rms < 0.12  # 0.109 decades over 452 points
     # the values the card had before (e-test V_T, K_P from the e-test 12.1 mA at an assumed 5 V bias, assumed γ_b)
     # miss the same curves by more than a factor of three
@@ -131,7 +122,7 @@ def test_transistor_card_fits_measured_silicon():
         card,
         tuple(jnp.asarray(v) for v in (0.822, 1.2525e-4, 0.6, 0.8)),
     )
-    assert _measured_rms_decades(old)[0] > 0.5
+    assert access_rms_decades(old)[0] > 0.5
     # the device carries 4.43 mA at V_G = V_D = 5 V, not the e-test's 12.1 mA (PROVENANCE.md)
     d = load_dataset("sky130_nfet_g5v0d10v5", file="w7_l0p5_idvd.csv")
     at5 = (d["V_G"] == 5.0) & (d["V_D"] == 5.0) & (d["V_B"] == 0.0)

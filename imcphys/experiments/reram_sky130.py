@@ -15,6 +15,7 @@ from jaxtyping import PRNGKeyArray
 from matplotlib.ticker import NullFormatter
 
 from .. import cards_dir, plot, read_card
+from .._experiment import Experiment
 from ..data import Dataset
 from ..datasets import load_dataset
 from ..export import export_card
@@ -58,13 +59,24 @@ def access_iv(*, region: bool = True) -> Dataset:
     return Dataset.from_arrays({n: (v, units[n]) for n, v in cols.items()})
 
 
+def access_experiment() -> Experiment:
+    """The measured curves inside :data:`ACCESS_REGION` as a fit experiment (log10|I_D| above :data:`ACCESS_FLOOR`)."""
+    return iv_curves(access_iv(), floor=ACCESS_FLOOR, name="SKY130 5 V NMOS, W/L = 7/0.50 µm")
+
+
+def access_rms_decades(transistor: EKVTransistor) -> tuple[float, int]:
+    """rms of log10|I_D| [decades] of ``transistor`` against :func:`access_experiment`, and its number of points."""
+    experiment = access_experiment()
+    residual = experiment.residual(experiment.predict(transistor), experiment.observed)
+    return float(np.sqrt(np.mean(np.asarray(residual)[np.asarray(experiment.mask)] ** 2))), experiment.points
+
+
 def fit_access_transistor(
     transistor: EKVTransistor, free: tuple[str, ...], *, key: PRNGKeyArray, starts: int = 4
 ) -> FitResult:
-    """Fit ``free`` parameters of ``transistor`` to the measured curves inside :data:`ACCESS_REGION`
-    (log10|I_D| above :data:`ACCESS_FLOOR`): how ``devices/nmos_sky130_5v.toml`` got its fitted values."""
-    experiment = iv_curves(access_iv(), floor=ACCESS_FLOOR, name="SKY130 5 V NMOS, W/L = 7/0.50 µm")
-    return fit(transistor, experiment, free=list(free), key=key, starts=starts, candidates=32, progress=False)
+    """Fit ``free`` parameters of ``transistor`` to :func:`access_experiment`: how ``devices/nmos_sky130_5v.toml``
+    got its fitted values."""
+    return fit(transistor, access_experiment(), free=list(free), key=key, starts=starts, candidates=32, progress=False)
 
 
 def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
@@ -109,15 +121,8 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     }
 
     # 0. The access transistor on silicon: the card against the measured SKY130 device it was fitted to.
-    in_region = access_iv()
-    keep = np.abs(in_region["I_D"]) > ACCESS_FLOOR
-    terminals = [in_region[n][keep] for n in ("V_G", "V_D", "V_S", "V_B")]
-    predicted = np.asarray(dev.transistor.drain_current(*(terminals[i] - terminals[3] for i in range(3))))
-    numbers["access_transistor"] = {
-        "dataset": ACCESS_DATASET,
-        "points": int(keep.sum()),
-        "rms_decades": float(np.sqrt(np.mean(np.log10(predicted / in_region["I_D"][keep]) ** 2))),
-    }
+    rms, points = access_rms_decades(dev.transistor)
+    numbers["access_transistor"] = {"dataset": ACCESS_DATASET, "points": points, "rms_decades": rms}
     figures.append(_figure_access(out, dev.transistor, numbers["access_transistor"]))
     fig, ax = plot.subplots()
     ax[0, 0].semilogy(np.asarray(reset_wls), g_swept, "o-", label="RESET, SL = WL, 1 µs, from full SET")
