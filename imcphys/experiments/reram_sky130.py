@@ -20,7 +20,7 @@ from ..data import Dataset
 from ..datasets import load_dataset
 from ..export import export_card
 from ..fit import FitResult, fit
-from ..models.mosfet import EKVTransistor, iv_curves
+from ..models.mosfet import _IV_UNITS, EKVTransistor, iv_curves
 from ..models.one_t_one_r import LineDrive, line_drive
 from ..population import sample
 from ..program import WordLineSchedule, program
@@ -42,21 +42,14 @@ ACCESS_REGION = {"V_SB": (0.0, 2.5), "V_DS": (0.05, 3.3), "V_GS": (-5.0, 3.5)}
 ACCESS_FLOOR = 1e-6
 
 
-def access_iv(*, region: bool = True) -> Dataset:
-    """The measured I–V curves of the SKY130 5 V NMOS (both files of :data:`ACCESS_DATASET`), optionally only the
-    rows inside :data:`ACCESS_REGION`."""
+def access_iv() -> Dataset:
+    """The measured I–V curves of the SKY130 5 V NMOS (both files of :data:`ACCESS_DATASET`), the rows inside
+    :data:`ACCESS_REGION`."""
     parts = [load_dataset(ACCESS_DATASET, file=f) for f in ACCESS_FILES]
-    cols = {n: np.concatenate([p[n] for p in parts]) for n in ("V_G", "V_D", "V_S", "V_B", "I_D")}
-    if region:
-        bias = {
-            "V_SB": cols["V_S"] - cols["V_B"],
-            "V_DS": cols["V_D"] - cols["V_S"],
-            "V_GS": cols["V_G"] - cols["V_S"],
-        }
-        keep = np.all([(bias[k] >= lo) & (bias[k] <= hi) for k, (lo, hi) in ACCESS_REGION.items()], axis=0)
-        cols = {n: v[keep] for n, v in cols.items()}
-    units = {"V_G": "V", "V_D": "V", "V_S": "V", "V_B": "V", "I_D": "A"}
-    return Dataset.from_arrays({n: (v, units[n]) for n, v in cols.items()})
+    cols = {n: np.concatenate([p[n] for p in parts]) for n in _IV_UNITS}
+    bias = {"V_SB": cols["V_S"] - cols["V_B"], "V_DS": cols["V_D"] - cols["V_S"], "V_GS": cols["V_G"] - cols["V_S"]}
+    keep = np.all([(bias[k] >= lo) & (bias[k] <= hi) for k, (lo, hi) in ACCESS_REGION.items()], axis=0)
+    return Dataset.from_arrays({n: (v[keep], _IV_UNITS[n]) for n, v in cols.items()})
 
 
 def access_experiment() -> Experiment:
