@@ -90,12 +90,15 @@ def run(out: Path, *, quick: bool, key: PRNGKeyArray) -> Section:
     set_state = jax.tree_util.tree_map(
         lambda x: x[0], pulse(dev, batch(fresh, 1), jnp.array([2.4]), jnp.array([1.7])).state
     )
-    resets = pulse(dev, batch(set_state, 2), jnp.array([-2.6, -3.0]), jnp.array([2.5, 3.0])).state
-    g_resets = np.asarray(dev.read(resets))
-    # where the compact cell does reset: RESET pulses with the source line at the word-line voltage
+    # one batch: the PDK point, then RESETs with the source line at the word-line voltage from 2.5 V to the
+    # high-yield 3 V (where the compact cell does reset)
     reset_wls = jnp.linspace(2.5, 3.0, 11)
-    swept = pulse(dev, batch(set_state, reset_wls.shape[0]), -reset_wls, reset_wls).state
-    g_swept = np.asarray(dev.read(swept))
+    word_lines = jnp.concatenate([jnp.array([2.5]), reset_wls])
+    amplitudes = jnp.concatenate([jnp.array([-2.6]), -reset_wls])
+    resets = pulse(dev, batch(set_state, word_lines.shape[0]), amplitudes, word_lines).state
+    g_all = np.asarray(dev.read(resets))
+    g_swept = g_all[1:]
+    g_resets = (g_all[0], g_swept[-1])  # the PDK point; WL 3 V / SL 3 V
     resets_at = np.asarray(reset_wls)[g_swept < g_mid / 3]
     numbers["operating_points"] = {
         "g_fresh_S": float(dev.read(fresh)),
