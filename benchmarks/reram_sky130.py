@@ -29,7 +29,7 @@ CARD = imcphys.cards_dir() / "reram_sky130_1t1r.toml"
 
 
 def word_lines(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(0.9, 1.7, n)
+    return np.random.default_rng(seed).uniform(0.7, 1.6, n)
 
 
 def scipy_cell(dev, wl: float, bl: float = 2.4) -> float:
@@ -108,7 +108,7 @@ def main(out: Path, quick: bool) -> None:
     cells = imcphys.population.sample(dev.cell, card.parts["cell"].variability_specs(), n_prog, key=jax.random.key(0))
     pop = dev.populate(cells)
     scheme = WordLineSchedule.incremental(
-        start=0.9, step=0.02, iterations=40, amplitude=2.4, width=WIDTH, tolerance=0.15
+        start=0.7, step=0.02, iterations=40, amplitude=2.4, width=WIDTH, tolerance=0.15
     )
     levels = jnp.array([4e-6, 1e-5, 2.5e-5, 6e-5])
     t0 = time.perf_counter()
